@@ -1,0 +1,1 @@
+"""Sending identities: school (shared) accounts, personal accounts, verification, mail settings."""

@@ -1,0 +1,84 @@
+"""Accounts a user may send from, their verification codes, and each user's mail settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hpmail.auth.models import User, utcnow
+from hpmail.extensions import db
+
+
+class AccountKind(StrEnum):
+    SCHOOL = "school"
+    PERSONAL = "personal"
+
+
+account_member = Table(
+    "account_member",
+    db.metadata,
+    Column("account_id", ForeignKey("account.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("user.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Account(db.Model):
+    """An address hpmail sends from: shared by authorised users (school) or one user's (personal)."""
+
+    __tablename__ = "account"
+    __table_args__ = (CheckConstraint("kind IN ('school', 'personal')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), index=True)
+    label: Mapped[str] = mapped_column(String(120))
+    address: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(120), default="")
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), index=True
+    )
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    secret_question: Mapped[str | None] = mapped_column(String(200))
+    secret_answer_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    owner: Mapped[User | None] = relationship()
+    members: Mapped[list[User]] = relationship(secondary=account_member, order_by="User.display_name")
+
+
+class VerificationCode(db.Model):
+    """A 6-digit code e-mailed to prove an address: hashed, single-use, expiring, few tries."""
+
+    __tablename__ = "verification_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MailSettings(db.Model):
+    """A user's choices: the account they send from, a reply-to, and hide-recipients (Bcc)."""
+
+    __tablename__ = "mail_settings"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    hide_recipients: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    account: Mapped[Account | None] = relationship()

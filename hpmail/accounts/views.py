@@ -1,0 +1,5 @@
+"""Pages of accounts."""
+
+from flask import Blueprint
+
+bp = Blueprint("accounts", __name__, cli_group=None)

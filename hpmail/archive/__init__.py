@@ -1,0 +1,1 @@
+"""The sent-mail views."""

@@ -1,0 +1,63 @@
+"""Commands of ``flask --app app``: setup, create-admin, load-demo (features add their own)."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from hpmail.auth.models import Role, User
+from hpmail.auth.service import create_user
+from hpmail.extensions import db
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(setup)
+    app.cli.add_command(create_admin)
+    app.cli.add_command(load_demo)
+
+
+@click.command("setup")
+def setup() -> None:
+    """Apply the migrations, then load the demo school the first time (unless HPMAIL_DEMO=0)."""
+    upgrade()
+    if current_app.config["DEMO"] and db.session.scalar(select(User.id).limit(1)) is None:
+        from hpmail import demo
+
+        demo.load(scale=1)
+        db.session.commit()
+        click.echo("École de démonstration chargée.")
+    if current_app.config["DEMO"]:
+        from hpmail import demo
+
+        click.echo(demo.sign_in_help())
+
+
+@click.command("create-admin")
+@click.option("--login", prompt=True)
+@click.option("--name", "display_name", prompt="Nom affiché")
+@click.option("--email", default=None)
+@click.password_option()
+def create_admin(login: str, display_name: str, email: str | None, password: str) -> None:
+    """Create an administrator (the first sign-in of a real installation)."""
+    if db.session.scalar(select(User).where(User.login == login.strip().lower())):
+        raise click.ClickException(f"L'identifiant « {login} » existe déjà.")
+    if len(password) < 8:
+        raise click.ClickException("Le mot de passe doit compter au moins 8 caractères.")
+    create_user(login, display_name, password, Role.ADMIN, email=email)
+    db.session.commit()
+    click.echo(f"Administrateur « {login} » créé.")
+
+
+@click.command("load-demo")
+@click.option("--scale", type=int, default=1, help="1: ~1,500 students; 13: ~20,000 students.")
+def load_demo(scale: int) -> None:
+    """Load the demo school into an empty database (for trying hpmail, or for benchmarks)."""
+    from hpmail import demo
+
+    if db.session.scalar(select(User.id).limit(1)) is not None:
+        raise click.ClickException("La base n'est pas vide : l'école de démonstration n'est pas chargée.")
+    demo.load(scale=scale)
+    db.session.commit()
+    click.echo(demo.sign_in_help())

@@ -1,0 +1,1 @@
+"""The composer, recipient resolution, saved templates and quick e-mails."""

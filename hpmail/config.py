@@ -1,0 +1,107 @@
+"""Configuration: defaults here < ``instance/config.py`` < ``HPMAIL_*`` environment variables.
+
+Secrets are never written in code: the Flask secret key and the Fernet key that encrypts SMTP
+passwords are generated into ``instance/`` on first start and read from there afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Defaults:
+    """Values used when neither ``instance/config.py`` nor the environment says otherwise."""
+
+    # Demo mode loads the demo school and starts the local test mailbox (``HPMAIL_DEMO=0`` disables).
+    DEMO = True
+    # Web
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # HPMAIL_SESSION_COOKIE_SECURE=1 behind HTTPS
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 8 * 3600
+    MAX_CONTENT_LENGTH = 25 * 1024 * 1024
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    BABEL_DEFAULT_LOCALE = "fr"
+    BABEL_DEFAULT_TIMEZONE = "Europe/Paris"
+    LANGUAGES = ("fr", "en")
+    # Database: SQLite file in instance/ unless DATABASE_URL is set.
+    SQLALCHEMY_DATABASE_URI = None
+    SQLITE_BUSY_TIMEOUT_MS = 15_000
+    # Queue: Huey on a SQLite file in instance/, or Redis when QUEUE_URL is redis://…
+    QUEUE_URL = None
+    HUEY_IMMEDIATE = False
+    # Sign-in throttling: failures counted in the database over a sliding window.
+    SIGNIN_WINDOW_SECONDS = 15 * 60
+    SIGNIN_MAX_FAILURES_PER_LOGIN = 5
+    SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
+    # Directory
+    LIST_PAGE_SIZE = 50
+    IMPORT_MAX_BYTES = 20 * 1024 * 1024
+    # Delivery
+    MESSAGE_ID_DOMAIN = None  # defaults to the server sender address's domain
+    DELIVERY_BATCH_SIZE = 200
+    DELIVERY_LEASE_SECONDS = 300
+    DELIVERY_GIVE_UP_AFTER_SECONDS = 3 * 24 * 3600
+    DELIVERY_FIRST_RETRY_SECONDS = 60
+    DELIVERY_MAX_RETRY_SECONDS = 3600
+    SWEEP_INTERVAL_MINUTES = 1
+    DEMO_MAILBOX_HOST = "127.0.0.1"
+    DEMO_MAILBOX_PORT = 8025
+    # Compose
+    ATTACHMENT_MAX_FILE_BYTES = 10 * 1024 * 1024
+    ATTACHMENT_MAX_EMAIL_BYTES = 20 * 1024 * 1024
+    MAX_RECIPIENTS_PER_MESSAGE = 500
+
+
+def from_environment(prefix: str = "HPMAIL_") -> dict:
+    """Return the ``HPMAIL_*`` variables as config keys, JSON-decoded when they parse as JSON."""
+    values = {}
+    for name, raw in os.environ.items():
+        if not name.startswith(prefix):
+            continue
+        try:
+            values[name[len(prefix) :]] = json.loads(raw)
+        except ValueError:
+            values[name[len(prefix) :]] = raw
+    if os.environ.get("DATABASE_URL"):
+        values["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    return values
+
+
+def instance_path() -> Path:
+    """Return the folder of runtime data (``HPMAIL_INSTANCE_PATH`` or ``./instance``)."""
+    return Path(os.environ.get("HPMAIL_INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
+
+
+def read_or_create_secret(path: Path, make) -> bytes:
+    """Return the secret stored at ``path``, creating it (mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(make())
+    return path.read_bytes().strip()
+
+
+def finish(config, instance: Path) -> None:
+    """Fill the values that derive from the instance folder."""
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = read_or_create_secret(
+            instance / "secret_key", lambda: secrets.token_hex(32).encode()
+        ).decode()
+    if not config.get("FERNET_KEY"):
+        config["FERNET_KEY"] = read_or_create_secret(instance / "fernet.key", Fernet.generate_key)
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'hpmail.sqlite3'}"
+    config.setdefault("QUEUE_FILE", str(instance / "queue.sqlite3"))
+    config.setdefault("ATTACHMENT_DIR", str(instance / "attachments"))
+    config.setdefault("DEMO_MAILBOX_DIR", str(instance / "demo-mailbox"))

@@ -1,0 +1,1 @@
+"""Delivery: transports, the outbox, MIME building, From policy, worker tasks, retries, sweeper."""

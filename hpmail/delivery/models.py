@@ -1,0 +1,251 @@
+"""Transports, server settings, sending profiles, and the outbox (mailings, e-mails, recipients).
+
+The outbox tables are the source of truth of delivery: an e-mail exists as a row from the moment it
+is queued until the SMTP server has accepted it or it has failed for good.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hpmail.auth.models import utcnow
+from hpmail.extensions import db
+
+
+class Security(StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    TLS = "tls"
+
+
+class EmailState(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RecipientState(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class MailingKind(StrEnum):
+    EMAIL = "email"
+    DOCUMENT = "document"
+    LETTER = "letter"
+    QUICK = "quick"
+    TEST = "test"
+    VERIFICATION = "verification"
+
+
+class Transport(db.Model):
+    """How to reach an SMTP server. The secret is Fernet-encrypted (key in ``instance/``)."""
+
+    __tablename__ = "transport"
+    __table_args__ = (
+        CheckConstraint("security IN ('none', 'starttls', 'tls')", name="security"),
+        CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(253), default="")
+    port: Mapped[int] = mapped_column(Integer, default=587)
+    security: Mapped[str] = mapped_column(String(10), default=Security.STARTTLS)
+    username: Mapped[str] = mapped_column(String(254), default="")
+    secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    per_minute: Mapped[int | None] = mapped_column(Integer)
+    per_day: Mapped[int | None] = mapped_column(Integer)
+    ca_file: Mapped[str | None] = mapped_column(String(500))
+
+
+class ServerSettings(db.Model):
+    """The one row of "Paramètres d'envoi des e-mails" (id 1)."""
+
+    __tablename__ = "server_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delegate: Mapped[bool] = mapped_column(Boolean, default=True)
+    sender_name: Mapped[str] = mapped_column(String(120), default="")
+    sender_address: Mapped[str] = mapped_column(String(254), default="")
+    allowed_domains: Mapped[str] = mapped_column(Text, default="")  # one per line
+    transport_id: Mapped[int | None] = mapped_column(ForeignKey("transport.id"))
+    require_personal_verification: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    transport: Mapped[Transport | None] = relationship()
+
+
+class SendingProfile(db.Model):
+    """A named transport that the admin defines and users retrieve."""
+
+    __tablename__ = "sending_profile"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    transport_id: Mapped[int] = mapped_column(ForeignKey("transport.id"))
+
+    transport: Mapped[Transport] = relationship()
+
+
+class UserTransport(db.Model):
+    """A user's own SMTP server when sending is not delegated: their own or an admin's profile."""
+
+    __tablename__ = "user_transport"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    transport_id: Mapped[int | None] = mapped_column(ForeignKey("transport.id"))
+    profile_id: Mapped[int | None] = mapped_column(ForeignKey("sending_profile.id"), index=True)
+
+    transport: Mapped[Transport | None] = relationship()
+    profile: Mapped[SendingProfile | None] = relationship()
+
+
+class Attachment(db.Model):
+    """A file stored once under ``instance/attachments`` by its SHA-256, shared by every e-mail."""
+
+    __tablename__ = "attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Mailing(db.Model):
+    """What a user sent once: one or many e-mails sharing a subject, body and attachments."""
+
+    __tablename__ = "mailing"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('email', 'document', 'letter', 'quick', 'test', 'verification')", name="kind"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user.id", ondelete="SET NULL"), index=True
+    )
+    # The sending account (hpmail.accounts); None for the server's own e-mails (tests, codes).
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20), default=MailingKind.EMAIL)
+    subject: Mapped[str] = mapped_column(String(998), default="")
+    text_body: Mapped[str] = mapped_column(Text, default="")
+    html_body: Mapped[str | None] = mapped_column(Text)
+    # The identity as resolved at queue time; the From policy is applied when the MIME is built.
+    sender_name: Mapped[str] = mapped_column(String(200), default="")
+    sender_address: Mapped[str] = mapped_column(String(254))
+    reply_to: Mapped[str | None] = mapped_column(String(254))
+    hide_recipients: Mapped[bool] = mapped_column(Boolean, default=False)
+    transport_id: Mapped[int | None] = mapped_column(ForeignKey("transport.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    emails: Mapped[list[OutboundEmail]] = relationship(
+        back_populates="mailing", cascade="all, delete-orphan"
+    )
+    attachments: Mapped[list[MailingAttachment]] = relationship(
+        back_populates="mailing", cascade="all, delete-orphan"
+    )
+    transport: Mapped[Transport | None] = relationship()
+
+
+class MailingAttachment(db.Model):
+    """An attachment as a mailing carries it: its file name, and a Content-ID when inline."""
+
+    __tablename__ = "mailing_attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailing.id", ondelete="CASCADE"), index=True)
+    attachment_id: Mapped[int] = mapped_column(ForeignKey("attachment.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_id: Mapped[str | None] = mapped_column(String(255))  # set for inline images
+
+    mailing: Mapped[Mailing] = relationship(back_populates="attachments")
+    attachment: Mapped[Attachment] = relationship(lazy="joined")
+
+
+class OutboundEmail(db.Model):
+    """One MIME message of a mailing, and where its delivery stands."""
+
+    __tablename__ = "outbound_email"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'cancelled')",
+            name="state",
+        ),
+        Index("ix_outbound_email_state_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailing.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    state: Mapped[str] = mapped_column(String(10), default=EmailState.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    mailing: Mapped[Mailing] = relationship(back_populates="emails")
+    recipients: Mapped[list[EmailRecipient]] = relationship(
+        back_populates="email", cascade="all, delete-orphan", order_by="EmailRecipient.id"
+    )
+
+
+class EmailRecipient(db.Model):
+    """One address of an e-mail (to, cc or bcc) and the server's answer for it."""
+
+    __tablename__ = "email_recipient"
+    __table_args__ = (
+        CheckConstraint("field IN ('to', 'cc', 'bcc')", name="field"),
+        CheckConstraint("state IN ('pending', 'accepted', 'refused')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_email.id", ondelete="CASCADE"), index=True
+    )
+    field: Mapped[str] = mapped_column(String(3), default="to")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    address: Mapped[str] = mapped_column(String(254), index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    state: Mapped[str] = mapped_column(String(10), default=RecipientState.PENDING)
+    code: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(Text)
+
+    email: Mapped[OutboundEmail] = relationship(back_populates="recipients")
+
+
+class SendCounter(db.Model):
+    """Messages sent through a transport in a window (minute or day), shared by every worker."""
+
+    __tablename__ = "send_counter"
+
+    transport_id: Mapped[int] = mapped_column(
+        ForeignKey("transport.id", ondelete="CASCADE"), primary_key=True
+    )
+    window: Mapped[str] = mapped_column(String(6), primary_key=True)  # "minute" or "day"
+    window_start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,5 @@
+"""Pages of delivery."""
+
+from flask import Blueprint
+
+bp = Blueprint("delivery", __name__, cli_group=None)

@@ -1,0 +1,29 @@
+"""The demo school: deterministic French data, a sign-in per role, delivery to the test mailbox."""
+
+from __future__ import annotations
+
+from hpmail.auth.models import Role
+from hpmail.auth.service import create_user
+
+DEMO_USERS = (
+    ("admin", "Agnès Martin (administratrice)", Role.ADMIN, "admin.demo@lycee-demo.fr"),
+    ("secretariat", "Sophie Bernard (secrétariat)", Role.STAFF, "sophie.bernard@lycee-demo.fr"),
+    ("prof", "Julien Petit (enseignant)", Role.TEACHER, "julien.petit@lycee-demo.fr"),
+)
+DEMO_PASSWORD = "demo-hpmail"
+
+
+def load(scale: int = 1) -> None:
+    """Build the demo school, its users and its delivery settings (the caller commits)."""
+    from hpmail.directory.demo import build_school
+
+    build_school(scale=scale)
+    for login, name, role, email in DEMO_USERS:
+        create_user(login, name, DEMO_PASSWORD, role, email=email)
+
+
+def sign_in_help() -> str:
+    """Return the lines that tell a newcomer how to sign in to the demo."""
+    lines = ["Connexions de démonstration (mot de passe « %s ») :" % DEMO_PASSWORD]
+    lines += [f"  {login:<12} {name}" for login, name, _role, _email in DEMO_USERS]
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""People (teachers, students, staff), cohorts, groups and courses."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, Index, String, Table, Time
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hpmail.extensions import db
+
+
+class PersonKind(StrEnum):
+    TEACHER = "teacher"
+    STUDENT = "student"
+    STAFF = "staff"
+
+
+class EmailStatus(StrEnum):
+    """Whether a person's address can receive e-mail: kept even when invalid, never dropped."""
+
+    MISSING = "missing"
+    VALID = "valid"
+    INVALID = "invalid"
+
+
+person_group = Table(
+    "person_group",
+    db.metadata,
+    Column("person_id", ForeignKey("person.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("group.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+course_teacher = Table(
+    "course_teacher",
+    db.metadata,
+    Column("course_id", ForeignKey("course.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", ForeignKey("person.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+course_cohort = Table(
+    "course_cohort",
+    db.metadata,
+    Column("course_id", ForeignKey("course.id", ondelete="CASCADE"), primary_key=True),
+    Column("cohort_id", ForeignKey("cohort.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+course_group = Table(
+    "course_group",
+    db.metadata,
+    Column("course_id", ForeignKey("course.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("group.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Cohort(db.Model):
+    """A promotion: students belong to one; its teaching team is the teachers of its courses."""
+
+    __tablename__ = "cohort"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+
+    groups: Mapped[list[Group]] = relationship(back_populates="cohort", order_by="Group.name")
+    students: Mapped[list[Person]] = relationship(back_populates="cohort")
+
+
+class Group(db.Model):
+    """A TD/TP group, a subset of a cohort."""
+
+    __tablename__ = "group"
+    __table_args__ = (db.UniqueConstraint("cohort_id", "name", name="uq_group_cohort_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohort.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+
+    cohort: Mapped[Cohort] = relationship(back_populates="groups")
+    members: Mapped[list[Person]] = relationship(secondary=person_group, back_populates="groups")
+
+
+class Person(db.Model):
+    """A directory entry. The e-mail is optional and kept as typed, with its validity."""
+
+    __tablename__ = "person"
+    __table_args__ = (
+        CheckConstraint("kind IN ('teacher', 'student', 'staff')", name="kind"),
+        CheckConstraint("email_status IN ('missing', 'valid', 'invalid')", name="email_status"),
+        db.UniqueConstraint("kind", "external_id", name="uq_person_kind_external_id"),
+        Index("ix_person_kind_sort", "kind", "last_name", "first_name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    last_name: Mapped[str] = mapped_column(String(120))
+    first_name: Mapped[str] = mapped_column(String(120), default="")
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
+    email_status: Mapped[str] = mapped_column(String(10), default=EmailStatus.MISSING, index=True)
+    cohort_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cohort.id", ondelete="SET NULL"), index=True
+    )
+    # Lower-case, accent-free "last first email", for the text filter.
+    search_text: Mapped[str] = mapped_column(String(500), default="", index=True)
+
+    cohort: Mapped[Cohort | None] = relationship(back_populates="students")
+    groups: Mapped[list[Group]] = relationship(secondary=person_group, back_populates="members")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.last_name.upper()} {self.first_name}".strip()
+
+    def __repr__(self) -> str:
+        return f"<Person {self.kind} {self.full_name}>"
+
+
+class Course(db.Model):
+    """A course: subject, type, room, weekly slots or dated sessions, teachers, audience."""
+
+    __tablename__ = "course"
+    __table_args__ = (CheckConstraint("course_type IN ('CM', 'TD', 'TP')", name="course_type"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    course_type: Mapped[str] = mapped_column(String(2), default="CM")
+    room: Mapped[str] = mapped_column(String(80), default="")
+
+    slots: Mapped[list[CourseSlot]] = relationship(
+        back_populates="course", cascade="all, delete-orphan", order_by="CourseSlot.weekday"
+    )
+    sessions: Mapped[list[CourseSession]] = relationship(
+        back_populates="course", cascade="all, delete-orphan", order_by="CourseSession.day"
+    )
+    teachers: Mapped[list[Person]] = relationship(secondary=course_teacher)
+    cohorts: Mapped[list[Cohort]] = relationship(secondary=course_cohort)
+    groups: Mapped[list[Group]] = relationship(secondary=course_group)
+
+
+class CourseSlot(db.Model):
+    """A weekly time slot: weekday 0 (Monday) to 6, start and end time."""
+
+    __tablename__ = "course_slot"
+    __table_args__ = (
+        CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday"),
+        CheckConstraint("start_time < end_time", name="slot_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int]
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+
+    course: Mapped[Course] = relationship(back_populates="slots")
+
+
+class CourseSession(db.Model):
+    """A dated session of a course (optional, for courses that do not repeat weekly)."""
+
+    __tablename__ = "course_session"
+    __table_args__ = (CheckConstraint("start_time < end_time", name="session_order"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+
+    course: Mapped[Course] = relationship(back_populates="sessions")

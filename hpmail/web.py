@@ -1,0 +1,155 @@
+"""Request-layer glue shared by every feature: sign-in by default, roles, menus, htmx fragments, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import Flask, abort, current_app, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+
+# Endpoints reachable without signing in.
+PUBLIC_ENDPOINTS = {"static", "auth.login"}
+
+
+def public(view: Callable) -> Callable:
+    """Mark a view as reachable without signing in."""
+    view.is_public = True
+    return view
+
+
+def roles_required(*roles: str) -> Callable:
+    """Refuse (403) a signed-in user whose role is not one of ``roles``."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def checked(*args, **kwargs):
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        checked.roles = roles
+        return checked
+
+    return decorate
+
+
+admin_required = roles_required("admin")
+
+
+def is_htmx() -> bool:
+    """Tell whether this request wants a fragment (htmx, but not a boosted navigation)."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+
+
+def render(template: str, fragment: str | None = None, **context):
+    """Render the whole page, or only the block ``fragment`` when htmx asks for it.
+
+    One view serves both, so the page works without JavaScript and htmx swaps just the part.
+    """
+    if fragment and is_htmx():
+        body = render_block(template, fragment, **context)
+    else:
+        body = render_template(template, **context)
+    response = current_app.make_response(body)
+    response.vary.add("HX-Request")
+    return response
+
+
+# The menus of the original product. An item whose endpoint does not exist is left out, so a page
+# that is not built yet never shows as a dead link.
+MENUS = (
+    (
+        _l("Schedules"),
+        (
+            (_l("Teachers"), "directory.people", {"kind": "teacher"}, None),
+            (_l("Students"), "directory.people", {"kind": "student"}, None),
+            (_l("Staff"), "directory.people", {"kind": "staff"}, None),
+            (_l("Cohorts"), "directory.cohorts", {}, None),
+        ),
+    ),
+    ((_l("Courses"), ((_l("Course list"), "directory.courses", {}, None),))),
+    (
+        _l("Communication"),
+        (
+            (_l("Write an e-mail"), "compose.new", {}, None),
+            (_l("E-mails"), "archive.index", {}, None),
+        ),
+    ),
+    (
+        _l("Configuration"),
+        (
+            (_l("Set up e-mail sending for this workstation"), "accounts.mail_settings", {}, None),
+            (_l("Manage the school's e-mail accounts"), "accounts.school_accounts", {}, "admin"),
+            (_l("Manage e-mail sending profiles"), "delivery.profiles", {}, "admin"),
+            (_l("Users"), "auth.users", {}, "admin"),
+            (_l("Import people"), "directory.import_people", {}, "admin"),
+        ),
+    ),
+    (
+        _l("Server"),
+        (
+            (_l("E-mail sending settings"), "delivery.server_settings", {}, "admin"),
+            (_l("Outbox"), "delivery.outbox", {}, "admin"),
+            (_l("Test mailbox"), "delivery.demo_mailbox", {}, "admin"),
+        ),
+    ),
+)
+
+
+def visible_menus() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Return the menus the signed-in user may open, each as (title, [(label, url)])."""
+    menus = []
+    for title, items in MENUS:
+        links = [
+            (label, url_for(endpoint, **args))
+            for label, endpoint, args, role in items
+            if endpoint in current_app.view_functions and (role is None or current_user.role == role)
+        ]
+        if links:
+            menus.append((title, links))
+    return menus
+
+
+def init_app(app: Flask) -> None:
+    from hpmail.extensions import login_manager
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to open this page.")
+    login_manager.login_message_category = "info"
+
+    @app.before_request
+    def require_sign_in():
+        if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        view = current_app.view_functions.get(request.endpoint)
+        if getattr(view, "is_public", False):
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+    @app.context_processor
+    def layout():
+        return {
+            "visible_menus": visible_menus if current_user.is_authenticated else list,
+            "get_locale": get_locale,
+        }
+
+    for code in (400, 403, 404, 405, 413, 500):
+        app.register_error_handler(code, _error_page)
+
+
+def _error_page(error):
+    code = getattr(error, "code", 500) or 500
+    return render_template("errors/error.html", code=code, error=error), code

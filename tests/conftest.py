@@ -1,0 +1,102 @@
+"""Shared fixtures: app, db, client, login_as, factories, a real SMTP server, a browser."""
+
+from __future__ import annotations
+
+import pytest
+from itsdangerous import URLSafeTimedSerializer
+from flask.testing import FlaskClient
+
+from hpmail import create_app
+from hpmail.auth.models import User
+from hpmail.auth.service import create_user
+from hpmail.extensions import db as _db
+
+pytest_plugins = [
+    "tests.fixtures.directory",
+    "tests.fixtures.smtp",
+    "tests.fixtures.browser",
+]
+
+PASSWORD = "correct horse battery"
+
+
+class CsrfClient(FlaskClient):
+    """A test client that sends a valid CSRF token with every state change, unless ``csrf=False``."""
+
+    def open(self, *args, csrf: bool = True, **kwargs):
+        method = (kwargs.get("method") or "GET").upper()
+        if csrf and method not in ("GET", "HEAD", "OPTIONS"):
+            headers = dict(kwargs.pop("headers", None) or {})
+            headers.setdefault("X-CSRFToken", self.csrf_token())
+            kwargs["headers"] = headers
+        return super().open(*args, **kwargs)
+
+    def csrf_token(self) -> str:
+        """Return a token valid for this client's session (as ``csrf_token()`` would render it)."""
+        app = self.application
+        with self.session_transaction() as session:
+            raw = session.setdefault("csrf_token", "test-csrf-raw-token")
+        serializer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token")
+        return serializer.dumps(raw)
+
+
+@pytest.fixture
+def app_config(tmp_path) -> dict:
+    """Config of the test app; a test or a fixture may add to it before ``app`` is built."""
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret-key",
+        "DEMO": False,
+        "QUEUE_URL": "memory",
+        "HUEY_IMMEDIATE": True,
+        "SERVER_NAME": None,
+    }
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    app.test_client_class = CsrfClient
+    with app.app_context():
+        _db.create_all()
+        yield app
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def db(app):
+    return _db
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(db):
+    """Return a factory of users: ``make_user(role="staff", login=None)``."""
+    counter = iter(range(1, 100_000))
+
+    def make(role: str = "staff", login: str | None = None, **fields) -> User:
+        login = login or f"{role}{next(counter)}"
+        user = create_user(login, fields.pop("display_name", login.title()), PASSWORD, role, **fields)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def login_as(client, make_user):
+    """Return ``login_as(role_or_user)``: signs the test client in and returns the user."""
+
+    def sign_in(who: str | User = "staff", **fields) -> User:
+        user = who if isinstance(who, User) else make_user(who, **fields)
+        response = client.post("/connexion", data={"login": user.login, "password": PASSWORD})
+        assert response.status_code == 302, response.text
+        return user
+
+    return sign_in
