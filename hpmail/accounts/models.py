@@ -51,10 +51,28 @@ class Account(db.Model):
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     secret_question: Mapped[str | None] = mapped_column(String(200))
     secret_answer_hash: Mapped[str | None] = mapped_column(String(255))
+    # Wrong secret answers in a row, and until when further answers are refused (throttle).
+    secret_failures: Mapped[int] = mapped_column(Integer, default=0)
+    secret_locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     owner: Mapped[User | None] = relationship()
     members: Mapped[list[User]] = relationship(secondary=account_member, order_by="User.display_name")
+
+    @property
+    def is_school(self) -> bool:
+        return self.kind == AccountKind.SCHOOL
+
+    @property
+    def is_ready(self) -> bool:
+        """Tell whether the account may send: verified, and a school account has its secret."""
+        if self.verified_at is None:
+            return False
+        return not self.is_school or self.secret_answer_hash is not None
+
+    @property
+    def sender_name(self) -> str:
+        return self.display_name or self.label
 
 
 class VerificationCode(db.Model):
@@ -65,6 +83,8 @@ class VerificationCode(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(String(255))
+    # The address the code was sent to: a code proves that address only.
+    address: Mapped[str] = mapped_column(String(254), default="")
     sent_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     tries: Mapped[int] = mapped_column(Integer, default=0)

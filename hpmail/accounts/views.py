@@ -1,5 +1,459 @@
-"""Pages of accounts."""
+"""Pages of accounts: the school's shared accounts (admin) and each user's mail settings."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from jinja2_fragments.flask import render_block
+
+from hpmail.accounts import service
+from hpmail.accounts.forms import (
+    ChangeSecretForm,
+    CodeForm,
+    DeleteAccountForm,
+    EditAccountForm,
+    OptionsForm,
+    PersonalAccountForm,
+    SchoolAccountForm,
+    SecretForm,
+)
+from hpmail.accounts.models import Account, AccountKind
+from hpmail.accounts.verification import CodeRefused, seconds_before_resend
+from hpmail.auth.models import User
+from hpmail.extensions import db
+from hpmail.web import admin_required, is_htmx, render
 
 bp = Blueprint("accounts", __name__, cli_group=None)
+log = logging.getLogger(__name__)
+
+SCHOOL_PAGE = "accounts/school_accounts.html"
+SETTINGS_PAGE = "accounts/mail_settings.html"
+
+
+def init_app(app: Flask) -> None:
+    try:
+        from hpmail.delivery.outbox import register_sender_check
+    except ImportError:  # the delivery engine is not built yet
+        log.warning("delivery outbox missing: the worker cannot re-check sending rights")
+        return
+    register_sender_check(service.sender_check)
+
+
+def _show_errors(form, errors: dict[str, str]) -> list[str]:
+    """Put each message next to its field; return those that belong to no field."""
+    loose = []
+    for name, message in errors.items():
+        if name in form:
+            form[name].errors = [message]
+        else:
+            loose.append(message)
+    return loose
+
+
+def _dispatch(mailing) -> list[str]:
+    """Hand a committed mailing to the delivery engine; return its errors (French)."""
+    from hpmail.delivery.outbox import dispatch
+
+    result = dispatch(mailing)
+    return list(result.errors) if result.failed else []
+
+
+def _school_account(account_id: int) -> Account:
+    account = db.session.get(Account, account_id)
+    if account is None or account.kind != AccountKind.SCHOOL:
+        abort(404)
+    return account
+
+
+def _status(ok: bool) -> int:
+    # htmx swaps only 2xx answers: a refused code is still a page to show.
+    return 200 if ok or is_htmx() else 422
+
+
+# --- Configuration › Gérer les comptes e-mails de l'établissement ------------------------------
+
+
+def _school_page(selected: Account | None, status: int = 200, fragment: str | None = None, **ctx):
+    forms = {
+        "create_form": SchoolAccountForm(formdata=None),
+        "code_form": CodeForm(formdata=None),
+        "secret_form": SecretForm(formdata=None),
+        "edit_form": EditAccountForm(
+            formdata=None,
+            label=selected.label if selected else "",
+            address=selected.address if selected else "",
+        ),
+        "change_secret_form": ChangeSecretForm(formdata=None),
+        "delete_form": DeleteAccountForm(formdata=None),
+    }
+    forms.update(ctx)
+    query = request.args.get("q", "")
+    response = render(
+        SCHOOL_PAGE,
+        fragment,
+        accounts=service.school_accounts(),
+        selected=selected,
+        checklist=service.member_checklist(selected, query) if selected else [],
+        query=query,
+        transform_refusal=service.transform_refusal(selected) if selected else None,
+        resend_wait=seconds_before_resend(selected) if selected else 0,
+        **forms,
+    )
+    response.status_code = status
+    return response
+
+
+@bp.route("/configuration/comptes-etablissement")
+@admin_required
+def school_accounts():
+    account_id = request.args.get("compte", type=int)
+    selected = _school_account(account_id) if account_id else None
+    return _school_page(selected)
+
+
+@bp.route("/configuration/comptes-etablissement/nouveau", methods=["POST"])
+@admin_required
+def create_school_account():
+    form = SchoolAccountForm()
+    try:
+        account, mailing = service.create_school_account(
+            form.label.data, form.address.data, current_user
+        )
+    except service.AccountInvalid as invalid:
+        db.session.rollback()
+        loose = _show_errors(form, invalid.errors)
+        return _school_page(None, 422, create_form=form, create_errors=loose)
+    except CodeRefused as refused:
+        db.session.rollback()
+        return _school_page(None, 422, create_form=form, create_errors=[str(refused)])
+    db.session.commit()
+    for error in _dispatch(mailing):
+        flash(error, "error")
+    flash(_("A verification code was sent to %(address)s.", address=account.address), "success")
+    return redirect(url_for("accounts.school_accounts", compte=account.id))
+
+
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/code", methods=["POST"])
+@admin_required
+def check_code(account_id: int):
+    account = _school_account(account_id)
+    form = CodeForm()
+    try:
+        service.verify_code(account, form.code.data, current_user)
+    except CodeRefused as refused:
+        db.session.commit()  # the wrong try counts towards the limit
+        form.code.errors = [str(refused)]
+        return _school_page(account, _status(False), "pane", code_form=form)
+    db.session.commit()
+    return _school_page(account, 200, "pane", code_message=_("The address is verified."))
+
+
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/renvoyer-code", methods=["POST"])
+@admin_required
+def resend_code(account_id: int):
+    account = _school_account(account_id)
+    if account.verified_at is not None:
+        return _school_page(account, 200, "pane")
+    try:
+        mailing = service.send_code(account, current_user)
+    except CodeRefused as refused:
+        db.session.rollback()
+        form = CodeForm(formdata=None)
+        form.code.errors = [str(refused)]
+        return _school_page(account, _status(False), "pane", code_form=form)
+    db.session.commit()
+    errors = _dispatch(mailing)
+    message = _("A new code was sent to %(address)s.", address=account.address)
+    return _school_page(account, 200, "pane", code_message=message, code_errors=errors)
+
+
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/secret", methods=["POST"])
+@admin_required
+def set_secret(account_id: int):
+    account = _school_account(account_id)
+    form = SecretForm()
+    try:
+        service.set_secret(account, form.question.data, form.answer.data, current_user)
+    except service.AccountInvalid as invalid:
+        db.session.rollback()
+        loose = _show_errors(form, invalid.errors)
+        return _school_page(account, 422, secret_form=form, secret_errors=loose)
+    db.session.commit()
+    flash(_("The account %(label)s is created.", label=account.label), "success")
+    return redirect(url_for("accounts.school_accounts", compte=account.id))
+
+
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/modifier", methods=["POST"])
+@admin_required
+def edit_school_account(account_id: int):
+    account = _school_account(account_id)
+    form = EditAccountForm()
+    try:
+        changed = service.update_school_account(
+            account, form.label.data, form.address.data, form.current_answer.data, current_user
+        )
+        mailing = service.send_code(account, current_user) if changed else None
+    except service.AccountInvalid as invalid:
+        _end_refused(invalid)
+        _show_errors(form, invalid.errors)
+        return _school_page(account, 422, edit_form=form, open_section="edit")
+    except CodeRefused as refused:
+        db.session.rollback()
+        form.address.errors = [str(refused)]
+        return _school_page(account, 422, edit_form=form, open_section="edit")
+    db.session.commit()
+    if mailing is not None:
+        for error in _dispatch(mailing):
+            flash(error, "error")
+        flash(
+            _("The address changed: a verification code was sent to %(address)s.", address=account.address),
+            "warning",
+        )
+    else:
+        flash(_("The account is saved."), "success")
+    return redirect(url_for("accounts.school_accounts", compte=account.id))
+
+
+def _end_refused(invalid: service.AccountInvalid) -> None:
+    """Undo a refused change, but keep a wrong secret answer counted (the service checks the
+    answer after every other rule and before changing anything, so only the counter is saved)."""
+    if "current_answer" in invalid.errors:
+        db.session.commit()
+    else:
+        db.session.rollback()
+
+
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/changer-secret", methods=["POST"])
+@admin_required
+def change_secret(account_id: int):
+    account = _school_account(account_id)
+    form = ChangeSecretForm()
+    try:
+        service.change_secret(
+            account, form.current_answer.data, form.question.data, form.answer.data, current_user
+        )
+    except service.AccountInvalid as invalid:
+        _end_refused(invalid)
+        _show_errors(form, invalid.errors)
+        return _school_page(account, 422, change_secret_form=form, open_section="secret")
+    db.session.commit()
+    flash(_("The secret question is changed."), "success")
+    return redirect(url_for("accounts.school_accounts", compte=account.id))
+
+
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/supprimer", methods=["POST"])
+@admin_required
+def delete_school_account(account_id: int):
+    account = _school_account(account_id)
+    form = DeleteAccountForm()
+    label = account.label
+    try:
+        service.delete_account(account, form.current_answer.data, current_user)
+    except service.AccountInvalid as invalid:
+        _end_refused(invalid)
+        loose = _show_errors(form, invalid.errors)
+        return _school_page(
+            account, 422, delete_form=form, delete_errors=loose, open_section="delete"
+        )
+    db.session.commit()
+    flash(_("The account %(label)s is deleted.", label=label), "success")
+    return redirect(url_for("accounts.school_accounts"))
+
+
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/utilisateurs")
+@admin_required
+def member_checklist(account_id: int):
+    account = _school_account(account_id)
+    return _school_page(account, 200, "checklist")
+
+
+@bp.route(
+    "/configuration/comptes-etablissement/<int:account_id>/utilisateurs/<int:user_id>",
+    methods=["POST"],
+)
+@admin_required
+def toggle_member(account_id: int, user_id: int):
+    account = _school_account(account_id)
+    user = db.session.get(User, user_id)
+    if user is None or not user.active:
+        abort(404)
+    authorised = request.form.get("authorised") in ("1", "on", "true")
+    service.set_member(account, user, authorised, current_user)
+    db.session.commit()
+    if not is_htmx():
+        return redirect(url_for("accounts.school_accounts", compte=account.id))
+    context = {"selected": account, "user": user, "authorised": authorised, "saved": True}
+    row = render_block(SCHOOL_PAGE, "member_row", **context)
+    # The transform button depends on how many users are authorised: swap it out of band.
+    button = render_block(
+        SCHOOL_PAGE, "transform_button", oob=True, transform_refusal=service.transform_refusal(account), **context
+    )
+    response = current_app.make_response(row + button)
+    response.vary.add("HX-Request")
+    return response
+
+
+@bp.route(
+    "/configuration/comptes-etablissement/<int:account_id>/transformer", methods=["GET", "POST"]
+)
+@admin_required
+def transform_account(account_id: int):
+    account = _school_account(account_id)
+    reason = service.transform_refusal(account)
+    if request.method == "POST" and not reason:
+        if request.form.get("confirm") != "yes":
+            return redirect(url_for("accounts.school_accounts", compte=account.id))
+        owner = service.transform_to_personal(account, current_user)
+        db.session.commit()
+        flash(
+            _(
+                "%(label)s is now the personal account of %(name)s.",
+                label=account.label,
+                name=owner.display_name,
+            ),
+            "success",
+        )
+        return redirect(url_for("accounts.school_accounts"))
+    status = 422 if reason and request.method == "POST" else 200
+    member = account.members[0] if not reason else None
+    return render(
+        "accounts/transform.html", account=account, reason=reason, member=member
+    ), status
+
+
+# --- Configuration › Paramétrer l'envoi d'e-mails pour ce poste -------------------------------
+
+
+def _settings_page(status: int = 200, fragment: str | None = None, **ctx):
+    user = current_user._get_current_object()
+    personal = service.personal_account(user)
+    settings = service.settings_for(user)
+    context = {
+        "accounts": service.usable_accounts(user),
+        "chosen": service.default_account(user),
+        "personal": personal,
+        "settings": settings,
+        "personal_form": PersonalAccountForm(
+            formdata=None,
+            display_name=personal.display_name if personal else user.display_name,
+            address=personal.address if personal else (user.email or ""),
+        ),
+        "code_form": CodeForm(formdata=None),
+        "options_form": OptionsForm(
+            formdata=None, reply_to=settings.reply_to or "", hide_recipients=settings.hide_recipients
+        ),
+        "needs_code": bool(personal and not service.may_send_as(user.id, personal.id)),
+        "resend_wait": seconds_before_resend(personal) if personal else 0,
+        "has_personal_transport": "delivery.personal_transport" in current_app.view_functions,
+    }
+    context.update(ctx)
+    response = render(SETTINGS_PAGE, fragment, **context)
+    response.status_code = status
+    return response
+
+
+@bp.route("/configuration/envoi", methods=["GET", "POST"])
+def mail_settings():
+    if request.method == "POST":
+        try:
+            account = service.choose_account(current_user, request.form.get("account_id", type=int))
+        except service.AccountInvalid as invalid:
+            db.session.rollback()
+            return _settings_page(422, choose_errors=list(invalid.errors.values()))
+        db.session.commit()
+        flash(_("You now send from %(address)s.", address=account.address), "success")
+        return redirect(url_for("accounts.mail_settings"))
+    response = _settings_page()
+    db.session.commit()  # settings_for may have created the user's settings row
+    return response
+
+
+@bp.route("/configuration/envoi/options", methods=["POST"])
+def mail_options():
+    form = OptionsForm()
+    try:
+        service.save_options(current_user, form.reply_to.data, form.hide_recipients.data)
+    except service.AccountInvalid as invalid:
+        db.session.rollback()
+        _show_errors(form, invalid.errors)
+        return _settings_page(422, options_form=form, options_open=True)
+    db.session.commit()
+    flash(_("Your sending options are saved."), "success")
+    return redirect(url_for("accounts.mail_settings"))
+
+
+@bp.route("/configuration/envoi/compte-personnel", methods=["POST"])
+def personal_account():
+    form = PersonalAccountForm()
+    try:
+        account, needs_code = service.save_personal_account(
+            current_user, form.display_name.data, form.address.data
+        )
+        mailing = service.send_code(account, current_user) if needs_code else None
+    except service.AccountInvalid as invalid:
+        db.session.rollback()
+        _show_errors(form, invalid.errors)
+        return _settings_page(422, personal_form=form)
+    except CodeRefused as refused:
+        db.session.rollback()
+        form.address.errors = [str(refused)]
+        return _settings_page(422, personal_form=form)
+    db.session.commit()
+    if mailing is not None:
+        for error in _dispatch(mailing):
+            flash(error, "error")
+        flash(_("A verification code was sent to %(address)s.", address=account.address), "success")
+    else:
+        flash(_("Your personal account is saved."), "success")
+    return redirect(url_for("accounts.mail_settings"))
+
+
+def _own_personal_account() -> Account:
+    account = service.personal_account(current_user)
+    if account is None:
+        abort(404)
+    return account
+
+
+@bp.route("/configuration/envoi/compte-personnel/code", methods=["POST"])
+def check_personal_code():
+    account = _own_personal_account()
+    form = CodeForm()
+    try:
+        service.verify_code(account, form.code.data, current_user)
+    except CodeRefused as refused:
+        db.session.commit()  # the wrong try counts towards the limit
+        form.code.errors = [str(refused)]
+        return _settings_page(_status(False), "personal_pane", code_form=form)
+    db.session.commit()
+    return _settings_page(200, "personal_pane", code_message=_("The address is verified."))
+
+
+@bp.route("/configuration/envoi/compte-personnel/renvoyer-code", methods=["POST"])
+def resend_personal_code():
+    account = _own_personal_account()
+    try:
+        mailing = service.send_code(account, current_user)
+    except CodeRefused as refused:
+        db.session.rollback()
+        form = CodeForm(formdata=None)
+        form.code.errors = [str(refused)]
+        return _settings_page(_status(False), "personal_pane", code_form=form)
+    db.session.commit()
+    errors = _dispatch(mailing)
+    message = _("A new code was sent to %(address)s.", address=account.address)
+    return _settings_page(200, "personal_pane", code_message=message, code_errors=errors)
+
+
+@bp.route("/configuration/envoi/comptes/<int:account_id>/membres")
+def account_members(account_id: int):
+    account = db.session.get(Account, account_id)
+    if account is None or not account.is_school:
+        abort(404)
+    if not current_user.is_admin and not service.may_send_as(current_user.id, account.id):
+        abort(404)
+    members = service.other_members(account, current_user)
+    return _settings_page(200, "members_tip", tip_account=account, tip_members=members)
