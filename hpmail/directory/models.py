@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, Date, ForeignKey, Index, String, Table, Time
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Table,
+    Time,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from hpmail.auth.models import utcnow
+from hpmail.directory.text import fold, search_text_for
 from hpmail.extensions import db
 
 
@@ -86,6 +99,18 @@ class Person(db.Model):
         CheckConstraint("email_status IN ('missing', 'valid', 'invalid')", name="email_status"),
         db.UniqueConstraint("kind", "external_id", name="uq_person_kind_external_id"),
         Index("ix_person_kind_sort", "kind", "last_name", "first_name"),
+        # The lists sort on accent-free keys, filtered by kind and often by cohort.
+        Index("ix_person_kind_last_key", "kind", "last_name_key", "first_name_key", "id"),
+        Index("ix_person_kind_first_key", "kind", "first_name_key", "last_name_key", "id"),
+        Index("ix_person_kind_email", "kind", "email", "id"),
+        Index(
+            "ix_person_kind_cohort_last_key",
+            "kind",
+            "cohort_id",
+            "last_name_key",
+            "first_name_key",
+            "id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -98,8 +123,11 @@ class Person(db.Model):
     cohort_id: Mapped[int | None] = mapped_column(
         ForeignKey("cohort.id", ondelete="SET NULL"), index=True
     )
-    # Lower-case, accent-free "last first email", for the text filter.
+    # Lower-case, accent-free "last first email", for the text filter (kept up to date on flush).
     search_text: Mapped[str] = mapped_column(String(500), default="", index=True)
+    # Accent-free sort keys, so that "Élodie" sorts with the E's.
+    last_name_key: Mapped[str] = mapped_column(String(120), default="")
+    first_name_key: Mapped[str] = mapped_column(String(120), default="")
 
     cohort: Mapped[Cohort | None] = relationship(back_populates="students")
     groups: Mapped[list[Group]] = relationship(secondary=person_group, back_populates="members")
@@ -165,3 +193,37 @@ class CourseSession(db.Model):
     end_time: Mapped[time] = mapped_column(Time)
 
     course: Mapped[Course] = relationship(back_populates="sessions")
+
+
+@event.listens_for(Person, "before_insert")
+@event.listens_for(Person, "before_update")
+def _fill_search_keys(_mapper, _connection, person: Person) -> None:
+    """Keep the text filter and the sort keys in step with the names (bulk inserts set them)."""
+    person.search_text = search_text_for(person.last_name, person.first_name, person.email)
+    person.last_name_key = fold(person.last_name)
+    person.first_name_key = fold(person.first_name or "")
+
+
+class Selection(db.Model):
+    """People picked in a list, kept on the server so that 2,000 students never make a URL."""
+
+    __tablename__ = "selection"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str | None] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class SelectionMember(db.Model):
+    """One person in a selection."""
+
+    __tablename__ = "selection_member"
+
+    selection_id: Mapped[int] = mapped_column(
+        ForeignKey("selection.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

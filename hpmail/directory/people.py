@@ -1,0 +1,135 @@
+"""The people lists: which people match a filter, in which order, one page at a time."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import selectinload
+
+from hpmail.directory.models import Cohort, Group, Person, PersonKind, person_group
+from hpmail.directory.text import fold
+from hpmail.extensions import db
+
+SORTS = ("last_name", "first_name", "email", "cohort")
+MAX_QUERY_LENGTH = 100
+
+
+def positive_int(raw: str | None) -> int | None:
+    """Return ``raw`` as an id-sized positive integer, or None."""
+    try:
+        value = int((raw or "")[:12])
+    except ValueError:
+        return None
+    return value if 0 < value < 2**31 else None
+
+
+@dataclass(frozen=True)
+class PeopleFilter:
+    """What a list shows: kind, text, cohort, group, sort column and direction, page."""
+
+    kind: str
+    q: str = ""
+    cohort_id: int | None = None
+    group_id: int | None = None
+    sort: str = "last_name"
+    descending: bool = False
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, kind: str, args) -> PeopleFilter:
+        """Read a filter from query-string or form values, ignoring what makes no sense."""
+        sort = args.get("sort", "last_name")
+        return cls(
+            kind=kind,
+            q=(args.get("q") or "").strip()[:MAX_QUERY_LENGTH],
+            cohort_id=positive_int(args.get("cohort")) if kind == PersonKind.STUDENT else None,
+            group_id=positive_int(args.get("group")) if kind == PersonKind.STUDENT else None,
+            sort=sort if sort in SORTS else "last_name",
+            descending=args.get("order") == "desc",
+            page=positive_int(args.get("page")) or 1,
+        )
+
+    def as_args(self, **changes) -> dict:
+        """Return the query-string values of this filter (defaults left out)."""
+        that = replace(self, **changes)
+        values = {
+            "q": that.q,
+            "cohort": that.cohort_id,
+            "group": that.group_id,
+            "sort": that.sort if that.sort != "last_name" else None,
+            "order": "desc" if that.descending else None,
+            "page": that.page if that.page != 1 else None,
+        }
+        return {name: value for name, value in values.items() if value}
+
+
+def matching_ids(flt: PeopleFilter) -> Select:
+    """Return the SELECT of the ids of the people matching ``flt`` (any order)."""
+    return _where(select(Person.id), flt)
+
+
+def _where(query: Select, flt: PeopleFilter) -> Select:
+    query = query.where(Person.kind == flt.kind)
+    for word in fold(flt.q).split():
+        query = query.where(Person.search_text.contains(word, autoescape=True))
+    if flt.cohort_id:
+        query = query.where(Person.cohort_id == flt.cohort_id)
+    if flt.group_id:
+        member = exists().where(
+            person_group.c.person_id == Person.id, person_group.c.group_id == flt.group_id
+        )
+        query = query.where(member)
+    return query
+
+
+def _ordered(query: Select, flt: PeopleFilter) -> Select:
+    columns = {
+        "last_name": (Person.last_name_key, Person.first_name_key),
+        "first_name": (Person.first_name_key, Person.last_name_key),
+        "email": (Person.email, Person.last_name_key),
+        "cohort": (Cohort.name, Person.last_name_key, Person.first_name_key),
+    }[flt.sort]
+    if flt.sort == "cohort":
+        query = query.outerjoin(Cohort, Person.cohort_id == Cohort.id)
+    keys = [*columns, Person.id]
+    return query.order_by(*(key.desc() if flt.descending else key.asc() for key in keys))
+
+
+@dataclass
+class PeoplePage:
+    """One page of a list, with the number of people matching and of pages."""
+
+    people: list[Person]
+    total: int
+    page: int
+    pages: int
+    page_size: int
+    selected_ids: set[int] = field(default_factory=set)
+
+
+def count_matching(flt: PeopleFilter) -> int:
+    """Return how many people match ``flt``."""
+    return db.session.scalar(_where(select(func.count(Person.id)), flt))
+
+
+def people_page(flt: PeopleFilter, page_size: int) -> PeoplePage:
+    """Return the page ``flt.page`` of the people matching ``flt``, with cohorts and groups loaded."""
+    total = count_matching(flt)
+    pages = max(1, math.ceil(total / page_size))
+    page = min(flt.page, pages)
+    query = _ordered(_where(select(Person), flt), flt)
+    query = query.options(selectinload(Person.cohort), selectinload(Person.groups))
+    people = db.session.scalars(query.limit(page_size).offset((page - 1) * page_size)).all()
+    return PeoplePage(list(people), total, page, pages, page_size)
+
+
+def cohort_choices() -> list[Cohort]:
+    """Return the cohorts with their groups, by name, for the filters."""
+    query = select(Cohort).options(selectinload(Cohort.groups)).order_by(Cohort.name)
+    return list(db.session.scalars(query))
+
+
+def group_label(group: Group) -> str:
+    return f"{group.cohort.name} · {group.name}"
