@@ -112,17 +112,17 @@ class CoursePage:
 def courses_page(flt: CourseFilter, page_size: int) -> CoursePage:
     """Return one page of the courses matching ``flt``, by subject, with what the list shows."""
     query = select(Course)
-    for word in fold(flt.q).split():
-        pattern = f"%{word}%"
+    for raw in flt.q.lower().split():
+        words = {raw, fold(raw)}
         teacher_match = (
             select(course_teacher.c.course_id)
             .join(Person, Person.id == course_teacher.c.person_id)
-            .where(Person.search_text.like(pattern))
+            .where(Person.search_text.contains(fold(raw), autoescape=True))
         )
         query = query.where(
             or_(
-                func.lower(Course.subject).like(pattern),
-                func.lower(Course.room).like(pattern),
+                *(func.lower(Course.subject).contains(w, autoescape=True) for w in words),
+                *(func.lower(Course.room).contains(w, autoescape=True) for w in words),
                 Course.id.in_(teacher_match),
             )
         )
