@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
+from flask import g
 from flask.testing import FlaskClient
 
 from hpmail import create_app
@@ -14,6 +15,7 @@ from hpmail.extensions import db as _db
 pytest_plugins = [
     "tests.fixtures.directory",
     "tests.fixtures.smtp",
+    "tests.fixtures.worker",
     "tests.fixtures.browser",
 ]
 
@@ -58,6 +60,12 @@ def app_config(tmp_path) -> dict:
 def app(app_config):
     app = create_app(app_config)
     app.test_client_class = CsrfClient
+    # The test's app context (below) is shared by every request of the test, and so is ``g``:
+    # forget the user Flask-Login cached there, as a server does between two requests.
+    def forget_cached_user() -> None:
+        g.pop("_login_user", None)
+
+    app.before_request_funcs.setdefault(None, []).insert(0, forget_cached_user)
     with app.app_context():
         _db.create_all()
         yield app

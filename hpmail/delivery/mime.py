@@ -1,0 +1,118 @@
+"""MIME building with the standard library: what a mailing's e-mails share is built once.
+
+A mailing's body (text, HTML alternative, inline images, attachments) is serialised once; each
+e-mail then only adds its own headers (To, Cc, Message-ID). Both halves come out of the ``email``
+package's generator, so no header or MIME boundary is ever written by hand.
+"""
+
+from __future__ import annotations
+
+import email.policy
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address as HeaderAddress
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from hpmail.delivery.policy import Identity
+
+# 7bit: text parts get quoted-printable or base64, so any relay accepts them (no 8BITMIME needed).
+POLICY = email.policy.SMTP.clone(cte_type="7bit")
+HEADER_POLICY = email.policy.SMTP
+
+
+def new_message_id(domain: str) -> str:
+    """Return a fresh, unique Message-ID on ``domain`` (fixed at creation, kept on every retry)."""
+    return make_msgid(domain=domain)
+
+
+@dataclass(frozen=True)
+class Part:
+    """An attachment as it goes into the message: inline when it has a Content-ID."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+
+
+def _split(content_type: str) -> tuple[str, str]:
+    maintype, _, subtype = (content_type or "application/octet-stream").partition("/")
+    return maintype or "application", subtype or "octet-stream"
+
+
+def build_body(text_body: str, html_body: str | None, parts: list[Part]) -> EmailMessage:
+    """Return the MIME entity of a mailing's content: text, HTML, inline images, attachments."""
+    body = EmailMessage(policy=POLICY)
+    body.set_content(text_body or "", charset="utf-8")
+    inline = [part for part in parts if part.content_id]
+    attached = [part for part in parts if not part.content_id]
+    if html_body:
+        body.add_alternative(html_body, subtype="html", charset="utf-8")
+        html_part = body.get_payload()[-1]
+        for part in inline:
+            maintype, subtype = _split(part.content_type)
+            html_part.add_related(
+                part.data,
+                maintype=maintype,
+                subtype=subtype,
+                cid=f"<{part.content_id.strip('<>')}>",
+                filename=part.filename,
+                disposition="inline",
+            )
+    else:
+        attached = parts
+    for part in attached:
+        maintype, subtype = _split(part.content_type)
+        body.add_attachment(part.data, maintype=maintype, subtype=subtype, filename=part.filename)
+    return body
+
+
+def _headers_bytes(headers: EmailMessage) -> bytes:
+    """Return the serialised header block without its final blank line."""
+    return headers.as_bytes(policy=HEADER_POLICY)[:-2]
+
+
+class MailingMessages:
+    """The messages of one mailing: shared headers and body built once, per-e-mail headers added."""
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        subject: str,
+        text_body: str,
+        html_body: str | None,
+        parts: list[Part],
+        date: datetime,
+        hide_recipients: bool = False,
+        account: HeaderAddress | None = None,
+    ) -> None:
+        self.identity = identity
+        self.hide_recipients = hide_recipients
+        shared = EmailMessage(policy=HEADER_POLICY)
+        shared["From"] = identity.from_address
+        if hide_recipients:
+            shared["To"] = account or identity.from_address
+        if identity.reply_to is not None:
+            shared["Reply-To"] = identity.reply_to
+        shared["Subject"] = subject
+        shared["Date"] = format_datetime(date.replace(tzinfo=UTC) if date.tzinfo is None else date)
+        self._shared = _headers_bytes(shared)
+        self._body = build_body(text_body, html_body, parts).as_bytes(policy=POLICY)
+
+    def message_bytes(
+        self,
+        message_id: str,
+        to: list[HeaderAddress],
+        cc: list[HeaderAddress] = (),
+    ) -> bytes:
+        """Return the whole message of one e-mail (Bcc recipients never appear in it)."""
+        own = EmailMessage(policy=HEADER_POLICY)
+        own["Message-ID"] = message_id
+        if not self.hide_recipients:
+            if to:
+                own["To"] = to
+            if cc:
+                own["Cc"] = cc
+        return b"".join((_headers_bytes(own), self._shared, self._body))

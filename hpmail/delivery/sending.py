@@ -1,0 +1,448 @@
+"""Deliver claimed e-mails: claim rows, build MIME, one SMTP connection per batch, record answers.
+
+Rule 3 of the send path: a row is sent only by whoever claimed it with the one conditional UPDATE
+in ``claim``; the lease lets the sweeper give the row to another worker if this one dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import time
+from collections import OrderedDict, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.headerregistry import Address as HeaderAddress
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import OperationalError
+
+from hpmail.delivery import clock
+from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.limits import reserve
+from hpmail.delivery.mime import MailingMessages, Part
+from hpmail.delivery.models import (
+    EmailRecipient,
+    EmailState,
+    Mailing,
+    MailingAttachment,
+    OutboundEmail,
+    RecipientState,
+    Transport,
+)
+from hpmail.delivery.policy import sending_identity
+from hpmail.delivery.retry import next_attempt
+from hpmail.delivery.settings import server_settings
+from hpmail.delivery.transport import Failure, classify, close_quietly, connect, server_answer
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Checks registered by higher floors (accounts): fn(mailing) -> reason to refuse, or None.
+SENDER_CHECKS: list = []
+
+
+@dataclass
+class Delivery:
+    """What happened to the e-mails handed to ``deliver``."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    not_claimed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add_error(self, message: str) -> None:
+        if message not in self.errors:
+            self.errors.append(message)
+
+
+@dataclass
+class Pending:
+    """A claimed e-mail and what its message needs."""
+
+    id: int
+    mailing_id: int
+    message_id: str
+    attempts: int
+    created_at: datetime
+    transport_id: int | None
+    recipients: list[tuple[int, str, str, str]] = field(
+        default_factory=list
+    )  # id, field, name, addr
+
+
+def claim(email_ids: list[int], now: datetime) -> list[int]:
+    """Take the due rows among ``email_ids`` with one conditional UPDATE and a lease; commit."""
+    if not email_ids:
+        return []
+    lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
+    due = or_(
+        and_(
+            OutboundEmail.state.in_((EmailState.QUEUED, EmailState.DEFERRED)),
+            OutboundEmail.next_attempt_at <= now,
+        ),
+        and_(OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now),
+    )
+    claimed = db.session.scalars(
+        update(OutboundEmail)
+        .where(OutboundEmail.id.in_(email_ids), due)
+        .values(
+            state=EmailState.SENDING, lease_until=now + lease, attempts=OutboundEmail.attempts + 1
+        )
+        .returning(OutboundEmail.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()
+    return sorted(claimed)
+
+
+def _load(ids: list[int]) -> list[Pending]:
+    rows = db.session.execute(
+        select(
+            OutboundEmail.id,
+            OutboundEmail.mailing_id,
+            OutboundEmail.message_id,
+            OutboundEmail.attempts,
+            OutboundEmail.created_at,
+            Mailing.transport_id,
+        )
+        .join(Mailing, Mailing.id == OutboundEmail.mailing_id)
+        .where(OutboundEmail.id.in_(ids))
+        .order_by(OutboundEmail.id)
+    ).all()
+    pending = {row.id: Pending(*row) for row in rows}
+    for row in db.session.execute(
+        select(
+            EmailRecipient.email_id,
+            EmailRecipient.id,
+            EmailRecipient.field,
+            EmailRecipient.name,
+            EmailRecipient.address,
+        )
+        .where(EmailRecipient.email_id.in_(ids), EmailRecipient.state == RecipientState.PENDING)
+        .order_by(EmailRecipient.id)
+    ):
+        pending[row.email_id].recipients.append((row.id, row.field, row.name, row.address))
+    return list(pending.values())
+
+
+# A worker keeps the built parts of its last few mailings: a mailing's e-mails come in many batches.
+_messages_cache: OrderedDict[tuple, MailingMessages] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def messages_of(mailing: Mailing) -> MailingMessages:
+    """Return the message builder of ``mailing``, built once per worker and From policy."""
+    settings = server_settings()
+    key = (
+        str(db.engine.url),
+        mailing.id,
+        mailing.created_at,
+        settings.sender_name,
+        settings.sender_address,
+        settings.allowed_domains,
+    )
+    cached = _messages_cache.get(key)
+    if cached is not None:
+        _messages_cache.move_to_end(key)
+        return cached
+    identity = sending_identity(
+        name=mailing.sender_name,
+        address=mailing.sender_address,
+        reply_to=mailing.reply_to,
+        server_name=settings.sender_name,
+        server_address=settings.sender_address,
+        allowed_domains=settings.allowed_domains or "",
+    )
+    attachments = db.session.scalars(
+        select(MailingAttachment)
+        .where(MailingAttachment.mailing_id == mailing.id)
+        .order_by(MailingAttachment.id)
+    ).all()
+    parts = [
+        Part(
+            item.filename,
+            item.attachment.content_type,
+            read_attachment(item.attachment),
+            item.content_id,
+        )
+        for item in attachments
+    ]
+    built = MailingMessages(
+        identity=identity,
+        subject=mailing.subject,
+        text_body=mailing.text_body,
+        html_body=mailing.html_body,
+        parts=parts,
+        date=mailing.created_at,
+        hide_recipients=mailing.hide_recipients,
+        account=HeaderAddress(display_name=mailing.sender_name, addr_spec=mailing.sender_address),
+    )
+    _messages_cache[key] = built
+    while len(_messages_cache) > _CACHE_SIZE:
+        _messages_cache.popitem(last=False)
+    return built
+
+
+class Recorder:
+    """Writes each answer to the outbox, committing every few e-mails (at-least-once, bounded)."""
+
+    def __init__(self, now: datetime, final: bool, delivery: Delivery) -> None:
+        self.now = now
+        self.final = final  # in a request: no retry later, the user sees the outcome
+        self.delivery = delivery
+        self.every = current_app.config.get("DELIVERY_RECORD_EVERY", 20)
+        self.unsaved = 0
+
+    def sent(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
+        refused = {address.lower(): answer for address, answer in refused.items()}
+        for recipient_id, _field, _name, address in email.recipients:
+            answer = refused.get(address.lower())
+            if answer is not None:
+                code, text = answer
+                db.session.execute(
+                    update(EmailRecipient)
+                    .where(EmailRecipient.id == recipient_id)
+                    .values(state=RecipientState.REFUSED, code=code, reply=_words(text))
+                )
+        db.session.execute(
+            update(EmailRecipient)
+            .where(
+                EmailRecipient.email_id == email.id,
+                EmailRecipient.state == RecipientState.PENDING,
+            )
+            .values(state=RecipientState.ACCEPTED, code=250)
+        )
+        values = {"state": EmailState.SENT, "sent_at": self.now, "lease_until": None}
+        if refused:
+            code, text = next(iter(refused.values()))
+            failure = server_answer(code, text)
+            values.update(last_code=code, last_error=failure.message)
+        self._save(email, values)
+        self.delivery.sent += 1
+
+    def recipients_refused(self, email: Pending, refused: dict) -> Failure:
+        """Record an e-mail whose every recipient was refused; return the failure it counts as."""
+        failures = []
+        for recipient_id, _field, _name, address in email.recipients:
+            code, text = refused.get(address, refused.get(address.lower(), (550, b"")))
+            failures.append(server_answer(code, text))
+            if code >= 500:
+                db.session.execute(
+                    update(EmailRecipient)
+                    .where(EmailRecipient.id == recipient_id)
+                    .values(state=RecipientState.REFUSED, code=code, reply=_words(text))
+                )
+        permanent = [failure for failure in failures if failure.permanent]
+        return permanent[0] if len(permanent) == len(failures) else failures[0]
+
+    def failed(self, email: Pending, failure: Failure) -> None:
+        """Record a failure: permanent (or too old, or in a request) fails, transient defers."""
+        retry_at = None
+        if not failure.permanent and not self.final:
+            retry_at = next_attempt(email.created_at, email.attempts, self.now)
+        if retry_at is None:
+            values = {"state": EmailState.FAILED, "lease_until": None}
+            self.delivery.failed += 1
+        else:
+            values = {
+                "state": EmailState.DEFERRED,
+                "next_attempt_at": retry_at,
+                "lease_until": None,
+            }
+            self.delivery.deferred += 1
+        values.update(last_code=failure.code, last_error=failure.message)
+        self.delivery.add_error(failure.message)
+        self._save(email, values)
+
+    def held_back(self, email: Pending, until: datetime, message: str) -> None:
+        """Defer an e-mail held back by a sending limit to the next window (not an attempt)."""
+        self._save(
+            email,
+            {
+                "state": EmailState.DEFERRED,
+                "next_attempt_at": until,
+                "lease_until": None,
+                "attempts": max(email.attempts - 1, 0),
+                "last_error": message,
+            },
+        )
+        self.delivery.deferred += 1
+
+    def _save(self, email: Pending, values: dict) -> None:
+        db.session.execute(
+            update(OutboundEmail)
+            .where(OutboundEmail.id == email.id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        self.unsaved += 1
+        if self.unsaved >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what was recorded, retrying while another connection holds the database."""
+        if not self.unsaved:
+            return
+        commit_patiently()
+        self.unsaved = 0
+
+
+def commit_patiently(attempts: int = 5) -> None:
+    """Commit, retrying a few times if the database is locked (SQLite busy timeout passed)."""
+    for attempt in range(attempts):
+        try:
+            db.session.commit()
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            log.warning("database busy while recording delivery; retrying")
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _words(text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(str(text).split())
+
+
+def sender_refusal(mailing: Mailing) -> str | None:
+    """Return the first reason a registered sender check gives to refuse ``mailing``."""
+    for check in SENDER_CHECKS:
+        reason = check(mailing)
+        if reason:
+            return reason
+    return None
+
+
+def deliver(email_ids, *, final: bool = False, timeout: float | None = None) -> Delivery:
+    """Claim and send the due e-mails among ``email_ids``, recording every answer.
+
+    ``final`` is for sending inside a request: a failure is reported, not retried later.
+    """
+    delivery = Delivery()
+    email_ids = list(email_ids)
+    now = clock.now()
+    claimed = claim(email_ids, now)
+    delivery.not_claimed = len(email_ids) - len(claimed)
+    if not claimed:
+        return delivery
+    pending = _load(claimed)
+    recorder = Recorder(now, final, delivery)
+    by_transport: dict[int | None, list[Pending]] = defaultdict(list)
+    for email in pending:
+        by_transport[email.transport_id].append(email)
+    try:
+        for transport_id, emails in by_transport.items():
+            _deliver_through(transport_id, emails, recorder, timeout)
+    finally:
+        recorder.flush()
+    log.info(
+        "delivered %s: %s sent, %s deferred, %s failed",
+        len(claimed),
+        delivery.sent,
+        delivery.deferred,
+        delivery.failed,
+    )
+    return delivery
+
+
+def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, timeout) -> None:
+    from flask_babel import gettext as _
+
+    transport = db.session.get(Transport, transport_id) if transport_id else None
+    if transport is None or not transport.host:
+        failure = Failure(False, _("No SMTP server is configured for these e-mails."))
+        for email in emails:
+            recorder.failed(email, failure)
+        return
+    ready: list[tuple[Pending, MailingMessages]] = []
+    refusals: dict[int, str | None] = {}
+    builders: dict[int, MailingMessages] = {}
+    for email in emails:
+        if email.mailing_id not in refusals:
+            mailing = db.session.get(Mailing, email.mailing_id)
+            refusals[email.mailing_id] = sender_refusal(mailing)
+            if not refusals[email.mailing_id]:
+                builders[email.mailing_id] = messages_of(mailing)
+        reason = refusals[email.mailing_id]
+        if reason:
+            recorder.failed(email, Failure(True, reason))
+            continue
+        if not email.recipients:
+            recorder.sent(email, {})
+            continue
+        ready.append((email, builders[email.mailing_id]))
+    if transport.per_minute or transport.per_day:
+        allowed, reopens = reserve(transport, len(ready), recorder.now)
+        for email, _builder in ready[allowed:]:
+            recorder.held_back(
+                email,
+                reopens,
+                _(
+                    "Held back by the sending limit until %(time)s UTC.",
+                    time=reopens.strftime("%H:%M"),
+                ),
+            )
+        ready = ready[:allowed]
+        recorder.flush()
+        commit_patiently()
+    if ready:
+        _send_batch(transport, ready, recorder, timeout)
+
+
+def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> None:
+    """Send over one connection; after a drop, reconnect once for the rest, else defer them."""
+    smtp = None
+    reconnects = 0
+    index = 0
+    try:
+        while index < len(ready):
+            if smtp is None:
+                try:
+                    smtp = connect(transport, timeout)
+                except Exception as error:  # noqa: BLE001 - every failure is classified
+                    failure = classify(error)
+                    for email, _builder in ready[index:]:
+                        recorder.failed(email, failure)
+                    return
+            email, builder = ready[index]
+            index += 1
+            to = [
+                HeaderAddress(display_name=n, addr_spec=a)
+                for _i, f, n, a in email.recipients
+                if f == "to"
+            ]
+            cc = [
+                HeaderAddress(display_name=n, addr_spec=a)
+                for _i, f, n, a in email.recipients
+                if f == "cc"
+            ]
+            envelope = [address for _i, _f, _n, address in email.recipients]
+            message = builder.message_bytes(email.message_id, to, cc)
+            try:
+                refused = smtp.sendmail(builder.identity.envelope_from, envelope, message)
+            except smtplib.SMTPRecipientsRefused as error:
+                recorder.failed(email, recorder.recipients_refused(email, error.recipients))
+                continue
+            except Exception as error:  # noqa: BLE001 - every failure is classified
+                failure = classify(error)
+                recorder.failed(email, failure)
+                if failure.connection_lost or failure.code == 421:
+                    if failure.code == 421:
+                        close_quietly(smtp)
+                    else:
+                        smtp.close()
+                    smtp = None
+                    reconnects += 1
+                    if reconnects > 1:
+                        for rest, _builder in ready[index:]:
+                            recorder.failed(rest, failure)
+                        return
+                continue
+            recorder.sent(email, refused)
+    finally:
+        close_quietly(smtp)

@@ -1,0 +1,99 @@
+"""Worker tasks on Huey: ``deliver(email_ids)`` and the periodic sweeper.
+
+The queue only says "look now"; a lost task costs nothing because ``sweep`` finds its rows again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from huey import crontab
+from sqlalchemy import and_, or_, select
+
+from hpmail import queue
+from hpmail.delivery import clock, sending
+from hpmail.delivery.limits import forget_old_counters
+from hpmail.delivery.models import EmailState, OutboundEmail
+from hpmail.extensions import db
+from hpmail.queue import huey
+
+log = logging.getLogger(__name__)
+
+# A queued row older than this was never picked up (its task was lost): the sweeper re-enqueues it.
+QUEUED_GRACE = timedelta(minutes=1)
+
+
+@huey.task()
+def deliver(email_ids: list[int]) -> None:
+    """Send the due e-mails among ``email_ids`` (a worker task)."""
+    with queue.app_context():
+        sending.deliver(email_ids)
+
+
+def enqueue_delivery(email_ids: list[int]) -> int:
+    """Enqueue ``deliver`` for ``email_ids`` in batches; return how many tasks were enqueued.
+
+    Call it only after the rows are committed. If the queue cannot take the task, the rows stay
+    in the outbox and the sweeper enqueues them later: nothing is lost, so nothing is raised.
+    """
+    size = current_app.config["DELIVERY_BATCH_SIZE"]
+    tasks = 0
+    for start in range(0, len(email_ids), size):
+        try:
+            deliver(list(email_ids[start : start + size]))
+            tasks += 1
+        except Exception:  # the database is the source of truth; the sweeper will enqueue them
+            log.exception("could not enqueue delivery; the sweeper will pick these e-mails up")
+    return tasks
+
+
+def due_email_ids(now) -> list[int]:
+    """Return the ids of rows a worker should look at: due, lost or abandoned."""
+    return list(
+        db.session.scalars(
+            select(OutboundEmail.id)
+            .where(
+                or_(
+                    and_(
+                        OutboundEmail.state == EmailState.DEFERRED,
+                        OutboundEmail.next_attempt_at <= now,
+                    ),
+                    and_(
+                        OutboundEmail.state == EmailState.QUEUED,
+                        OutboundEmail.next_attempt_at <= now - QUEUED_GRACE,
+                    ),
+                    and_(
+                        OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now
+                    ),
+                )
+            )
+            .order_by(OutboundEmail.id)
+        )
+    )
+
+
+def sweep() -> int:
+    """Re-enqueue due deferred rows, lost queued rows and expired leases; return how many."""
+    now = clock.now()
+    ids = due_email_ids(now)
+    forget_old_counters(now)
+    db.session.commit()
+    if ids:
+        log.info("sweeper: %s e-mails to look at", len(ids))
+        enqueue_delivery(ids)
+    return len(ids)
+
+
+def _sweep_every() -> int:
+    if queue._app is not None:
+        return max(1, int(queue._app.config.get("SWEEP_INTERVAL_MINUTES", 1)))
+    return 1
+
+
+@huey.periodic_task(crontab(minute=f"*/{_sweep_every()}"))
+def sweep_outbox() -> None:
+    """Periodic: run ``sweep`` in the worker."""
+    with queue.app_context():
+        sweep()
