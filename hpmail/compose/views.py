@@ -1,5 +1,284 @@
-"""Pages of compose."""
+"""Pages of compose: the composer, templates (modèles), quick e-mails, the scanned signature."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from io import BytesIO
+
+from hpmail.compose import saved, service
+from hpmail.compose.uploads import keep_token, kept_files, read_uploads
+from hpmail.directory.models import Cohort, Course
+from hpmail.extensions import db
+from hpmail.web import render
 
 bp = Blueprint("compose", __name__, cli_group=None)
+
+
+def _selection_people(token: str | None):
+    """Return the selection of this token (404 for another user's) and its people."""
+    from hpmail.directory.selection import selected_people, selection_for
+
+    if not token:
+        return None, []
+    selection = selection_for(current_user, token)
+    return selection, selected_people(selection)
+
+
+def _draft_from_form() -> service.Draft:
+    form = request.form
+    account = form.get("account_id", "")
+    return service.Draft(
+        kinds=form.getlist("kinds"),
+        other_ids=[int(i) for i in form.getlist("other_ids") if i.isdigit()],
+        cc=form.get("cc", "")[:5000],
+        bcc=form.get("bcc", "")[:5000],
+        subject=form.get("subject", ""),
+        body=form.get("body", "")[:2_000_000],
+        insert_signature=bool(form.get("insert_signature")),
+        account_id=int(account) if account.isdigit() else None,
+        hide_recipients=bool(form.get("hide_recipients")),
+        one_per_recipient=bool(form.get("one_per_recipient")),
+        confirm_empty_subject=form.get("confirm_empty_subject") == "1",
+        kind="quick" if form.get("kind") == "quick" else "email",
+    )
+
+
+def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), status=200):
+    from hpmail.accounts.service import usable_accounts
+
+    types = service.recipient_types(people)
+    return render(
+        "compose/new.html",
+        draft=draft,
+        types=types,
+        other_kinds=[k for k in service.KIND_ORDER if k not in {t.kind for t in types}],
+        kind_labels=service.KIND_LABELS,
+        others=service.others_by_id(draft.other_ids),
+        token=token or "",
+        accounts=usable_accounts(current_user),
+        signature=service.signature_of(current_user.id),
+        templates=saved.templates_of(current_user),
+        kept=[(keep_token(current_user.id, k.attachment.id, k.filename), k) for k in kept],
+        errors=errors or {},
+        warnings=warnings or {},
+        limits={
+            "file": service.current_app.config["ATTACHMENT_MAX_FILE_BYTES"] // 1024 // 1024,
+            "email": service.current_app.config["ATTACHMENT_MAX_EMAIL_BYTES"] // 1024 // 1024,
+        },
+    ), status
+
+
+@bp.route("/e-mail/nouveau", methods=["GET", "POST"])
+def new():
+    token = request.values.get("selection")
+    _selection, people = _selection_people(token)
+    if request.method == "GET":
+        return _new_draft(people, token)
+    return _send(people, token)
+
+
+def _new_draft(people, token):
+    from hpmail.accounts.service import default_account, settings_for
+
+    draft = service.Draft(kinds=[t for t in service.KIND_ORDER], kind="email")
+    if request.args.get("kind") == "quick":
+        draft.kind = "quick"
+    kept = []
+    template_id = request.args.get("template", "")
+    if template_id.isdigit():
+        template = saved.template_for(current_user, int(template_id))
+        draft = saved.draft_of(template)
+        draft.kind = "quick" if request.args.get("kind") == "quick" else "email"
+        kept = [service_kept(a) for a in template.attachments]
+    account = default_account(current_user)
+    draft.account_id = account.id if account else None
+    draft.hide_recipients = bool(settings_for(current_user).hide_recipients)
+    return _composer(draft, people, token, kept=kept)
+
+
+def service_kept(template_attachment):
+    from hpmail.compose.uploads import KeptFile
+
+    return KeptFile(template_attachment.attachment, template_attachment.filename)
+
+
+def _send(people, token):
+    from hpmail.accounts.service import NotAuthorised
+    from hpmail.compose.uploads import upload_errors
+    from hpmail.delivery.outbox import dispatch
+    from hpmail.delivery.policy import InvalidHeader
+
+    draft = _draft_from_form()
+    uploads = read_uploads(request.files.getlist("attachments"))
+    kept = kept_files(current_user.id, request.form.getlist("kept"))
+    types = service.recipient_types(people)
+    cc, cc_errors = service.parse_addresses(draft.cc)
+    bcc, bcc_errors = service.parse_addresses(draft.bcc)
+    recipients = service.resolve_recipients(
+        types, draft.kinds, service.others_by_id(draft.other_ids), cc, bcc
+    )
+    try:
+        html, text = service.check_draft(
+            draft, recipients, uploads, kept, {"cc": cc_errors, "bcc": bcc_errors}
+        )
+        mailing = service.queue_email(current_user, draft, recipients, html, text, uploads, kept)
+    except service.ComposeRefused as refused:
+        db.session.rollback()
+        if not upload_errors(uploads, kept) and uploads:
+            # Valid files are kept for the next try, so that the user does not pick them again.
+            kept = kept + saved_uploads(uploads)
+            db.session.commit()
+        return _composer(
+            draft, people, token, errors=refused.errors, warnings=refused.warnings, kept=kept,
+            status=200 if not refused.errors else 422,
+        )  # fmt: skip
+    except NotAuthorised as refused:
+        db.session.rollback()
+        return _composer(draft, people, token, errors={"account_id": [str(refused)]},
+                         kept=kept, status=403)  # fmt: skip
+    except InvalidHeader as refused:
+        db.session.rollback()
+        return _composer(draft, people, token, errors={"recipients": [str(refused)]},
+                         kept=kept, status=422)  # fmt: skip
+    db.session.commit()
+    result = dispatch(mailing)
+    return render("compose/sent.html", mailing=mailing, result=result,
+                  emails=len(mailing.emails))  # fmt: skip
+
+
+def saved_uploads(uploads):
+    """Store valid uploads and return them as kept files."""
+    from hpmail.compose.uploads import KeptFile
+    from hpmail.delivery.attachments import store_attachment
+
+    return [
+        KeptFile(store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
+        for u in uploads
+    ]
+
+
+@bp.route("/e-mail/personnes")
+def people():
+    """Return checkable people matching the search (htmx), for "Autres"."""
+    found = service.search_people(request.args.get("q", ""), request.args.get("kind"))
+    if not request.args.get("q") and request.args.get("kind"):
+        found = service.people_of_kind(request.args["kind"])
+    return render("compose/_people.html", people=found)
+
+
+@bp.route("/e-mail/modeles", methods=["POST"])
+def save_template():
+    token = request.form.get("selection")
+    _selection, people = _selection_people(token)
+    draft = _draft_from_form()
+    uploads = read_uploads(request.files.getlist("attachments"))
+    kept = kept_files(current_user.id, request.form.getlist("kept"))
+    from hpmail.compose.uploads import upload_errors
+
+    problems = upload_errors(uploads, kept)
+    try:
+        if problems:
+            raise saved.TemplateRefused(problems[0])
+        template = saved.save_template(
+            current_user, request.form.get("template_label", ""), draft, uploads, kept
+        )
+    except saved.TemplateRefused as refused:
+        db.session.rollback()
+        return _composer(draft, people, token, errors={"template_label": [str(refused)]},
+                         kept=kept, status=422)  # fmt: skip
+    db.session.commit()
+    flash(_("Template « %(label)s » saved.", label=template.label), "success")
+    return redirect(url_for("compose.new", selection=token or None, template=template.id))
+
+
+@bp.route("/e-mail/modeles/<int:template_id>/renommer", methods=["POST"])
+def rename_template(template_id: int):
+    template = saved.template_for(current_user, template_id)
+    try:
+        saved.rename_template(current_user, template, request.form.get("label", ""))
+    except saved.TemplateRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "error")
+    else:
+        db.session.commit()
+        flash(_("Template renamed."), "success")
+    return redirect(_back_to_composer())
+
+
+@bp.route("/e-mail/modeles/<int:template_id>/supprimer", methods=["POST"])
+def delete_template(template_id: int):
+    template = saved.template_for(current_user, template_id)
+    label = template.label
+    saved.delete_template(current_user, template)
+    db.session.commit()
+    flash(_("Template « %(label)s » deleted.", label=label), "success")
+    return redirect(_back_to_composer())
+
+
+def _back_to_composer() -> str:
+    token = request.form.get("selection") or None
+    return url_for("compose.new", selection=token)
+
+
+@bp.route("/e-mail/cours/<int:course_id>")
+def quick_course(course_id: int):
+    from hpmail.directory.service import course_audience
+
+    course = db.get_or_404(Course, course_id)
+    teachers, students = course_audience(course)
+    return _quick(teachers + students)
+
+
+@bp.route("/e-mail/promotion/<int:cohort_id>/equipe")
+def quick_cohort(cohort_id: int):
+    from hpmail.directory.service import teaching_team
+
+    cohort = db.get_or_404(Cohort, cohort_id)
+    return _quick(teaching_team(cohort))
+
+
+def _quick(people):
+    from hpmail.directory.selection import create_selection
+
+    selection = create_selection(current_user, [p.id for p in people])
+    db.session.commit()
+    return redirect(url_for("compose.new", selection=selection.token, kind="quick"))
+
+
+@bp.route("/e-mail/signature", methods=["GET", "POST"])
+def signature():
+    error = None
+    if request.method == "POST":
+        if request.form.get("action") == "delete":
+            saved.delete_signature(current_user)
+            db.session.commit()
+            flash(_("Your signature was removed."), "success")
+            return redirect(url_for("compose.signature"))
+        storage = request.files.get("signature")
+        uploads = read_uploads([storage] if storage else [])
+        try:
+            if not uploads:
+                raise saved.TemplateRefused(_("Choose an image file."))
+            saved.save_signature(current_user, uploads[0])
+        except saved.TemplateRefused as refused:
+            db.session.rollback()
+            error = str(refused)
+        else:
+            db.session.commit()
+            flash(_("Your signature was saved."), "success")
+            return redirect(url_for("compose.signature"))
+    current = service.signature_of(current_user.id)
+    return render("compose/signature.html", signature=current, error=error), (422 if error else 200)
+
+
+@bp.route("/e-mail/signature/image")
+def signature_image():
+    from hpmail.delivery.attachments import read_attachment
+
+    current = service.signature_of(current_user.id)
+    if current is None:
+        abort(404)
+    return send_file(BytesIO(read_attachment(current.attachment)),
+                     mimetype=current.attachment.content_type, max_age=0)  # fmt: skip

@@ -1,0 +1,30 @@
+"""The archive's search index: each mailing's words (subject, body, recipients), normalised."""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hpmail.extensions import db
+
+
+class ArchiveWord(db.Model):
+    """A word of a mailing, lower-case without accents; searched by exact match or prefix."""
+
+    __tablename__ = "archive_word"
+    __table_args__ = (Index("ix_archive_word_mailing", "mailing_id"),)
+
+    word: Mapped[str] = mapped_column(String(40), primary_key=True)
+    mailing_id: Mapped[int] = mapped_column(
+        ForeignKey("mailing.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ArchiveIndexed(db.Model):
+    """A mailing whose words are in the index (the others are indexed at the next search)."""
+
+    __tablename__ = "archive_indexed"
+
+    mailing_id: Mapped[int] = mapped_column(
+        ForeignKey("mailing.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -1,0 +1,295 @@
+"""What the sent-mail archive shows: the mailings a user may see, sorted, searched, in detail."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+
+from flask import abort
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import and_, case, func, select
+
+from hpmail.accounts.models import Account
+from hpmail.accounts.service import may_send_as, visible_accounts
+from hpmail.archive import search
+from hpmail.delivery.models import (
+    EmailRecipient,
+    EmailState,
+    Mailing,
+    MailingAttachment,
+    OutboundEmail,
+)
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+
+# The mailing's state is its least advanced e-mail's: failed, then deferred, then waiting, then sent.
+STATE_RANK = {
+    EmailState.FAILED: 0,
+    EmailState.DEFERRED: 1,
+    EmailState.QUEUED: 2,
+    EmailState.SENDING: 2,
+    EmailState.SENT: 3,
+    EmailState.CANCELLED: 4,
+}
+RANK_STATE = {0: "failed", 1: "deferred", 2: "queued", 3: "sent", 4: "cancelled"}
+STATE_LABELS = {
+    "sent": _l("Sent"),
+    "queued": _l("Pending"),
+    "sending": _l("Pending"),
+    "deferred": _l("Deferred"),
+    "failed": _l("Failed"),
+    "cancelled": _l("Cancelled"),
+    "pending": _l("Pending"),
+    "accepted": _l("Sent"),
+    "refused": _l("Failed"),
+}
+SORTS = ("date", "from", "subject", "recipients", "state")
+SERVER_MAILINGS = "none"  # the account filter value for the server's own e-mails (admin only)
+
+
+@dataclass
+class ArchiveQuery:
+    """What the archive list shows: account filter, search text, sort column and order, page."""
+
+    account: str = ""
+    q: str = ""
+    sort: str = "date"
+    descending: bool = True
+    page: int = 1
+
+
+@dataclass
+class Row:
+    mailing: Mailing
+    recipient_count: int
+    state: str
+    counts: dict[str, int]
+    first_recipients: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ArchivePage:
+    rows: list[Row]
+    page: int
+    has_next: bool
+
+
+def visibility(user, account: str = ""):
+    """Return the WHERE clause of the mailings ``user`` may see, narrowed to one account."""
+    if user.is_admin:
+        if account == SERVER_MAILINGS:
+            return Mailing.account_id.is_(None)
+        if account.isdigit():
+            return Mailing.account_id == int(account)
+        return True
+    ids = [a.id for a in visible_accounts(user)]
+    if account.isdigit():
+        ids = [i for i in ids if i == int(account)]
+    return Mailing.account_id.in_(ids)
+
+
+def can_see(user, mailing: Mailing) -> bool:
+    """Tell whether ``user`` may read this mailing (admin: all; others: their accounts')."""
+    if user.is_admin:
+        return True
+    if mailing.account_id is None:
+        return False
+    return mailing.account_id in {a.id for a in visible_accounts(user)}
+
+
+def mailing_for(user, mailing_id: int) -> Mailing:
+    """Return the mailing if ``user`` may see it, else 404 (no hint that it exists)."""
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None or not can_see(user, mailing):
+        abort(404)
+    return mailing
+
+
+def _recipient_count():
+    return (
+        select(func.count(EmailRecipient.id))
+        .join(OutboundEmail, OutboundEmail.id == EmailRecipient.email_id)
+        .where(OutboundEmail.mailing_id == Mailing.id)
+        .scalar_subquery()
+    )
+
+
+def _state_rank():
+    rank = case(
+        *((OutboundEmail.state == state, value) for state, value in STATE_RANK.items()), else_=4
+    )
+    return select(func.min(rank)).where(OutboundEmail.mailing_id == Mailing.id).scalar_subquery()
+
+
+def archive_page(user, query: ArchiveQuery, page_size: int) -> ArchivePage:
+    """Return one page of the mailings ``user`` may see, searched and sorted."""
+    search.refresh_index()
+    statement = select(Mailing.id).where(visibility(user, query.account))
+    if query.q.strip():
+        matching = search.matching_ids(query.q)
+        if matching is not None:
+            statement = statement.where(Mailing.id.in_(matching))
+    column = {
+        "date": Mailing.created_at,
+        "from": func.lower(Mailing.sender_name + " " + Mailing.sender_address),
+        "subject": func.lower(Mailing.subject),
+        "recipients": _recipient_count(),
+        "state": _state_rank(),
+    }.get(query.sort, Mailing.created_at)
+    order = column.desc() if query.descending else column.asc()
+    tie = Mailing.id.desc() if query.descending else Mailing.id.asc()
+    page = max(query.page, 1)
+    ids = list(
+        db.session.scalars(
+            statement.order_by(order, tie).offset((page - 1) * page_size).limit(page_size + 1)
+        )
+    )
+    has_next = len(ids) > page_size
+    ids = ids[:page_size]
+    return ArchivePage(rows_of(ids), page, has_next)
+
+
+def rows_of(ids: list[int]) -> list[Row]:
+    """Return the archive rows of these mailings, in this order, with their counts."""
+    if not ids:
+        return []
+    mailings = {m.id: m for m in db.session.scalars(select(Mailing).where(Mailing.id.in_(ids)))}
+    counts: dict[int, dict[str, int]] = {i: {} for i in ids}
+    for mailing_id, state, count in db.session.execute(
+        select(OutboundEmail.mailing_id, OutboundEmail.state, func.count())
+        .where(OutboundEmail.mailing_id.in_(ids))
+        .group_by(OutboundEmail.mailing_id, OutboundEmail.state)
+    ):
+        counts[mailing_id][state] = count
+    recipient_counts = dict(
+        db.session.execute(
+            select(OutboundEmail.mailing_id, func.count(EmailRecipient.id))
+            .join(EmailRecipient, EmailRecipient.email_id == OutboundEmail.id)
+            .where(OutboundEmail.mailing_id.in_(ids))
+            .group_by(OutboundEmail.mailing_id)
+        ).all()
+    )
+    numbered = (
+        select(
+            OutboundEmail.mailing_id,
+            EmailRecipient.name,
+            EmailRecipient.address,
+            func.row_number()
+            .over(partition_by=OutboundEmail.mailing_id, order_by=EmailRecipient.id)
+            .label("n"),
+        )
+        .join(EmailRecipient, EmailRecipient.email_id == OutboundEmail.id)
+        .where(OutboundEmail.mailing_id.in_(ids))
+        .subquery()
+    )
+    first: dict[int, list[str]] = {i: [] for i in ids}
+    for mailing_id, name, address in db.session.execute(
+        select(numbered.c.mailing_id, numbered.c.name, numbered.c.address).where(numbered.c.n <= 3)
+    ):
+        first[mailing_id].append(name or address)
+    rows = []
+    for mailing_id in ids:
+        by_state = counts[mailing_id]
+        rank = min((STATE_RANK.get(s, 4) for s in by_state), default=4)
+        rows.append(
+            Row(
+                mailings[mailing_id],
+                recipient_counts.get(mailing_id, 0),
+                RANK_STATE[rank],
+                by_state,
+                first[mailing_id],
+            )
+        )
+    return rows
+
+
+def account_choices(user) -> list[tuple[str, str]]:
+    """Return the account drop-down: (value, label), the admin's with the server's e-mails."""
+    choices = [(str(a.id), f"{a.label} <{a.address}>") for a in visible_accounts(user)]
+    if user.is_admin:
+        choices.append((SERVER_MAILINGS, str(_l("Server e-mails (tests, codes)"))))
+    return choices
+
+
+def headers_as_sent(mailing: Mailing, email: OutboundEmail) -> list[tuple[str, str]]:
+    """Return the headers of ``email`` as the delivery engine builds them (Bcc never shown)."""
+    from email.headerregistry import Address as HeaderAddress
+
+    from hpmail.delivery.sending import messages_of
+
+    to = [HeaderAddress(r.name, addr_spec=r.address) for r in email.recipients if r.field == "to"]
+    cc = [HeaderAddress(r.name, addr_spec=r.address) for r in email.recipients if r.field == "cc"]
+    try:
+        raw = messages_of(mailing).message_bytes(email.message_id, to, cc)
+    except (OSError, ValueError) as error:  # a file missing from the store, a bad address
+        log.warning("mailing %s: headers not rebuilt: %s", mailing.id, error)
+        return [("Message-ID", email.message_id), ("Subject", mailing.subject)]
+    message = BytesHeaderParser(policy=default_policy).parsebytes(raw)
+    shown = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
+    return [(name, str(message[name])) for name in shown if message[name] is not None]
+
+
+def attachment_of(mailing: Mailing, item_id: int) -> MailingAttachment:
+    """Return the mailing's attachment of this id, or 404."""
+    item = db.session.get(MailingAttachment, item_id)
+    if item is None or item.mailing_id != mailing.id:
+        abort(404)
+    return item
+
+
+def may_resend(user, mailing: Mailing) -> bool:
+    """Tell whether ``user`` may send the failed e-mails of ``mailing`` again."""
+    if mailing.account_id is None:
+        return user.is_admin
+    return user.is_admin or may_send_as(user.id, mailing.account_id)
+
+
+def failed_recipient_count(mailing: Mailing) -> int:
+    """Return how many recipients were refused or belong to a failed e-mail, not yet resent."""
+    from sqlalchemy.orm import aliased
+
+    from hpmail.delivery.models import RecipientState
+
+    later_recipient, later_email = aliased(EmailRecipient), aliased(OutboundEmail)
+    resent = (
+        select(later_recipient.id)
+        .join(later_email, later_email.id == later_recipient.email_id)
+        .where(
+            later_email.mailing_id == mailing.id,
+            later_recipient.address == EmailRecipient.address,
+            later_recipient.id > EmailRecipient.id,
+        )
+        .exists()
+    )
+    return db.session.scalar(
+        select(func.count(EmailRecipient.id))
+        .join(OutboundEmail, OutboundEmail.id == EmailRecipient.email_id)
+        .where(
+            OutboundEmail.mailing_id == mailing.id,
+            (EmailRecipient.state == RecipientState.REFUSED)
+            | and_(
+                OutboundEmail.state == EmailState.FAILED,
+                EmailRecipient.state != RecipientState.ACCEPTED,
+            ),
+            ~resent,
+        )
+    )
+
+
+def resend_failed(user, mailing: Mailing) -> list[int]:
+    """Queue again the e-mails of refused and failed recipients (flushed); return the new ids."""
+    from hpmail.delivery.outbox import resend_failed_recipients
+
+    if not failed_recipient_count(mailing):
+        return []  # already resent (a second click, a replayed form)
+    ids = resend_failed_recipients(mailing)
+    log.info("user %s resent mailing %s to failed recipients: %d e-mails", user.login,
+             mailing.id, len(ids))  # fmt: skip
+    return ids
+
+
+def account_of(mailing: Mailing) -> Account | None:
+    return db.session.get(Account, mailing.account_id) if mailing.account_id else None

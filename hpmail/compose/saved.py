@@ -1,0 +1,142 @@
+"""A user's saved e-mails (modèles) and scanned signature: save, fill, rename, delete."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import abort, current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from hpmail.auth.models import utcnow
+from hpmail.compose.models import Signature, Template, TemplateAttachment
+from hpmail.compose.richtext import sanitize_html
+from hpmail.compose.service import Draft
+from hpmail.compose.uploads import KeptFile, Upload, image_type
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+LABEL_MAX = 120
+
+
+class TemplateRefused(ValueError):
+    """A template label or signature that cannot be saved; the message is in French."""
+
+
+def templates_of(user) -> list[Template]:
+    """Return the user's templates, by label."""
+    return list(
+        db.session.scalars(
+            select(Template).where(Template.owner_id == user.id).order_by(Template.label)
+        )
+    )
+
+
+def template_for(user, template_id: int) -> Template:
+    """Return the user's template of this id, or 404 (another user's templates do not exist)."""
+    template = db.session.get(Template, template_id)
+    if template is None or template.owner_id != user.id:
+        abort(404)
+    return template
+
+
+def check_label(user, label: str, keep: Template | None = None) -> str:
+    """Return the label stripped, or raise TemplateRefused."""
+    label = (label or "").strip()
+    if not label:
+        raise TemplateRefused(_("Give the template a name."))
+    if len(label) > LABEL_MAX or "\n" in label or "\r" in label:
+        raise TemplateRefused(_("The name must fit on one line (%(max)s characters at most).",
+                                max=LABEL_MAX))  # fmt: skip
+    clash = db.session.scalar(
+        select(Template).where(Template.owner_id == user.id, Template.label == label)
+    )
+    if clash is not None and clash is not keep:
+        raise TemplateRefused(_("You already have a template named « %(label)s ».", label=label))
+    return label
+
+
+def save_template(user, label: str, draft: Draft, uploads: list[Upload],
+                  kept: list[KeptFile]) -> Template:  # fmt: skip
+    """Save the composer's content under ``label`` (replacing the user's template of that name)."""
+    from hpmail.delivery.attachments import store_attachment
+
+    label = (label or "").strip()
+    existing = db.session.scalar(
+        select(Template).where(Template.owner_id == user.id, Template.label == label)
+    )
+    label = check_label(user, label, keep=existing)
+    template = existing or Template(owner_id=user.id, label=label)
+    template.subject = draft.subject.replace("\r", " ").replace("\n", " ")[:998]
+    template.html_body = sanitize_html(draft.body)
+    template.recipient_kinds = ",".join(k for k in draft.kinds if k.isalpha())[:60]
+    template.cc, template.bcc = draft.cc, draft.bcc
+    template.insert_signature = draft.insert_signature
+    template.one_per_recipient = draft.one_per_recipient
+    files = [(store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
+             for u in uploads] + [(k.attachment, k.filename) for k in kept]  # fmt: skip
+    template.attachments = [TemplateAttachment(attachment=a, filename=f) for a, f in files]
+    template.updated_at = utcnow()
+    db.session.add(template)
+    db.session.flush()
+    log.info("user %s saved template %s %r", user.login, template.id, label)
+    return template
+
+
+def rename_template(user, template: Template, label: str) -> None:
+    """Give the user's template a new label."""
+    template.label = check_label(user, label, keep=template)
+    db.session.flush()
+    log.info("user %s renamed template %s to %r", user.login, template.id, template.label)
+
+
+def delete_template(user, template: Template) -> None:
+    """Delete the user's template (its stored files stay: e-mails may carry them)."""
+    db.session.delete(template)
+    db.session.flush()
+    log.info("user %s deleted template %s", user.login, template.id)
+
+
+def draft_of(template: Template) -> Draft:
+    """Return the composer's content as the template saved it."""
+    return Draft(
+        kinds=template.kinds,
+        cc=template.cc,
+        bcc=template.bcc,
+        subject=template.subject,
+        body=template.html_body,
+        insert_signature=template.insert_signature,
+        one_per_recipient=template.one_per_recipient,
+    )
+
+
+def save_signature(user, upload: Upload) -> Signature:
+    """Store the user's scanned signature (PNG or JPEG, size-limited), replacing the old one."""
+    from hpmail.delivery.attachments import store_attachment
+
+    limit = current_app.config["SIGNATURE_MAX_BYTES"]
+    content_type = image_type(upload.data)
+    if content_type is None:
+        raise TemplateRefused(_("The signature must be a PNG or JPEG image."))
+    if upload.size > limit:
+        raise TemplateRefused(
+            _("The signature image is over %(limit)s KB.", limit=limit // 1024)
+        )
+    attachment = store_attachment(upload.data, content_type)
+    signature = db.session.get(Signature, user.id) or Signature(user_id=user.id)
+    signature.attachment = attachment
+    signature.filename = "signature." + ("png" if content_type == "image/png" else "jpg")
+    signature.uploaded_at = utcnow()
+    db.session.add(signature)
+    db.session.flush()
+    log.info("user %s uploaded a signature (%d bytes)", user.login, upload.size)
+    return signature
+
+
+def delete_signature(user) -> None:
+    """Remove the user's signature."""
+    signature = db.session.get(Signature, user.id)
+    if signature is not None:
+        db.session.delete(signature)
+        db.session.flush()
+        log.info("user %s removed their signature", user.login)

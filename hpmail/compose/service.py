@@ -1,0 +1,301 @@
+"""The composer's logic: who receives the e-mail, what it holds, and how it is queued."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+import re
+from email.utils import parseaddr
+
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+
+from hpmail.compose.models import Signature
+from hpmail.compose.richtext import html_to_text, sanitize_html
+from hpmail.compose.uploads import KeptFile, Upload, upload_errors
+from hpmail.directory.models import EmailStatus, Person, PersonKind
+from hpmail.directory.reach import reachability
+from hpmail.directory.text import fold
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+
+KIND_LABELS = {
+    PersonKind.TEACHER: _l("Teachers"),
+    PersonKind.STUDENT: _l("Students"),
+    PersonKind.STAFF: _l("Staff"),
+}
+KIND_ORDER = (PersonKind.TEACHER, PersonKind.STUDENT, PersonKind.STAFF)
+SUBJECT_MAX = 255
+
+
+@dataclass
+class RecipientType:
+    """A kind of person among the selected ones, with who can and cannot receive the e-mail."""
+
+    kind: str
+    reachable_count: int
+    total: int
+    reachable: list[Person]
+    unreachable: list[tuple[Person, str]]
+
+    @property
+    def label(self) -> str:
+        return str(KIND_LABELS[self.kind])
+
+
+@dataclass
+class Draft:
+    """What the user wrote in the composer, as plain values."""
+
+    kinds: list[str] = field(default_factory=list)
+    other_ids: list[int] = field(default_factory=list)
+    cc: str = ""
+    bcc: str = ""
+    subject: str = ""
+    body: str = ""
+    insert_signature: bool = False
+    account_id: int | None = None
+    hide_recipients: bool = False
+    one_per_recipient: bool = False
+    confirm_empty_subject: bool = False
+    kind: str = "email"
+
+
+@dataclass
+class Recipients:
+    """The resolved addresses of an e-mail, each once, by header field."""
+
+    to: list = field(default_factory=list)
+    cc: list = field(default_factory=list)
+    bcc: list = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.to) + len(self.cc) + len(self.bcc)
+
+
+class ComposeRefused(Exception):
+    """The e-mail cannot be sent as written: ``errors`` maps a field to its French messages."""
+
+    def __init__(self, errors: dict[str, list[str]], warnings: dict[str, str] | None = None):
+        super().__init__("; ".join(m for ms in errors.values() for m in ms))
+        self.errors = errors
+        self.warnings = warnings or {}
+
+
+def recipient_types(people: list[Person]) -> list[RecipientType]:
+    """Return the direct recipient types of the selected people, counted by ``reachability``."""
+    reach = reachability(people)
+    counts = reach.count_by_kind()
+    types = []
+    for kind in KIND_ORDER:
+        if kind not in counts:
+            continue
+        reachable_count, total = counts[kind]
+        types.append(
+            RecipientType(
+                kind=str(kind),
+                reachable_count=reachable_count,
+                total=total,
+                reachable=[p for p in reach.reachable if p.kind == kind],
+                unreachable=[(p, why) for p, why in reach.unreachable if p.kind == kind],
+            )
+        )
+    return types
+
+
+def person_name(person: Person) -> str:
+    return f"{person.first_name} {person.last_name}".strip()
+
+
+def parse_addresses(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """Return the (name, address) pairs typed in a Cc/Bcc field, and a message per bad one."""
+    pairs, errors = [], []
+    for chunk in re.split(r"[,;\r\n]+", text or ""):
+        chunk = chunk.strip()
+        if not chunk:
+            continue
+        name, address = parseaddr(chunk) if "<" in chunk else ("", chunk)
+        try:
+            valid = validate_email(address or chunk, check_deliverability=False)
+        except EmailNotValidError:
+            errors.append(_("« %(address)s » is not a valid e-mail address.", address=chunk))
+            continue
+        pairs.append((name.strip(), valid.normalized))
+    return pairs, errors
+
+
+def resolve_recipients(
+    types: list[RecipientType],
+    kinds: list[str],
+    others: list[Person],
+    cc: list[tuple[str, str]],
+    bcc: list[tuple[str, str]],
+) -> Recipients:
+    """Return the addresses: ticked types in To, others and Cc in Cc, Cci in Bcc, each once."""
+    from hpmail.delivery.outbox import Address
+
+    recipients, seen = Recipients(), set()
+
+    def add(where: list, address: str, name: str, person_id: int | None = None) -> None:
+        key = address.strip().lower()
+        if key and key not in seen:
+            seen.add(key)
+            where.append(Address(address.strip(), name, person_id))
+
+    for recipient_type in types:
+        if recipient_type.kind in kinds:
+            for person in recipient_type.reachable:
+                add(recipients.to, person.email, person_name(person), person.id)
+    for person in others:
+        if person.email_status == EmailStatus.VALID and person.email:
+            add(recipients.cc, person.email, person_name(person), person.id)
+    for name, address in cc:
+        add(recipients.cc, address, name)
+    for name, address in bcc:
+        add(recipients.bcc, address, name)
+    return recipients
+
+
+def split_emails(recipients: Recipients, one_per_recipient: bool, limit: int) -> list:
+    """Return the EmailSpecs: one per person, or groups of at most ``limit`` addresses."""
+    from hpmail.delivery.outbox import EmailSpec
+
+    if one_per_recipient:
+        # Each person gets their own e-mail, copies included, so nobody sees another's address.
+        return [
+            EmailSpec(to=[address])
+            for address in recipients.to + recipients.cc + recipients.bcc
+        ]
+    flat = (
+        [("to", a) for a in recipients.to]
+        + [("cc", a) for a in recipients.cc]
+        + [("bcc", a) for a in recipients.bcc]
+    )
+    emails = []
+    for start in range(0, len(flat), max(limit, 1)):
+        chunk = flat[start : start + limit]
+        emails.append(
+            EmailSpec(
+                to=[a for f, a in chunk if f == "to"],
+                cc=[a for f, a in chunk if f == "cc"],
+                bcc=[a for f, a in chunk if f == "bcc"],
+            )
+        )
+    return emails
+
+
+def others_by_id(ids: list[int]) -> list[Person]:
+    """Return the people picked by name under "Autres"."""
+    if not ids:
+        return []
+    return list(db.session.scalars(select(Person).where(Person.id.in_(ids[:2000]))))
+
+
+def search_people(text: str, kind: str | None = None, limit: int = 20) -> list[Person]:
+    """Return the people whose name or address contains every word of ``text``."""
+    query = select(Person).order_by(Person.last_name, Person.first_name).limit(limit)
+    if kind in {k.value for k in PersonKind}:
+        query = query.where(Person.kind == kind)
+    words = fold(text).split()
+    if not words:
+        return []
+    for word in words[:5]:
+        escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Person.search_text.like(f"%{escaped}%", escape="\\"))
+    return list(db.session.scalars(query))
+
+
+def signature_of(user_id: int) -> Signature | None:
+    return db.session.get(Signature, user_id)
+
+
+def check_draft(
+    draft: Draft,
+    recipients: Recipients,
+    uploads: list[Upload],
+    kept: list[KeptFile],
+    address_errors: dict[str, list[str]],
+) -> tuple[str, str]:
+    """Return the sanitised HTML and text bodies, or raise ComposeRefused with every problem."""
+    errors: dict[str, list[str]] = {k: v for k, v in address_errors.items() if v}
+    warnings: dict[str, str] = {}
+    subject = draft.subject
+    if "\r" in subject or "\n" in subject:
+        errors.setdefault("subject", []).append(_("The subject must fit on one line."))
+    elif len(subject) > SUBJECT_MAX:
+        errors.setdefault("subject", []).append(
+            _("The subject is too long (%(max)s characters at most).", max=SUBJECT_MAX)
+        )
+    html = sanitize_html(draft.body)
+    text = html_to_text(html)
+    if not html and not uploads and not kept:
+        errors.setdefault("body", []).append(_("Write a message or attach a file."))
+    problems = upload_errors(uploads, kept)
+    if problems:
+        errors["attachments"] = problems
+    if recipients.count == 0 and "cc" not in errors and "bcc" not in errors:
+        errors.setdefault("recipients", []).append(
+            _("Choose at least one recipient who has a valid address.")
+        )
+    if not subject.strip() and not draft.confirm_empty_subject:
+        warnings["subject"] = _("This e-mail has no subject. Send it anyway?")
+    if errors or warnings:
+        raise ComposeRefused(errors, warnings)
+    return html, text
+
+
+def with_signature(html: str, text: str, content_id: str) -> tuple[str, str]:
+    """Return the bodies with the signature image (referenced by Content-ID) at the end."""
+    html = f'{html}<p><img src="cid:{content_id}" alt="Signature"></p>'
+    return html, text
+
+
+def queue_email(user, draft: Draft, recipients: Recipients, html: str, text: str,
+                uploads: list[Upload], kept: list[KeptFile]):  # fmt: skip
+    """Store the files and queue the mailing (flushed, not committed); return the Mailing."""
+    from hpmail.accounts.service import sender_for
+    from hpmail.delivery.attachments import store_attachment
+    from hpmail.delivery.outbox import AttachmentSpec, queue_mailing
+
+    sender = sender_for(user, draft.account_id)
+    attachments = [
+        AttachmentSpec(store_attachment(u.data, u.content_type or "application/octet-stream"),
+                       u.filename)  # fmt: skip
+        for u in uploads
+    ] + [AttachmentSpec(k.attachment, k.filename) for k in kept]
+    signature = signature_of(user.id) if draft.insert_signature else None
+    if signature is not None:
+        content_id = f"signature.{signature.attachment.sha256[:16]}@hpmail"
+        html, text = with_signature(html, text, content_id)
+        attachments.append(AttachmentSpec(signature.attachment, signature.filename, content_id))
+    limit = current_app.config["MAX_RECIPIENTS_PER_MESSAGE"]
+    emails = split_emails(recipients, draft.one_per_recipient, limit)
+    mailing = queue_mailing(
+        author_id=user.id,
+        sender=sender,
+        subject=draft.subject.strip(),
+        text_body=text,
+        html_body=html,
+        emails=emails,
+        kind=draft.kind if draft.kind in ("email", "quick") else "email",
+        attachments=attachments,
+        hide_recipients=draft.hide_recipients,
+    )
+    log.info(
+        "user %s queued mailing %s: %d e-mails, %d recipients",
+        user.login, mailing.id, len(emails), recipients.count,
+    )  # fmt: skip
+    return mailing
+
+
+def people_of_kind(kind: str, limit: int = 300) -> list[Person]:
+    """Return the people of a kind by name, for picking them under "Autres"."""
+    if kind not in {k.value for k in PersonKind}:
+        return []
+    query = select(Person).where(Person.kind == kind).order_by(Person.last_name, Person.first_name)
+    return list(db.session.scalars(query.limit(limit)))

@@ -1,0 +1,88 @@
+/* hpmail rich-text editor: a contenteditable area with a small toolbar (document.execCommand).
+   It enhances every <textarea data-editor>; the textarea stays the form field, kept in sync, so the
+   page works without JavaScript. The server sanitises the HTML whatever this script sends. */
+(function () {
+  "use strict";
+  var BUTTONS = [
+    ["bold", "G", "Gras"],
+    ["italic", "I", "Italique"],
+    ["underline", "S", "Souligné"],
+    ["insertUnorderedList", "•", "Liste à puces"],
+    ["insertOrderedList", "1.", "Liste numérotée"],
+    ["formatBlock:blockquote", "❝", "Citation"],
+    ["createLink", "🔗", "Lien"],
+    ["unlink", "⛓", "Retirer le lien"],
+    ["removeFormat", "⌫", "Effacer la mise en forme"]
+  ];
+
+  function looksLikeHtml(text) { return /<[a-z!\/]/i.test(text); }
+
+  function escapeHtml(text) {
+    return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  }
+
+  function enhance(textarea) {
+    if (textarea.dataset.enhanced) { return; }
+    textarea.dataset.enhanced = "1";
+    var wrapper = document.createElement("div");
+    wrapper.className = "editor";
+    var toolbar = document.createElement("div");
+    toolbar.className = "editor-toolbar";
+    toolbar.setAttribute("role", "toolbar");
+    var area = document.createElement("div");
+    area.className = "editor-area";
+    area.contentEditable = "true";
+    area.setAttribute("role", "textbox");
+    area.setAttribute("aria-multiline", "true");
+    if (textarea.id) { area.setAttribute("aria-labelledby", textarea.id + "-label"); }
+    var initial = textarea.value;
+    area.innerHTML = looksLikeHtml(initial) ? initial
+      : escapeHtml(initial).split(/\n/).join("<br>");
+
+    BUTTONS.forEach(function (spec) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.textContent = spec[1];
+      button.title = spec[2];
+      button.setAttribute("aria-label", spec[2]);
+      button.addEventListener("mousedown", function (event) { event.preventDefault(); });
+      button.addEventListener("click", function () {
+        area.focus();
+        var parts = spec[0].split(":");
+        if (parts[0] === "createLink") {
+          var url = window.prompt("Adresse du lien (https://…)", "https://");
+          if (!url || !/^(https?:|mailto:)/i.test(url)) { return; }
+          document.execCommand("createLink", false, url);
+        } else {
+          document.execCommand(parts[0], false, parts[1] || null);
+        }
+        sync();
+      });
+      toolbar.appendChild(button);
+    });
+
+    function sync() { textarea.value = area.innerHTML; }
+    area.addEventListener("input", sync);
+    area.addEventListener("blur", sync);
+    if (textarea.form) { textarea.form.addEventListener("submit", sync); }
+
+    textarea.hidden = true;
+    textarea.parentNode.insertBefore(wrapper, textarea);
+    wrapper.appendChild(toolbar);
+    wrapper.appendChild(area);
+    wrapper.appendChild(textarea);
+    var label = textarea.id && document.querySelector('label[for="' + textarea.id + '"]');
+    if (label) {
+      label.id = textarea.id + "-label";
+      label.addEventListener("click", function () { area.focus(); });
+    }
+    sync();
+  }
+
+  function init() {
+    try { document.execCommand("defaultParagraphSeparator", false, "p"); } catch (e) { /* old */ }
+    Array.prototype.forEach.call(document.querySelectorAll("textarea[data-editor]"), enhance);
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); }
+  else { init(); }
+})();
