@@ -13,12 +13,21 @@ from email_validator import EmailNotValidError, validate_email
 from flask import render_template
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import func, or_, select
 
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountKind, MailSettings, account_member
 from hpmail.auth.models import User, utcnow
 from hpmail.delivery.models import EmailState, Mailing, MailingKind, OutboundEmail
+from hpmail.delivery.outbox import (
+    Address,
+    EmailSpec,
+    InvalidHeader,
+    NoTransport,
+    Sender,
+    queue_mailing,
+)
 from hpmail.delivery.settings import server_settings
 from hpmail.extensions import db
 
@@ -110,7 +119,6 @@ def _check_answer(account: Account, answer: str | None) -> None:
 
 def send_code(account: Account, by: User) -> Mailing:
     """Issue a code for ``account`` and queue the e-mail that carries it (dispatch after commit)."""
-    from hpmail.delivery.outbox import Address, EmailSpec, Sender, queue_mailing
 
     settings = server_settings()
     if not settings.sender_address:
@@ -126,15 +134,18 @@ def send_code(account: Account, by: User) -> Mailing:
         subject = _("Your hpmail verification code")
         text = render_template("accounts/email/verification.txt", **context)
         html = render_template("accounts/email/verification.html", **context)
-    mailing = queue_mailing(
-        author_id=by.id,
-        sender=Sender(address=settings.sender_address, name=settings.sender_name or ""),
-        subject=subject,
-        text_body=text,
-        html_body=html,
-        emails=[EmailSpec(to=[Address(account.address)])],
-        kind=MailingKind.VERIFICATION,
-    )
+    try:
+        mailing = queue_mailing(
+            author_id=by.id,
+            sender=Sender(address=settings.sender_address, name=settings.sender_name or ""),
+            subject=subject,
+            text_body=text,
+            html_body=html,
+            emails=[EmailSpec(to=[Address(account.address)])],
+            kind=MailingKind.VERIFICATION,
+        )
+    except (InvalidHeader, NoTransport) as refused:
+        raise verification.CodeRefused(str(refused)) from refused
     log.info("user %s asked a verification code for account %s", by.login, account.id)
     return mailing
 
@@ -270,10 +281,12 @@ def delete_account(account: Account, current_answer: str, by: User) -> None:
     if waiting:
         raise AccountInvalid(
             {
-                "delete": _(
-                    "%(num)d e-mail(s) of this account are still in the outbox. Delete the "
+                "delete": ngettext(
+                    "%(num)d e-mail of this account is still in the outbox. Delete the "
+                    "account once it is sent or cancelled.",
+                    "%(num)d e-mails of this account are still in the outbox. Delete the "
                     "account once they are sent or cancelled.",
-                    num=waiting,
+                    waiting,
                 )
             }
         )
@@ -515,8 +528,6 @@ def default_account(user: User) -> Account | None:
 
 def sender_for(user: User, account_id: int | None):
     """Return the Sender for ``user`` sending as ``account_id`` or raise NotAuthorised."""
-    from hpmail.delivery.outbox import Sender
-
     if not may_send_as(user.id, account_id):
         log.warning("user %s refused sending as account %s", user.login, account_id)
         raise NotAuthorised(

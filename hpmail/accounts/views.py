@@ -23,6 +23,7 @@ from hpmail.accounts.forms import (
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import CodeRefused, seconds_before_resend
 from hpmail.auth.models import User
+from hpmail.delivery.outbox import dispatch, register_sender_check
 from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, render
 
@@ -34,11 +35,6 @@ SETTINGS_PAGE = "accounts/mail_settings.html"
 
 
 def init_app(app: Flask) -> None:
-    try:
-        from hpmail.delivery.outbox import register_sender_check
-    except ImportError:  # the delivery engine is not built yet
-        log.warning("delivery outbox missing: the worker cannot re-check sending rights")
-        return
     register_sender_check(service.sender_check)
 
 
@@ -55,8 +51,6 @@ def _show_errors(form, errors: dict[str, str]) -> list[str]:
 
 def _dispatch(mailing) -> list[str]:
     """Hand a committed mailing to the delivery engine; return its errors (French)."""
-    from hpmail.delivery.outbox import dispatch
-
     result = dispatch(mailing)
     return list(result.errors) if result.failed else []
 
