@@ -1,15 +1,186 @@
-"""Sign-in form."""
+"""Forms of sign-in, of one's own password and of user management."""
 
+from __future__ import annotations
+
+import re
+
+from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import HiddenField, PasswordField, SelectField, StringField
+from wtforms.validators import (
+    AnyOf,
+    DataRequired,
+    EqualTo,
+    Length,
+    Optional,
+    Regexp,
+    StopValidation,
+    ValidationError,
+)
+
+from hpmail.auth.models import Role
+from hpmail.auth.service import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+
+LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9._@-]+\Z")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def role_choices() -> list[tuple[str, str]]:
+    return [
+        (Role.ADMIN.value, _l("Administrator")),
+        (Role.STAFF.value, _l("Staff member")),
+        (Role.TEACHER.value, _l("Teacher")),
+    ]
+
+
+def role_label(role: str) -> str:
+    """Return the French (or English) name of a role."""
+    return str(dict(role_choices()).get(role, role))
+
+
+def no_control_characters(form, field) -> None:
+    """Refuse line breaks, tabs and other control characters (they break headers and logs)."""
+    if field.data and CONTROL_CHARACTERS.search(field.data):
+        raise ValidationError(_l("Line breaks and control characters are not allowed."))
+
+
+def email_address(form, field) -> None:
+    """Check the address syntax (no DNS lookup) and keep its normalised form."""
+    if not field.data:
+        field.data = None
+        return
+    try:
+        field.data = validate_email(field.data, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        raise StopValidation(_l("This e-mail address is not valid.")) from error
+
+
+def strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+def _new_password_validators(required: bool) -> list:
+    first = DataRequired(_l("Enter a password.")) if required else Optional(strip_whitespace=False)
+    return [
+        first,
+        Length(
+            min=PASSWORD_MIN_LENGTH,
+            max=PASSWORD_MAX_LENGTH,
+            message=_l("The password must have between %(min)d and %(max)d characters."),
+        ),
+    ]
 
 
 class SignInForm(FlaskForm):
     login = StringField(
-        _l("Login"), validators=[DataRequired(_l("Enter your login.")), Length(max=80)]
+        _l("Login"),
+        validators=[
+            DataRequired(_l("Enter your login.")),
+            Length(max=80, message=_l("At most %(max)d characters.")),
+        ],
     )
     password = PasswordField(
-        _l("Password"), validators=[DataRequired(_l("Enter your password.")), Length(max=200)]
+        _l("Password"),
+        validators=[
+            DataRequired(_l("Enter your password.")),
+            Length(max=PASSWORD_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+    )
+
+
+class UserDetailsForm(FlaskForm):
+    """A user's name, e-mail and role (the login never changes)."""
+
+    display_name = StringField(
+        _l("Display name"),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter the name to display.")),
+            Length(max=120, message=_l("At most %(max)d characters.")),
+            no_control_characters,
+        ],
+    )
+    email = StringField(
+        _l("E-mail address"),
+        filters=[strip],
+        validators=[
+            Length(max=254, message=_l("At most %(max)d characters.")),
+            no_control_characters,
+            email_address,
+        ],
+    )
+    role = SelectField(
+        _l("Role"),
+        choices=role_choices,
+        validate_choice=False,
+        validators=[AnyOf([r.value for r in Role], message=_l("Choose a role from the list."))],
+    )
+
+
+class NewUserForm(UserDetailsForm):
+    login = StringField(
+        _l("Login"),
+        filters=[strip],
+        validators=[
+            DataRequired(_l("Enter a login.")),
+            Length(
+                min=2,
+                max=80,
+                message=_l("The login must have between %(min)d and %(max)d characters."),
+            ),
+            Regexp(
+                LOGIN_PATTERN,
+                message=_l(
+                    "Use only unaccented letters, digits and . _ - @ (no spaces) in the login."
+                ),
+            ),
+        ],
+    )
+    password = PasswordField(
+        _l("Initial password"),
+        validators=_new_password_validators(required=False),
+        description=_l("Leave empty to generate a provisional password, shown once."),
+    )
+
+
+class ResetPasswordForm(FlaskForm):
+    new_password = PasswordField(
+        _l("New password"),
+        validators=_new_password_validators(required=False),
+        description=_l("Leave empty to generate a provisional password, shown once."),
+    )
+
+
+class LinkPersonForm(FlaskForm):
+    """The person chosen among the suggestions (radio buttons named ``person_id``)."""
+
+    person_id = HiddenField(_l("Directory person"))
+
+    def validate_person_id(self, field) -> None:
+        value = (field.data or "").strip()
+        if not value.isdigit() or len(value) > 12:
+            raise StopValidation(_l("Choose a person from the suggestions."))
+        field.data = int(value)
+
+
+class OwnPasswordForm(FlaskForm):
+    current_password = PasswordField(
+        _l("Current password"),
+        validators=[
+            DataRequired(_l("Enter your current password.")),
+            Length(max=PASSWORD_MAX_LENGTH, message=_l("At most %(max)d characters.")),
+        ],
+    )
+    new_password = PasswordField(
+        _l("New password"),
+        validators=_new_password_validators(required=True),
+        description=_l("At least %(min)d characters.", min=PASSWORD_MIN_LENGTH),
+    )
+    confirm = PasswordField(
+        _l("New password again"),
+        validators=[
+            DataRequired(_l("Type the new password again.")),
+            EqualTo("new_password", message=_l("The two new passwords differ.")),
+        ],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -15,6 +16,10 @@ from hpmail.extensions import db
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_session_token() -> str:
+    return secrets.token_hex(16)
 
 
 class Role(StrEnum):
@@ -34,9 +39,13 @@ class User(UserMixin, db.Model):
     role: Mapped[str] = mapped_column(String(10), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # A directory person is linked to one user at most.
     person_id: Mapped[int | None] = mapped_column(
-        ForeignKey("person.id", ondelete="SET NULL"), index=True
+        ForeignKey("person.id", ondelete="SET NULL"), unique=True
     )
+    # Part of the id kept in the session cookie: changing it signs the user out everywhere
+    # (password reset, deactivation).
+    session_token: Mapped[str] = mapped_column(String(32), default=new_session_token)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     person = db.relationship("Person", lazy="joined")
@@ -44,6 +53,14 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
+
+    def get_id(self) -> str:
+        """Return the id stored in the session: user id and session token."""
+        return f"{self.id}:{self.session_token}"
+
+    def end_sessions(self) -> None:
+        """Sign this user out of every browser at their next request."""
+        self.session_token = new_session_token()
 
     @property
     def is_admin(self) -> bool:
@@ -66,6 +83,7 @@ class SignInAttempt(db.Model):
     __table_args__ = (
         Index("ix_sign_in_attempt_login_at", "login", "at"),
         Index("ix_sign_in_attempt_address_at", "remote_addr", "at"),
+        Index("ix_sign_in_attempt_at", "at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,17 +1,31 @@
-"""Sign-in with throttling, and the users' lifecycle."""
+"""Sign-in with throttling, and the users' lifecycle (created, deactivated, reset, linked)."""
 
 from __future__ import annotations
 
 import logging
+import secrets
+import unicodedata
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, func, or_, select
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from hpmail.auth.models import SignInAttempt, User, utcnow
+from hpmail.auth.models import Role, SignInAttempt, User, utcnow
+from hpmail.directory.models import Person
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
+
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 200
+# Sign-in attempts older than this are deleted (never less than the throttling window).
+ATTEMPTS_KEPT = timedelta(days=1)
+# Readable without ambiguity when read aloud or copied by hand: no 0/O, 1/l/I.
+READABLE_CHARACTERS = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+# Checked when the login is unknown: a wrong login then takes as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 
 class SignInRefused(Exception):
@@ -20,6 +34,18 @@ class SignInRefused(Exception):
     def __init__(self, throttled: bool = False):
         super().__init__("throttled" if throttled else "bad credentials")
         self.throttled = throttled
+
+
+class UserChangeRefused(ValueError):
+    """A change to a user that the rules forbid; ``field`` names the form field to show it on."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(str(message))
+        self.message = message
+        self.field = field
+
+
+# --- sign-in ---------------------------------------------------------------------------------
 
 
 def _recent_failures(column, value) -> int:
@@ -40,14 +66,28 @@ def is_throttled(login: str, remote_addr: str) -> bool:
     )
 
 
+def purge_old_attempts() -> int:
+    """Delete the sign-in attempts too old to count for throttling; return how many."""
+    window = timedelta(seconds=current_app.config["SIGNIN_WINDOW_SECONDS"])
+    before = utcnow() - max(ATTEMPTS_KEPT, window)
+    result = db.session.execute(delete(SignInAttempt).where(SignInAttempt.at < before))
+    return result.rowcount or 0
+
+
 def authenticate(login: str, password: str, remote_addr: str) -> User:
-    """Return the active user with these credentials, or raise SignInRefused; record the try."""
+    """Return the active user with these credentials, or raise SignInRefused; record the try.
+
+    A success deletes nothing: the failures counted for this address or other logins stay counted.
+    """
     login = login.strip().lower()
+    purge_old_attempts()
     if is_throttled(login, remote_addr):
         log.warning("sign-in throttled for login=%s addr=%s", login, remote_addr)
         raise SignInRefused(throttled=True)
     user = db.session.scalar(select(User).where(func.lower(User.login) == login))
-    succeeded = bool(user and user.active and user.check_password(password))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+    succeeded = bool(user and user.check_password(password) and user.active)
     db.session.add(SignInAttempt(login=login, remote_addr=remote_addr, succeeded=succeeded))
     db.session.flush()
     if not succeeded:
@@ -57,13 +97,167 @@ def authenticate(login: str, password: str, remote_addr: str) -> User:
     return user
 
 
+# --- users -----------------------------------------------------------------------------------
+
+
+def generate_password(length: int = 14) -> str:
+    """Return a random provisional password, easy to read aloud."""
+    return "".join(secrets.choice(READABLE_CHARACTERS) for _ in range(length))
+
+
+def find_user_by_login(login: str) -> User | None:
+    """Return the user with this login (case-insensitive), if any."""
+    return db.session.scalar(select(User).where(func.lower(User.login) == login.strip().lower()))
+
+
 def create_user(
-    login: str, display_name: str, password: str, role: str, email: str | None = None
+    login: str,
+    display_name: str,
+    password: str,
+    role: str,
+    email: str | None = None,
+    *,
+    actor: User | None = None,
 ) -> User:
-    """Create a user with a hashed password."""
-    user = User(login=login.strip().lower(), display_name=display_name, role=role, email=email)
+    """Create a user with a hashed password; refuse a login already taken."""
+    login = login.strip().lower()
+    if find_user_by_login(login) is not None:
+        raise UserChangeRefused(_l("This login is already taken."), "login")
+    user = User(
+        login=login, display_name=display_name.strip(), role=Role(role), email=email or None
+    )
     user.set_password(password)
     db.session.add(user)
     db.session.flush()
-    log.info("user %s created with role %s", user.login, role)
+    log.info("user %s created with role %s by %s", user.login, role, _who(actor))
     return user
+
+
+def list_users(text: str = "", role: str | None = None) -> list[User]:
+    """Return the users matching a text (login, name, e-mail) and a role, sorted by name."""
+    query = select(User).order_by(func.lower(User.display_name), User.login)
+    text = text.strip().lower()
+    if text:
+        pattern = f"%{_escape_like(text)}%"
+        query = query.where(
+            or_(
+                func.lower(User.login).like(pattern, escape="\\"),
+                func.lower(User.display_name).like(pattern, escape="\\"),
+                func.lower(User.email).like(pattern, escape="\\"),
+            )
+        )
+    if role:
+        query = query.where(User.role == role)
+    return list(db.session.scalars(query).unique())
+
+
+def _active_admins() -> int:
+    return db.session.scalar(
+        select(func.count()).where(User.role == Role.ADMIN, User.active.is_(True))
+    )
+
+
+def _is_last_active_admin(user: User) -> bool:
+    return user.role == Role.ADMIN and user.active and _active_admins() <= 1
+
+
+def update_user(
+    actor: User, user: User, *, display_name: str, email: str | None, role: str
+) -> None:
+    """Change a user's name, e-mail and role; the last active admin keeps the admin role."""
+    if role != user.role and _is_last_active_admin(user):
+        raise UserChangeRefused(
+            _l("This is the last active administrator: give another user this role first."),
+            "role",
+        )
+    if role != user.role:
+        log.info("user %s role %s -> %s by %s", user.login, user.role, role, _who(actor))
+    user.display_name = display_name.strip()
+    user.email = email or None
+    user.role = Role(role)
+    db.session.flush()
+    log.info("user %s details changed by %s", user.login, _who(actor))
+
+
+def set_active(actor: User, user: User, active: bool) -> None:
+    """Deactivate (signed out at once, cannot sign in) or reactivate a user."""
+    if not active:
+        if user.id == actor.id:
+            raise UserChangeRefused(_l("You cannot deactivate your own account."))
+        if _is_last_active_admin(user):
+            raise UserChangeRefused(_l("The last active administrator cannot be deactivated."))
+        user.end_sessions()
+    user.active = active
+    db.session.flush()
+    state = "reactivated" if active else "deactivated"
+    log.info("user %s %s by %s", user.login, state, _who(actor))
+
+
+def reset_password(actor: User, user: User, password: str | None = None) -> str:
+    """Give a user a new password (generated when none is given) and end their sessions."""
+    password = password or generate_password()
+    user.set_password(password)
+    user.end_sessions()
+    db.session.flush()
+    log.info("password of user %s reset by %s", user.login, _who(actor))
+    return password
+
+
+def change_own_password(user: User, current: str, new: str) -> None:
+    """Change one's own password after checking the current one; other sessions end."""
+    if not user.check_password(current):
+        raise UserChangeRefused(_l("The current password is wrong."), "current_password")
+    user.set_password(new)
+    user.end_sessions()
+    db.session.flush()
+    log.info("user %s changed their password", user.login)
+
+
+def link_person(actor: User, user: User, person_id: int | None) -> None:
+    """Link a user to a directory person (or unlink with None); a person has one user at most."""
+    if person_id is None:
+        log.info("user %s unlinked from person %s by %s", user.login, user.person_id, _who(actor))
+        user.person = None
+        user.person_id = None
+        db.session.flush()
+        return
+    person = db.session.get(Person, person_id)
+    if person is None:
+        raise UserChangeRefused(_l("This person is not in the directory."), "person_id")
+    other = db.session.scalar(select(User).where(User.person_id == person_id, User.id != user.id))
+    if other is not None:
+        raise UserChangeRefused(
+            _l("This person is already linked to the user %(login)s.", login=other.login),
+            "person_id",
+        )
+    user.person = person
+    db.session.flush()
+    log.info("user %s linked to person %s by %s", user.login, person.id, _who(actor))
+
+
+def suggest_people(text: str, limit: int = 10) -> list[tuple[Person, User | None]]:
+    """Return the directory people matching a text, each with the user already linked to them."""
+    words = text.lower().split()
+    if not words:
+        return []
+    query = select(Person, User).outerjoin(User, User.person_id == Person.id)
+    for word in words[:5]:
+        # The search text is meant accent-free; match the word as typed too.
+        patterns = {f"%{_escape_like(fold(word))}%", f"%{_escape_like(word)}%"}
+        query = query.where(or_(*(Person.search_text.like(p, escape="\\") for p in patterns)))
+    query = query.order_by(Person.last_name, Person.first_name).limit(limit)
+    return [(person, user) for person, user in db.session.execute(query).unique()]
+
+
+def fold(text: str) -> str:
+    """Return ``text`` lower-case and without accents, as the directory's search text is."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _who(actor: User | None) -> str:
+    return actor.login if actor is not None else "the system"

@@ -1,25 +1,53 @@
-"""Sign-in, sign-out and the home page."""
+"""Sign-in, sign-out, one's own password, the home page, and user management (admin)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from hpmail.auth import service
-from hpmail.auth.forms import SignInForm
-from hpmail.auth.models import User
+from hpmail.auth.forms import (
+    LinkPersonForm,
+    NewUserForm,
+    OwnPasswordForm,
+    ResetPasswordForm,
+    SignInForm,
+    UserDetailsForm,
+    role_choices,
+    role_label,
+)
+from hpmail.auth.models import Role, User
 from hpmail.extensions import db, login_manager
-from hpmail.web import public
+from hpmail.web import admin_required, public, render
 
 bp = Blueprint("auth", __name__, cli_group=None)
 
+INVALID = 422  # a form with errors is shown again with this status
+
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str) -> User | None:
+    """Return the signed-in user, or None (signed out) if deactivated or signed out everywhere."""
+    user_id, _sep, token = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or not token or token != user.session_token:
+        return None
+    return user
 
 
 def _safe_next(target: str | None) -> str:
@@ -37,8 +65,9 @@ def login():
     form = SignInForm()
     error, status = None, 200
     if form.validate_on_submit():
+        address = request.remote_addr or ""
         try:
-            user = service.authenticate(form.login.data, form.password.data, request.remote_addr or "")
+            user = service.authenticate(form.login.data, form.password.data, address)
         except service.SignInRefused as refused:
             db.session.commit()  # keep the failed attempt: it counts towards the throttle
             if refused.throttled:
@@ -49,14 +78,17 @@ def login():
                 status = 401
         else:
             db.session.commit()
+            target = _safe_next(request.args.get("next"))
+            session.clear()  # a fresh session at sign-in: nothing planted before survives
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(target)
     return render_template("auth/login.html", form=form, error=error), status
 
 
 @bp.route("/deconnexion", methods=["POST"])
 def logout():
     logout_user()
+    session.clear()
     flash(_("You are signed out."), "info")
     return redirect(url_for("auth.login"))
 
@@ -64,3 +96,213 @@ def logout():
 @bp.route("/")
 def home():
     return render_template("auth/home.html")
+
+
+@bp.route("/mot-de-passe", methods=["GET", "POST"])
+def password():
+    form = OwnPasswordForm()
+    if form.validate_on_submit():
+        try:
+            service.change_own_password(
+                current_user, form.current_password.data, form.new_password.data
+            )
+        except service.UserChangeRefused as refused:
+            form[refused.field].errors.append(refused.message)
+        else:
+            db.session.commit()
+            login_user(current_user._get_current_object())  # this browser stays signed in
+            flash(_("Your password has been changed."), "success")
+            return redirect(url_for("auth.home"))
+    status = INVALID if form.errors else 200
+    return render_template("auth/password.html", form=form), status
+
+
+# --- user management (admin) -----------------------------------------------------------------
+
+
+@bp.route("/utilisateurs")
+@admin_required
+def users():
+    text = request.args.get("q", "")[:100]
+    role = request.args.get("role", "")
+    if role not in {r.value for r in Role}:
+        role = ""
+    return render(
+        "auth/users.html",
+        fragment="rows",
+        users=service.list_users(text, role or None),
+        text=text,
+        role=role,
+        roles=role_choices(),
+        role_label=role_label,
+    )
+
+
+@bp.route("/utilisateurs/nouveau", methods=["GET", "POST"])
+@admin_required
+def new_user():
+    form = NewUserForm()
+    if request.method == "GET":
+        form.role.data = Role.STAFF.value
+    if form.validate_on_submit():
+        password = form.password.data or service.generate_password()
+        try:
+            user = service.create_user(
+                form.login.data,
+                form.display_name.data,
+                password,
+                form.role.data,
+                form.email.data,
+                actor=current_user,
+            )
+        except service.UserChangeRefused as refused:
+            form[refused.field].errors.append(refused.message)
+        else:
+            db.session.commit()
+            if not form.password.data:
+                return _password_shown(user, password)
+            flash(_("User %(login)s created.", login=user.login), "success")
+            return redirect(url_for("auth.user", user_id=user.id))
+    status = INVALID if form.errors else 200
+    return render_template("auth/new_user.html", form=form, roles=role_choices()), status
+
+
+@bp.route("/utilisateurs/<int:user_id>", methods=["GET", "POST"])
+@admin_required
+def user(user_id: int):
+    """Show a user; a POST changes their name, e-mail and role."""
+    user = _user_or_404(user_id)
+    if request.method == "GET":
+        return _user_page(user)
+    form = UserDetailsForm()
+    if form.validate_on_submit():
+        try:
+            service.update_user(
+                current_user,
+                user,
+                display_name=form.display_name.data,
+                email=form.email.data,
+                role=form.role.data,
+            )
+        except service.UserChangeRefused as refused:
+            db.session.rollback()
+            form[refused.field].errors.append(refused.message)
+        else:
+            db.session.commit()
+            flash(_("Changes saved."), "success")
+            return redirect(url_for("auth.user", user_id=user.id))
+    return _user_page(user, details_form=form, status=INVALID)
+
+
+@bp.route("/utilisateurs/<int:user_id>/desactiver", methods=["POST"])
+@admin_required
+def deactivate_user(user_id: int):
+    return _set_active(_user_or_404(user_id), False)
+
+
+@bp.route("/utilisateurs/<int:user_id>/reactiver", methods=["POST"])
+@admin_required
+def reactivate_user(user_id: int):
+    return _set_active(_user_or_404(user_id), True)
+
+
+@bp.route("/utilisateurs/<int:user_id>/mot-de-passe", methods=["POST"])
+@admin_required
+def reset_password(user_id: int):
+    user = _user_or_404(user_id)
+    form = ResetPasswordForm()
+    if not form.validate_on_submit():
+        return _user_page(user, reset_form=form, status=INVALID)
+    password = service.reset_password(current_user, user, form.new_password.data or None)
+    db.session.commit()
+    if not form.new_password.data:
+        return _password_shown(user, password)
+    flash(_("The password of %(login)s has been changed.", login=user.login), "success")
+    return redirect(url_for("auth.user", user_id=user.id))
+
+
+@bp.route("/utilisateurs/<int:user_id>/personne", methods=["POST"])
+@admin_required
+def link_person(user_id: int):
+    user = _user_or_404(user_id)
+    form = LinkPersonForm()
+    if form.validate_on_submit():
+        try:
+            service.link_person(current_user, user, form.person_id.data)
+        except service.UserChangeRefused as refused:
+            db.session.rollback()
+            form.person_id.errors = [refused.message]
+        else:
+            db.session.commit()
+            flash(_("Link to the directory saved."), "success")
+            return redirect(url_for("auth.user", user_id=user.id))
+    return _user_page(user, link_form=form, status=INVALID)
+
+
+@bp.route("/utilisateurs/<int:user_id>/personne/retirer", methods=["POST"])
+@admin_required
+def unlink_person(user_id: int):
+    user = _user_or_404(user_id)
+    service.link_person(current_user, user, None)
+    db.session.commit()
+    flash(_("The user is no longer linked to a directory person."), "success")
+    return redirect(url_for("auth.user", user_id=user.id))
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def _set_active(user: User, active: bool):
+    try:
+        service.set_active(current_user, user, active)
+    except service.UserChangeRefused as refused:
+        db.session.rollback()
+        return _user_page(user, status_error=refused.message, status=INVALID)
+    db.session.commit()
+    if active:
+        flash(_("%(login)s can sign in again.", login=user.login), "success")
+    else:
+        flash(_("%(login)s is deactivated and signed out.", login=user.login), "success")
+    return redirect(url_for("auth.user", user_id=user.id))
+
+
+def _user_page(
+    user: User,
+    *,
+    details_form=None,
+    reset_form=None,
+    link_form=None,
+    status_error: str | None = None,
+    status: int = 200,
+):
+    """Render a user's page; forms not given start from the stored values, not from the request."""
+    if details_form is None:
+        details_form = UserDetailsForm(formdata=None, obj=user)
+    person_text = request.args.get("person_q", "")[:100]
+    response = render(
+        "auth/user.html",
+        fragment="person_suggestions",
+        user=user,
+        details_form=details_form,
+        reset_form=reset_form or ResetPasswordForm(formdata=None),
+        link_form=link_form or LinkPersonForm(formdata=None),
+        status_error=status_error,
+        person_text=person_text,
+        suggestions=service.suggest_people(person_text) if person_text else [],
+        role_label=role_label,
+    )
+    response.status_code = status
+    return response
+
+
+def _password_shown(user: User, password: str):
+    """Show a provisional password once; never cached, never put in the session."""
+    response = make_response(
+        render_template("auth/password_shown.html", user=user, password=password)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -54,9 +54,7 @@ def test_deactivated_user_cannot_sign_in(client, make_user, db):
 
 def test_sign_in_without_csrf_token_is_refused(client, make_user):
     make_user("staff", login="sophie")
-    response = client.post(
-        "/connexion", data={"login": "sophie", "password": PASSWORD}, csrf=False
-    )
+    response = client.post("/connexion", data={"login": "sophie", "password": PASSWORD}, csrf=False)
     assert response.status_code == 400
     assert client.get("/").status_code == 302
 
