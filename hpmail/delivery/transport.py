@@ -105,6 +105,8 @@ def classify(error: BaseException, timeout: float | None = None) -> Failure:
             error.smtp_code,
         )
     if isinstance(error, smtplib.SMTPServerDisconnected):
+        if isinstance(error.__context__, TimeoutError):  # smtplib turns a read timeout into this
+            return classify(error.__context__)
         return Failure(False, _("The server closed the connection."), connection_lost=True)
     if isinstance(error, smtplib.SMTPSenderRefused):
         return server_answer(error.smtp_code, error.smtp_error)

@@ -1,0 +1,159 @@
+"""What arrives at the SMTP server: MIME structure, From policy, Bcc, Message-ID."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from hpmail.delivery.attachments import store_attachment
+from hpmail.delivery.models import OutboundEmail
+from hpmail.delivery.outbox import (
+    Address,
+    AttachmentSpec,
+    EmailSpec,
+    Sender,
+    dispatch,
+    queue_mailing,
+)
+from hpmail.delivery.policy import allowed_domain
+
+pytestmark = pytest.mark.usefixtures("no_sender_checks")
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 20
+
+
+def send(db, sender, emails, **fields):
+    values = {
+        "author_id": None,
+        "sender": sender,
+        "subject": "Emploi du temps – semaine 12",
+        "text_body": "Bonjour,\nvoici l'emploi du temps.",
+        "emails": emails,
+    }
+    values.update(fields)
+    mailing = queue_mailing(**values)
+    db.session.commit()
+    dispatch(mailing)
+    return mailing
+
+
+def test_text_html_inline_image_and_accented_attachment_arrive_as_built(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    pdf = store_attachment(b"%PDF-1.4 emploi du temps", "application/pdf")
+    signature = store_attachment(PNG, "image/png")
+    db.session.commit()
+
+    send(
+        db,
+        Sender("secretariat@lycee-demo.fr", "Secrétariat"),
+        [EmailSpec(to=[Address("eleve@example.org", "Élève")], bcc=[Address("cache@example.org")])],
+        html_body='<p>Bonjour,</p><img src="cid:signature-1">',
+        attachments=[
+            AttachmentSpec(pdf, "Emploi du temps – Bérénice.pdf"),
+            AttachmentSpec(signature, "signature.png", content_id="signature-1"),
+        ],
+    )
+
+    (arrived,) = smtp_server.received
+    assert sorted(arrived.rcpt_tos) == ["cache@example.org", "eleve@example.org"]
+    message = arrived.message
+    assert "Bcc" not in message
+    assert b"cache@example.org" not in arrived.data
+    assert message.get_content_type() == "multipart/mixed"
+    types = [part.get_content_type() for part in message.walk()]
+    assert types == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "multipart/related",
+        "text/html",
+        "image/png",
+        "application/pdf",
+    ]
+    image = next(p for p in message.walk() if p.get_content_type() == "image/png")
+    assert image["Content-ID"] == "<signature-1>"
+    assert image.get_content() == PNG
+    attachment = next(p for p in message.walk() if p.get_content_type() == "application/pdf")
+    assert attachment.get_filename() == "Emploi du temps – Bérénice.pdf"
+    assert attachment.get_content_disposition() == "attachment"
+    assert attachment.get_content() == b"%PDF-1.4 emploi du temps"
+    text = message.get_body(("plain",)).get_content()
+    assert text.replace("\r\n", "\n").startswith("Bonjour,\nvoici l'emploi")
+    assert message["Subject"] == "Emploi du temps – semaine 12"
+    assert message["Date"]
+    assert str(message["To"]) == "Élève <eleve@example.org>"
+    stored = db.session.scalars(select(OutboundEmail.message_id)).one()
+    assert message["Message-ID"] == stored
+    assert stored.endswith("@lycee-demo.fr>")  # the server sender address's domain
+
+
+def test_an_address_outside_the_allowed_domains_goes_out_via_the_server_sender(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    send(
+        db,
+        Sender("julien.petit@gmail.com", "Julien Petit"),
+        [EmailSpec(to=[Address("a@example.org")])],
+    )
+
+    (arrived,) = smtp_server.received
+    message = arrived.message
+    (sender,) = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (
+        "Julien Petit via Lycée Démo",
+        "ne-pas-repondre@lycee-demo.fr",
+    )
+    assert message["Reply-To"].addresses[0].addr_spec == "julien.petit@gmail.com"
+    assert arrived.mail_from == "ne-pas-repondre@lycee-demo.fr"
+
+
+def test_an_address_inside_the_allowed_domains_sends_as_itself(db, smtp_server, delivery_settings):
+    delivery_settings(smtp_server)
+    send(
+        db,
+        Sender("sophie@math.univ-exemple.fr", "Sophie", reply_to="scolarite@lycee-demo.fr"),
+        [EmailSpec(to=[Address("a@example.org")])],
+    )
+
+    message = smtp_server.received[0].message
+    assert message["From"].addresses[0].addr_spec == "sophie@math.univ-exemple.fr"
+    assert message["Reply-To"].addresses[0].addr_spec == "scolarite@lycee-demo.fr"
+    assert smtp_server.received[0].mail_from == "sophie@math.univ-exemple.fr"
+
+
+def test_hidden_recipients_all_go_in_bcc_and_to_shows_the_sending_account(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    send(
+        db,
+        Sender("secretariat@lycee-demo.fr", "Secrétariat"),
+        [EmailSpec(to=[Address("a@example.org"), Address("b@example.org")])],
+        hide_recipients=True,
+    )
+
+    (arrived,) = smtp_server.received
+    assert sorted(arrived.rcpt_tos) == ["a@example.org", "b@example.org"]
+    assert arrived.message["To"].addresses[0].addr_spec == "secretariat@lycee-demo.fr"
+    assert b"a@example.org" not in arrived.data and b"b@example.org" not in arrived.data
+    assert "Cc" not in arrived.message and "Bcc" not in arrived.message
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("a@lycee-demo.fr", True),
+        ("a@LYCEE-DEMO.FR", True),
+        ("a@sub.lycee-demo.fr", False),
+        ("a@math.univ-exemple.fr", True),
+        ("a@a.b.univ-exemple.fr", True),
+        ("a@univ-exemple.fr", False),
+        ("a@evil-univ-exemple.fr", False),
+        ("a@gmail.com", False),
+    ],
+)
+def test_allowed_domains_one_per_line_with_star_for_subdomains(address, allowed):
+    assert allowed_domain(address, "lycee-demo.fr\n  *.univ-exemple.fr  \n\n") is allowed

@@ -1,0 +1,261 @@
+"""Delivery against real SMTP servers: TLS, AUTH, refusals, timeouts, retries (in one process)."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from hpmail.delivery import clock
+from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
+from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.delivery.tasks import sweep
+from hpmail.delivery.transport import connect
+from tests.fixtures.smtp import free_port
+
+pytestmark = pytest.mark.usefixtures("no_sender_checks")
+
+SENDER = Sender("secretariat@lycee-demo.fr", "Secrétariat")
+
+
+@pytest.fixture
+def later():
+    """Return ``later(seconds)``: moves the delivery clock forward."""
+    offset = timedelta()
+
+    def move(seconds: float) -> None:
+        nonlocal offset
+        offset += timedelta(seconds=seconds)
+
+    from hpmail.auth.models import utcnow
+
+    clock.set_clock(lambda: utcnow() + offset)
+    yield move
+    clock.set_clock(None)
+
+
+def send(db, *addresses, emails=None):
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Conseil de classe",
+        text_body="Bonjour",
+        emails=emails or [EmailSpec(to=[Address(a)]) for a in addresses],
+    )
+    db.session.commit()
+    return dispatch(mailing)
+
+
+def emails(db):
+    db.session.expire_all()
+    return db.session.scalars(select(OutboundEmail).order_by(OutboundEmail.id)).all()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_delivers_over_tls_with_auth_trusting_the_school_ca(
+    db, make_smtp_server, make_transport, delivery_settings, test_ca, security
+):
+    server = make_smtp_server(security, users={"secretariat": "s3cret"})
+    transport = make_transport(
+        server, username="secretariat", password="s3cret", ca_file=test_ca.ca_file
+    )
+    delivery_settings(transport=transport)
+
+    send(db, "eleve@example.org")
+
+    assert [(e.state, e.last_error) for e in emails(db)] == [(EmailState.SENT, None)]
+    assert server.received[0].rcpt_tos == ["eleve@example.org"]
+
+
+def test_plain_smtp_with_auth(db, make_smtp_server, make_transport, delivery_settings):
+    server = make_smtp_server("none", users={"secretariat": "s3cret"})
+    delivery_settings(transport=make_transport(server, username="secretariat", password="s3cret"))
+    send(db, "eleve@example.org")
+    assert len(server.received) == 1
+
+
+def test_wrong_password_fails_with_the_servers_words(
+    db, make_smtp_server, make_transport, delivery_settings, test_ca
+):
+    server = make_smtp_server("starttls", users={"secretariat": "s3cret"})
+    transport = make_transport(
+        server, username="secretariat", password="faux", ca_file=test_ca.ca_file
+    )
+    delivery_settings(transport=transport)
+    send(db, "eleve@example.org")
+    (email,) = emails(db)
+    assert email.state == EmailState.FAILED
+    assert "identifiant ou le mot de passe" in email.last_error and "535" in email.last_error
+    assert server.received == []
+
+
+def test_an_untrusted_certificate_is_refused_with_a_clear_reason(
+    db, make_smtp_server, make_transport, delivery_settings
+):
+    server = make_smtp_server("starttls")
+    delivery_settings(transport=make_transport(server))  # no CA file: the test CA is unknown
+
+    with pytest.raises(Exception, match="certificate verify failed"):
+        connect(make_transport(server))
+    send(db, "eleve@example.org")
+
+    (email,) = emails(db)
+    assert email.state == EmailState.DEFERRED
+    assert "certificat du serveur n'est pas reconnu" in email.last_error
+    assert server.received == []
+
+
+def test_smtp_down_defers_then_every_email_is_delivered_once_when_it_is_back(
+    db, make_smtp_server, make_transport, delivery_settings, later
+):
+    port = free_port()
+    delivery_settings(transport=make_transport(host="127.0.0.1", port=port, security="none"))
+
+    send(db, "a@example.org", "b@example.org", "c@example.org")
+
+    assert {e.state for e in emails(db)} == {EmailState.DEFERRED}
+    assert all("Connexion au serveur impossible" in e.last_error for e in emails(db))
+    assert all(e.attempts == 1 for e in emails(db))
+    first = emails(db)[0]
+    assert timedelta(seconds=55) < first.next_attempt_at - clock.now() <= timedelta(seconds=60)
+    message_ids = {e.message_id for e in emails(db)}
+
+    later(30)
+    assert sweep() == 0  # not due yet
+    server = make_smtp_server("none", port=port)
+    later(31)
+    assert sweep() == 3
+
+    assert {e.state for e in emails(db)} == {EmailState.SENT}
+    assert sorted(r.rcpt_tos[0] for r in server.received) == [
+        "a@example.org",
+        "b@example.org",
+        "c@example.org",
+    ]
+    assert {r.message["Message-ID"] for r in server.received} == message_ids
+    later(3600)
+    assert sweep() == 0
+
+
+def test_a_451_is_retried_with_a_growing_delay_then_accepted(
+    db, smtp_server, delivery_settings, later
+):
+    delivery_settings(smtp_server)
+    smtp_server.recorder.data_reply = "451 4.3.0 Try again later"
+
+    send(db, "a@example.org")
+    (email,) = emails(db)
+    assert (email.state, email.last_code) == (EmailState.DEFERRED, 451)
+    assert "4.3.0 Try again later" in email.last_error
+    later(61)
+    sweep()
+    (email,) = emails(db)
+    assert (email.state, email.attempts) == (EmailState.DEFERRED, 2)
+    assert email.next_attempt_at - clock.now() > timedelta(seconds=110)  # doubled
+
+    smtp_server.recorder.data_reply = None
+    later(121)
+    sweep()
+    (email,) = emails(db)
+    assert (email.state, email.attempts) == (EmailState.SENT, 3)
+    assert len(smtp_server.received) == 1
+
+
+def test_retries_give_up_after_the_configured_time(db, smtp_server, delivery_settings, later, app):
+    delivery_settings(smtp_server)
+    smtp_server.recorder.data_reply = "421 4.7.0 Busy"
+    send(db, "a@example.org")
+    later(app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"] + 1)
+    sweep()
+    (email,) = emails(db)
+    assert email.state == EmailState.FAILED
+    assert "4.7.0 Busy" in email.last_error
+
+
+def test_a_550_fails_at_once_with_the_servers_text(db, smtp_server, delivery_settings):
+    delivery_settings(smtp_server)
+    smtp_server.recorder.data_reply = "550 5.7.1 Message refused by policy"
+    send(db, "a@example.org")
+    (email,) = emails(db)
+    assert (email.state, email.last_code) == (EmailState.FAILED, 550)
+    assert email.last_error == "Refusé par le serveur (550) : 5.7.1 Message refused by policy"
+
+
+def test_one_recipient_of_three_refused_the_two_others_are_delivered(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    smtp_server.refuse("parti@example.org", "550 5.1.1 No such user")
+    send(
+        db,
+        emails=[
+            EmailSpec(
+                to=[Address("a@example.org"), Address("parti@example.org")],
+                cc=[Address("b@example.org")],
+            )
+        ],
+    )
+
+    (email,) = emails(db)
+    assert email.state == EmailState.SENT
+    assert sorted(smtp_server.received[0].rcpt_tos) == ["a@example.org", "b@example.org"]
+    recipients = db.session.scalars(select(EmailRecipient).order_by(EmailRecipient.id)).all()
+    assert [(r.address, r.state, r.code) for r in recipients] == [
+        ("a@example.org", RecipientState.ACCEPTED, 250),
+        ("parti@example.org", RecipientState.REFUSED, 550),
+        ("b@example.org", RecipientState.ACCEPTED, 250),
+    ]
+    assert recipients[1].reply == "5.1.1 No such user"
+
+
+def test_every_recipient_refused_fails_the_email(db, smtp_server, delivery_settings):
+    delivery_settings(smtp_server)
+    smtp_server.refuse("parti@example.org", "550 5.1.1 No such user")
+    send(db, "parti@example.org", "a@example.org")
+    first, second = emails(db)
+    assert first.state == EmailState.FAILED and "5.1.1 No such user" in first.last_error
+    assert first.recipients[0].state == RecipientState.REFUSED
+    assert second.state == EmailState.SENT  # the connection went on for the next e-mail
+
+
+def test_a_server_that_never_greets_times_out_and_is_deferred(
+    db, make_transport, delivery_settings
+):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)  # the kernel accepts the connection; nobody ever says 220
+    try:
+        host, port = silent.getsockname()
+        transport = make_transport(host=host, port=port, security="none", timeout_seconds=1)
+        delivery_settings(transport=transport)
+        send(db, "a@example.org", "b@example.org")
+    finally:
+        silent.close()
+    assert [e.state for e in emails(db)] == [EmailState.DEFERRED, EmailState.DEFERRED]
+    assert emails(db)[0].last_error == "Délai dépassé : augmentez le délai d'attente du serveur"
+
+
+def test_not_delegated_timeout_is_reported_to_the_user(db, make_transport, delivery_settings):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    try:
+        host, port = silent.getsockname()
+        transport = make_transport(host=host, port=port, security="none", timeout_seconds=1)
+        delivery_settings(transport=transport, delegate=False)
+        mailing = queue_mailing(
+            author_id=None,
+            sender=SENDER,
+            subject="Code",
+            text_body="123456",
+            emails=[EmailSpec(to=[Address("a@example.org")])],
+            kind="verification",
+        )
+        db.session.commit()
+        result = dispatch(mailing)
+    finally:
+        silent.close()
+    assert (result.sent, result.failed) == (0, 1)
+    assert result.errors == ["Délai dépassé : augmentez le délai d'attente du serveur"]
