@@ -1,5 +1,423 @@
-"""Pages of delivery."""
+"""Pages of delivery: server settings, test-send, profiles, personal SMTP, outbox, test mailbox."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import click
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from flask_login import current_user
+from wtforms.fields.choices import SelectChoice
+
+from hpmail.delivery import mailbox, outbox_admin, transports
+from hpmail.delivery.diagnostics import diagnose
+from hpmail.delivery.forms import (
+    ChooseProfileForm,
+    OutboxActionForm,
+    ProfileForm,
+    ServerSettingsForm,
+    TestSendForm,
+    TransportForm,
+)
+from hpmail.delivery.models import SendingProfile
+from hpmail.delivery.settings import server_settings as load_server_settings
+from hpmail.delivery.settings import user_transport
+from hpmail.extensions import db
+from hpmail.web import admin_required, is_htmx, render
 
 bp = Blueprint("delivery", __name__, cli_group=None)
+
+
+def _invalid() -> int:
+    """Status of a page shown again with errors: htmx swaps only 2xx answers."""
+    return 200 if is_htmx() else 422
+
+
+def _fragment(template: str, status: int = 200, **context):
+    response = current_app.make_response((render_template(template, **context), status))
+    response.vary.add("HX-Request")
+    return response
+
+
+# --- Serveur › Paramètres d'envoi des e-mails -------------------------------------------------
+
+
+@bp.route("/serveur/parametres-envoi", methods=["GET", "POST"])
+@admin_required
+def server_settings():
+    settings = load_server_settings()
+    form = ServerSettingsForm(obj=settings)
+    if request.method == "GET":
+        form.show_transport(settings.transport)
+    form.show_saved_password(settings.transport)
+    if form.validate_on_submit():
+        transports.save_server_settings(
+            settings, form.sender_values(), form.transport_values(), current_user
+        )
+        db.session.commit()
+        flash(_("The e-mail sending settings are saved."), "success")
+        return redirect(url_for("delivery.server_settings"))
+    status = _invalid() if request.method == "POST" else 200
+    return render(
+        "delivery/server_settings.html",
+        form=form,
+        settings=settings,
+        test_form=TestSendForm(formdata=None),
+        test_action=url_for("delivery.test_send"),
+    ), status
+
+
+@bp.route("/serveur/parametres-envoi/essai", methods=["POST"])
+@admin_required
+def test_send():
+    settings = load_server_settings()
+    form = TestSendForm()
+    diagnosis, problem = None, None
+    if form.validate_on_submit():
+        recipient = current_user.email or form.recipient.data
+        transport = settings.transport
+        if not recipient:
+            form.recipient.errors.append(_("Enter the address that receives the test e-mail."))
+        elif transport is None or not transport.host or not settings.sender_address:
+            problem = _("Save the SMTP server and the sender address first.")
+        else:
+            diagnosis = diagnose(
+                transport, settings.sender_address, recipient, settings.sender_name
+            )
+            current_app.logger.info("%s ran the server test-send", current_user.login)
+    return render(
+        "delivery/test_send.html",
+        "result",
+        test_form=form,
+        diagnosis=diagnosis,
+        problem=problem,
+        test_action=url_for("delivery.test_send"),
+        back=url_for("delivery.server_settings"),
+        title=_("Test e-mail sending"),
+    ), 200 if diagnosis or problem else _invalid()
+
+
+# --- Configuration › Gérer les profils d'envoi d'e-mails --------------------------------------
+
+
+@bp.route("/configuration/profils-envoi", methods=["GET", "POST"])
+@admin_required
+def profiles():
+    form = ProfileForm()
+    if form.validate_on_submit():
+        try:
+            profile = transports.create_profile(
+                form.name.data, form.transport_values(), current_user
+            )
+        except transports.ProfileNameTaken as taken:
+            form.name.errors.append(str(taken))
+        else:
+            db.session.commit()
+            if is_htmx():
+                return _fragment(
+                    "delivery/_profile_created.html",
+                    form=ProfileForm(formdata=None),
+                    profile=profile,
+                )
+            flash(_("The profile “%(name)s” is added.", name=profile.name), "success")
+            return redirect(url_for("delivery.profiles"))
+    if request.method == "POST":
+        if is_htmx():
+            response = _fragment("delivery/_profile_new.html", form=form)
+            response.headers["HX-Retarget"] = "#profile-new"
+            response.headers["HX-Reswap"] = "outerHTML"
+            return response
+        status = 422
+    else:
+        form = ProfileForm(formdata=None)
+        status = 200
+    return render_template(
+        "delivery/profiles.html", form=form, profiles=transports.all_profiles()
+    ), status
+
+
+def _profile_or_404(profile_id: int) -> SendingProfile:
+    return db.get_or_404(SendingProfile, profile_id)
+
+
+@bp.route("/configuration/profils-envoi/<int:profile_id>")
+@admin_required
+def profile(profile_id: int):
+    profile = _profile_or_404(profile_id)
+    if not is_htmx():
+        return redirect(url_for("delivery.profiles"))
+    return _fragment("delivery/_profile_row.html", profile=profile)
+
+
+@bp.route("/configuration/profils-envoi/<int:profile_id>/modifier", methods=["GET", "POST"])
+@admin_required
+def profile_edit(profile_id: int):
+    profile = _profile_or_404(profile_id)
+    form = ProfileForm(obj=profile)
+    if request.method == "GET":
+        form.show_transport(profile.transport)
+    form.show_saved_password(profile.transport)
+    if form.validate_on_submit():
+        try:
+            transports.update_profile(
+                profile, form.name.data, form.transport_values(), current_user
+            )
+        except transports.ProfileNameTaken as taken:
+            form.name.errors.append(str(taken))
+        else:
+            db.session.commit()
+            if is_htmx():
+                return _fragment("delivery/_profile_row.html", profile=profile)
+            flash(_("The profile “%(name)s” is saved.", name=profile.name), "success")
+            return redirect(url_for("delivery.profiles"))
+    status = _invalid() if request.method == "POST" else 200
+    if is_htmx():
+        return _fragment("delivery/_profile_edit_row.html", profile=profile, form=form)
+    return render_template("delivery/profile_edit.html", profile=profile, form=form), status
+
+
+@bp.route("/configuration/profils-envoi/<int:profile_id>/supprimer", methods=["POST"])
+@admin_required
+def profile_delete(profile_id: int):
+    profile = _profile_or_404(profile_id)
+    name = profile.name
+    try:
+        transports.delete_profile(profile, current_user)
+    except transports.ProfileInUse as in_use:
+        db.session.rollback()
+        if is_htmx():
+            return _fragment("delivery/_profile_row.html", profile=profile, error=str(in_use))
+        flash(str(in_use), "error")
+        return redirect(url_for("delivery.profiles"))
+    db.session.commit()
+    if is_htmx():
+        return _fragment("delivery/_empty.html")
+    flash(_("The profile “%(name)s” is deleted.", name=name), "success")
+    return redirect(url_for("delivery.profiles"))
+
+
+# --- Configuration › Paramétrer l'envoi d'e-mails pour ce poste (the user's own SMTP) ---------
+
+
+@bp.route("/configuration/envoi-personnel", methods=["GET", "POST"])
+def personal_transport():
+    settings = load_server_settings()
+    if settings.delegate:
+        return render("delivery/personal_transport.html", "personal", delegated=True)
+    choice = transports.user_transport_of(current_user)
+    own = choice.transport if choice else None
+    profiles = transports.all_profiles()
+    action = request.form.get("action")
+    own_form = TransportForm(formdata=request.form if action == "own" else None)
+    profile_form = ChooseProfileForm(formdata=request.form if action == "profile" else None)
+    profile_form.profile_id.choices = [SelectChoice(p.id, p.name) for p in profiles]
+    if action != "own":
+        own_form.show_transport(own)
+    if action != "profile" and choice and choice.profile_id:
+        profile_form.profile_id.data = choice.profile_id
+    own_form.show_saved_password(own)
+    status, saved = 200, None
+    if request.method == "POST":
+        if action == "own" and own_form.validate_on_submit():
+            transports.set_own_transport(current_user, own_form.transport_values())
+            saved = _("Your SMTP server is saved.")
+        elif action == "profile" and profile_form.validate_on_submit():
+            chosen = db.session.get(SendingProfile, profile_form.profile_id.data)
+            transports.use_profile(current_user, chosen)
+            saved = _("You now send through the profile “%(name)s”.", name=chosen.name)
+        else:
+            status = _invalid()
+        if saved:
+            db.session.commit()
+            if not is_htmx():
+                flash(saved, "success")
+                return redirect(url_for("delivery.personal_transport"))
+            return personal_transport_after_save(saved)
+    return render(
+        "delivery/personal_transport.html",
+        "personal",
+        delegated=False,
+        choice=choice,
+        own_form=own_form,
+        profile_form=profile_form,
+        profiles=profiles,
+        test_form=TestSendForm(formdata=None),
+        test_action=url_for("delivery.personal_test_send"),
+    ), status
+
+
+def personal_transport_after_save(saved: str):
+    """Render the fragment afresh from the database, with the confirmation inside it."""
+    choice = transports.user_transport_of(current_user)
+    own = choice.transport if choice else None
+    own_form = TransportForm(formdata=None)
+    own_form.show_transport(own)
+    own_form.show_saved_password(own)
+    profiles = transports.all_profiles()
+    profile_form = ChooseProfileForm(formdata=None)
+    profile_form.profile_id.choices = [SelectChoice(p.id, p.name) for p in profiles]
+    profile_form.profile_id.data = choice.profile_id if choice else None
+    return render(
+        "delivery/personal_transport.html",
+        "personal",
+        delegated=False,
+        choice=choice,
+        own_form=own_form,
+        profile_form=profile_form,
+        profiles=profiles,
+        saved=saved,
+        test_form=TestSendForm(formdata=None),
+        test_action=url_for("delivery.personal_test_send"),
+    )
+
+
+@bp.route("/configuration/envoi-personnel/essai", methods=["POST"])
+def personal_test_send():
+    form = TestSendForm()
+    diagnosis, problem = None, None
+    if form.validate_on_submit():
+        address = current_user.email or form.recipient.data
+        transport = user_transport(current_user.id)
+        if load_server_settings().delegate:
+            problem = _("Sending is done by the server: there is nothing to test here.")
+        elif not address:
+            form.recipient.errors.append(_("Enter the address that receives the test e-mail."))
+        elif transport is None or not transport.host:
+            problem = _("Save your SMTP server, or retrieve a sending profile, first.")
+        else:
+            diagnosis = diagnose(transport, address, address, current_user.display_name)
+    return render(
+        "delivery/test_send.html",
+        "result",
+        test_form=form,
+        diagnosis=diagnosis,
+        problem=problem,
+        test_action=url_for("delivery.personal_test_send"),
+        back=url_for("delivery.personal_transport"),
+        title=_("Test e-mail sending"),
+    ), 200 if diagnosis or problem else _invalid()
+
+
+# --- Serveur › File d'envoi ------------------------------------------------------------------
+
+
+@bp.route("/serveur/file-envoi")
+@admin_required
+def outbox():
+    state = request.args.get("etat", "")
+    if state not in outbox_admin.LISTED_STATES:
+        state = ""
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    listing = outbox_admin.outbox_page(state or None, page, current_app.config["LIST_PAGE_SIZE"])
+    return render(
+        "delivery/outbox.html",
+        "rows",
+        listing=listing,
+        state=state,
+        counts=outbox_admin.counts_by_state(),
+        form=OutboxActionForm(formdata=None),
+    )
+
+
+@bp.route("/serveur/file-envoi/action", methods=["POST"])
+@admin_required
+def outbox_action():
+    form = OutboxActionForm()
+    ids = [int(value) for value in request.form.getlist("email_id") if value.isdigit()][:1000]
+    back = url_for(
+        "delivery.outbox",
+        etat=request.form.get("etat") or None,
+        page=request.form.get("page", type=int) or None,
+    )
+    if not form.validate_on_submit():
+        flash(_("Unknown action."), "error")
+    elif not ids:
+        flash(_("Tick at least one e-mail."), "error")
+    elif form.action.data == "retry":
+        changed = outbox_admin.retry_now(ids, current_user)
+        db.session.commit()
+        outbox_admin.wake_worker(changed)
+        flash(
+            ngettext(
+                "%(num)d e-mail will be sent again now.",
+                "%(num)d e-mails will be sent again now.",
+                len(changed),
+            ),
+            "success",
+        )
+    else:
+        changed = outbox_admin.cancel(ids, current_user)
+        db.session.commit()
+        flash(
+            ngettext("%(num)d e-mail cancelled.", "%(num)d e-mails cancelled.", len(changed)),
+            "success",
+        )
+    return redirect(back)
+
+
+@bp.cli.command("outbox")
+def outbox_command() -> None:
+    """Print how many e-mails are in each state of the outbox."""
+    counts = outbox_admin.counts_by_state()
+    for state, count in counts.items():
+        click.echo(f"{state:<10} {count}")
+
+
+# --- Serveur › Boîte de test (demo mode only) ------------------------------------------------
+
+
+@admin_required
+def demo_mailbox():
+    folder = current_app.config["DEMO_MAILBOX_DIR"]
+    return render(
+        "delivery/demo_mailbox.html",
+        messages=mailbox.list_messages(folder),
+        address=(current_app.config["DEMO_MAILBOX_HOST"], current_app.config["DEMO_MAILBOX_PORT"]),
+    )
+
+
+@admin_required
+def demo_mailbox_message(name: str):
+    raw = mailbox.read_message(current_app.config["DEMO_MAILBOX_DIR"], name)
+    if raw is None:
+        abort(404)
+    return render(
+        "delivery/demo_mailbox_message.html", name=name, raw=raw.decode("utf-8", "replace")
+    )
+
+
+@bp.cli.command("demo-mailbox")
+def demo_mailbox_command() -> None:
+    """Run the demo mailbox (an SMTP server that keeps each e-mail as a .eml file)."""
+    config = current_app.config
+    if not config["DEMO"]:
+        raise click.ClickException(
+            "La boîte de test ne sert qu'en mode démonstration (HPMAIL_DEMO=0) : "
+            "elle ne démarre pas."
+        )
+    click.echo(
+        f"Boîte de test : {config['DEMO_MAILBOX_HOST']}:{config['DEMO_MAILBOX_PORT']}"
+        f" → {config['DEMO_MAILBOX_DIR']}"
+    )
+    mailbox.serve(
+        config["DEMO_MAILBOX_HOST"], int(config["DEMO_MAILBOX_PORT"]), config["DEMO_MAILBOX_DIR"]
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Register the demo mailbox pages only in demo mode (404 otherwise, and no menu item)."""
+    if app.config.get("DEMO"):
+        app.add_url_rule("/serveur/boite-de-test", "delivery.demo_mailbox", demo_mailbox)
+        app.add_url_rule(
+            "/serveur/boite-de-test/<name>", "delivery.demo_mailbox_message", demo_mailbox_message
+        )

@@ -1,18 +1,21 @@
-"""Pages of the directory: people lists with a server-side selection, courses, cohorts, CSV import."""
+"""Pages of the directory: people lists and their selection, courses, cohorts, CSV import."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+import click
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
-from hpmail.directory import service
+from hpmail.directory.forms import ImportForm
 from hpmail.directory.models import Cohort, Course, PersonKind
 from hpmail.directory.people import PeopleFilter, cohort_choices, people_page, positive_int
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
-from hpmail.web import is_htmx, render
+from hpmail.web import admin_required, is_htmx, render
 
 bp = Blueprint("directory", __name__, cli_group=None)
 
@@ -145,3 +148,64 @@ def cohort(cohort_id: int):
         group_sizes=service.group_sizes(cohort),
         quick_url=_endpoint_url("compose.quick_cohort", cohort_id=cohort.id),
     )
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@admin_required
+def import_people():
+    form = ImportForm()
+    report, token = None, None
+    max_bytes = current_app.config["IMPORT_MAX_BYTES"]
+    if request.method == "POST" and request.form.get("token"):
+        token = request.form["token"]
+        data = uploads.read_upload(current_user.id, token)
+        if data is None:
+            flash(_("The file is no longer available: send it again."), "error")
+            return redirect(url_for(".import_people"))
+        report = importer.import_people(
+            data, valid_only=True, max_bytes=max_bytes, actor=current_user.login
+        )
+        db.session.commit()
+        uploads.discard_upload(current_user.id, token)
+        token = None
+    elif form.validate_on_submit():
+        data = form.file.data.read(max_bytes + 1)
+        report = importer.import_people(data, max_bytes=max_bytes, actor=current_user.login)
+        if report.applied:
+            db.session.commit()
+        else:
+            db.session.rollback()
+            if report.rejected and not report.errors:
+                token = uploads.keep_upload(current_user.id, data)
+    shown_rows, hidden_rows = importer.rows_to_show(report) if report else ([], 0)
+    return render(
+        "directory/import.html",
+        form=form,
+        report=report,
+        token=token,
+        summary=importer.summary,
+        shown_rows=shown_rows,
+        hidden_rows=hidden_rows,
+        labels={status: label() for status, label in importer.STATUS_LABELS.items()},
+    )
+
+
+@bp.cli.command("import-people")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--valid-only", is_flag=True, help="Import the valid rows even if others are rejected.")
+def import_people_command(path: str, valid_only: bool) -> None:
+    """Import people from a CSV file (nom, prénom, e-mail, type, promotion, groupes, identifiant)."""
+    with open(path, "rb") as stream:
+        data = stream.read(current_app.config["IMPORT_MAX_BYTES"] + 1)
+    report = importer.import_people(
+        data,
+        valid_only=valid_only,
+        max_bytes=current_app.config["IMPORT_MAX_BYTES"],
+        actor=f"cli:{path}",
+    )
+    for line in importer.report_lines(report):
+        click.echo(line)
+    if not report.applied:
+        db.session.rollback()
+        raise SystemExit(1)
+    db.session.commit()

@@ -1,0 +1,364 @@
+"""Forms of the delivery pages: server settings, profiles, personal SMTP, test-send, outbox."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import ssl
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+
+from hpmail.delivery.models import Security
+from hpmail.delivery.transports import SenderValues, TransportValues
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}\.?$", re.IGNORECASE)
+DOMAIN = re.compile(rf"^(?:\*\.)?(?:{_LABEL}\.)+{_LABEL}$", re.IGNORECASE)
+MAX_DOMAINS = 200
+
+# Limits (per minute, per day) that the big providers set; the admin picks one or types their own.
+LIMIT_PRESETS = {
+    "none": (None, None),
+    "microsoft365": (30, 10_000),
+    "gmail": (None, 2_000),
+}
+
+
+class WholeNumberField(IntegerField):
+    """An integer field whose "not a number" message is ours (French through Flask-Babel)."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist or not valuelist[0].strip():
+            self.data = None
+            return
+        try:
+            self.data = int(valuelist[0].strip())
+        except ValueError:
+            self.data = None
+            raise ValueError(_l("Enter a whole number.")) from None
+
+
+def single_line(form, field) -> None:
+    """Refuse a carriage return or line feed: it would inject an SMTP or mail header line."""
+    if field.data and ("\r" in field.data or "\n" in field.data):
+        raise ValidationError(_l("Line breaks are not allowed here."))
+
+
+def host_name(form, field) -> None:
+    """Accept a host name or an IP address."""
+    value = (field.data or "").strip()
+    field.data = value
+    if not value:
+        return
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return
+    except ValueError:
+        pass
+    try:
+        ascii_name = value.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    if not HOSTNAME.match(ascii_name) or len(ascii_name) > 253:
+        raise ValidationError(_l("Enter a server name such as smtp.example.fr, or an IP address."))
+
+
+def email_address(form, field) -> None:
+    """Accept an e-mail address (syntax only, no DNS lookup)."""
+    value = (field.data or "").strip()
+    field.data = value
+    if not value:
+        return
+    try:
+        field.data = validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ValidationError(
+            _l("Enter a valid e-mail address, such as name@example.fr.")
+        ) from None
+
+
+def ca_file_path(form, field) -> None:
+    """Accept the absolute path of a readable PEM file holding at least one certificate."""
+    value = (field.data or "").strip()
+    field.data = value or None
+    if not value:
+        return
+    if not os.path.isabs(value):
+        raise ValidationError(_l("Enter an absolute path, such as /etc/ssl/certs/school-ca.pem."))
+    if not os.path.isfile(value) or not os.access(value, os.R_OK):
+        raise ValidationError(_l("This file does not exist on the server or cannot be read."))
+    try:
+        ssl.create_default_context(cafile=value)
+    except (ssl.SSLError, OSError, ValueError):
+        raise ValidationError(_l("This file does not hold a certificate in PEM format.")) from None
+
+
+def allowed_domain_lines(form, field) -> None:
+    """Check each line of the allowed domains and keep them tidy (lower case, no blank lines)."""
+    lines = [line.strip().lower() for line in (field.data or "").splitlines() if line.strip()]
+    if len(lines) > MAX_DOMAINS:
+        raise ValidationError(_l("At most %(count)d domains.", count=MAX_DOMAINS))
+    for line in lines:
+        try:
+            ascii_line = (
+                line.encode("idna").decode("ascii")
+                if not line.startswith("*.")
+                else ("*." + line[2:].encode("idna").decode("ascii"))
+            )
+        except UnicodeError:
+            ascii_line = ""
+        if not DOMAIN.match(ascii_line) or len(ascii_line) > 253:
+            raise ValidationError(
+                _l(
+                    "“%(line)s” is not a domain. Write one domain per line, such as "
+                    "lycee-exemple.fr, or *.univ-exemple.fr for its subdomains.",
+                    line=line[:80],
+                )
+            )
+    field.data = "\n".join(dict.fromkeys(lines))
+
+
+SECURITY_CHOICES = [
+    SelectChoice(Security.NONE.value, _l("None")),
+    SelectChoice(Security.STARTTLS.value, _l("STARTTLS")),
+    SelectChoice(Security.TLS.value, _l("TLS")),
+]
+
+
+class TransportForm(FlaskForm):
+    """The fields of an SMTP server, shared by the server settings, profiles and personal SMTP."""
+
+    host = StringField(
+        _l("SMTP server"),
+        validators=[
+            DataRequired(_l("Enter the name of the SMTP server.")),
+            Length(max=253, message=_l("At most %(max)d characters.")),
+            single_line,
+            host_name,
+        ],
+    )
+    port = WholeNumberField(
+        _l("Port"),
+        default=587,
+        validators=[
+            DataRequired(_l("Enter the port (587 for STARTTLS, 465 for TLS, 25 without).")),
+            NumberRange(1, 65535, message=_l("The port is a number from 1 to 65535.")),
+        ],
+    )
+    security = SelectField(
+        _l("Encryption"),
+        choices=SECURITY_CHOICES,
+        default=Security.STARTTLS.value,
+        validate_choice=False,
+    )
+    username = StringField(
+        _l("Login"),
+        validators=[Length(max=254, message=_l("At most %(max)d characters.")), single_line],
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[Length(max=500, message=_l("At most %(max)d characters.")), single_line],
+    )
+    forget_password = BooleanField(_l("Remove the saved password"))
+    timeout_seconds = WholeNumberField(
+        _l("Timeout (seconds)"),
+        default=30,
+        validators=[
+            DataRequired(_l("Enter the timeout in seconds.")),
+            NumberRange(1, 600, message=_l("The timeout is a number of seconds from 1 to 600.")),
+        ],
+    )
+    limit_preset = SelectField(
+        _l("Sending limits"),
+        choices=[
+            SelectChoice("custom", _l("As typed below")),
+            SelectChoice("none", _l("No limit")),
+            SelectChoice(
+                "microsoft365", _l("Microsoft 365 (30 a minute, 10,000 recipients a day)")
+            ),
+            SelectChoice("gmail", _l("Gmail / Google Workspace (2,000 a day)")),
+        ],
+        default="custom",
+        validate_choice=False,
+        description=_l("A preset replaces the limits typed below."),
+    )
+    per_minute = WholeNumberField(
+        _l("Limit per minute"),
+        validators=[
+            Optional(),
+            NumberRange(1, 100_000, message=_l("Leave empty for no limit, or a number from 1.")),
+        ],
+    )
+    per_day = WholeNumberField(
+        _l("Limit per day"),
+        validators=[
+            Optional(),
+            NumberRange(1, 10_000_000, message=_l("Leave empty for no limit, or a number from 1.")),
+        ],
+    )
+    ca_file = StringField(
+        _l("Certificate authority file (optional)"),
+        validators=[
+            Length(max=500, message=_l("At most %(max)d characters.")),
+            single_line,
+            ca_file_path,
+        ],
+        description=_l(
+            "Only if the SMTP server's certificate comes from the school's own authority."
+        ),
+    )
+
+    def validate_security(self, field) -> None:
+        if field.data not in {choice.value for choice in SECURITY_CHOICES}:
+            raise ValidationError(_l("Choose an encryption in the list."))
+
+    def validate_limit_preset(self, field) -> None:
+        if field.data != "custom" and field.data not in LIMIT_PRESETS:
+            raise ValidationError(_l("Choose a preset in the list."))
+
+    def show_transport(self, transport) -> None:
+        """Fill the fields from a saved transport (the password is never sent back)."""
+        if transport is None:
+            return
+        for name in ("host", "port", "security", "username", "timeout_seconds", "ca_file"):
+            getattr(self, name).data = getattr(transport, name)
+        self.per_minute.data, self.per_day.data = transport.per_minute, transport.per_day
+        limits = (transport.per_minute, transport.per_day)
+        self.limit_preset.data = next(
+            (name for name, preset in LIMIT_PRESETS.items() if preset == limits and name != "none"),
+            "custom",
+        )
+
+    def show_saved_password(self, transport) -> None:
+        """Say in the password field that one is saved, without ever sending it back."""
+        if transport is not None and transport.secret_encrypted:
+            self.password.render_kw = {"placeholder": _l("••• saved")}
+            self.password.description = _l("Leave empty to keep the saved password.")
+
+    def transport_values(self) -> TransportValues:
+        """Return what the admin or user typed, as plain values for the service functions."""
+        per_minute, per_day = self.per_minute.data, self.per_day.data
+        if self.limit_preset.data in LIMIT_PRESETS:
+            per_minute, per_day = LIMIT_PRESETS[self.limit_preset.data]
+        return TransportValues(
+            host=self.host.data,
+            port=self.port.data,
+            security=self.security.data,
+            username=(self.username.data or "").strip(),
+            password=self.password.data or None,
+            forget_password=bool(self.forget_password.data),
+            timeout_seconds=self.timeout_seconds.data,
+            per_minute=per_minute,
+            per_day=per_day,
+            ca_file=self.ca_file.data or None,
+        )
+
+
+class ServerSettingsForm(TransportForm):
+    """Serveur › Paramètres d'envoi des e-mails."""
+
+    delegate = BooleanField(_l("Delegate the sending of all e-mails to the server"))
+    sender_name = StringField(
+        _l("Sender name"),
+        validators=[
+            DataRequired(_l("Enter the sender name, such as the school's name.")),
+            Length(max=120, message=_l("At most %(max)d characters.")),
+            single_line,
+        ],
+        description=_l("Used when a user's address is outside the allowed domains."),
+    )
+    sender_address = StringField(
+        _l("Sender address"),
+        validators=[
+            DataRequired(_l("Enter the sender address.")),
+            Length(max=254, message=_l("At most %(max)d characters.")),
+            single_line,
+            email_address,
+        ],
+    )
+    allowed_domains = TextAreaField(
+        _l("Allowed domains"),
+        validators=[
+            Length(max=20_000, message=_l("At most %(max)d characters.")),
+            allowed_domain_lines,
+        ],
+        description=_l(
+            "One domain per line; *.univ-exemple.fr means its subdomains. An address in these "
+            "domains sends as itself; any other goes out through the sender address above."
+        ),
+    )
+    require_personal_verification = BooleanField(
+        _l("Require the verification of personal accounts")
+    )
+
+    def sender_values(self) -> SenderValues:
+        """Return the server-wide choices as plain values."""
+        return SenderValues(
+            delegate=bool(self.delegate.data),
+            sender_name=self.sender_name.data.strip(),
+            sender_address=self.sender_address.data,
+            allowed_domains=self.allowed_domains.data or "",
+            require_personal_verification=bool(self.require_personal_verification.data),
+        )
+
+
+class ProfileForm(TransportForm):
+    """A named sending profile (Configuration › Gérer les profils d'envoi d'e-mails)."""
+
+    name = StringField(
+        _l("Name"),
+        validators=[
+            DataRequired(_l("Enter a name for this profile.")),
+            Length(max=120, message=_l("At most %(max)d characters.")),
+            single_line,
+        ],
+    )
+
+
+class ChooseProfileForm(FlaskForm):
+    """Récupérer un profil d'envoi d'e-mails."""
+
+    profile_id = SelectField(_l("Sending profile"), coerce=int, validate_choice=False)
+
+    def validate_profile_id(self, field) -> None:
+        if field.data not in {choice.value for choice in field.choices}:
+            raise ValidationError(_l("Choose a profile in the list."))
+
+
+class TestSendForm(FlaskForm):
+    """The address that receives the test e-mail, when the user has none on file."""
+
+    recipient = StringField(
+        _l("Send the test e-mail to"),
+        validators=[
+            Length(max=254, message=_l("At most %(max)d characters.")),
+            single_line,
+            email_address,
+        ],
+    )
+
+
+class OutboxActionForm(FlaskForm):
+    """Renvoyer maintenant / Annuler on one or several e-mails of the outbox (ids read apart)."""
+
+    action = SelectField(
+        choices=[SelectChoice("retry", _l("Retry now")), SelectChoice("cancel", _l("Cancel"))],
+        validate_choice=False,
+    )
+
+    def validate_action(self, field) -> None:
+        if field.data not in ("retry", "cancel"):
+            raise ValidationError(_l("Unknown action."))

@@ -1,0 +1,219 @@
+"""Save the SMTP servers that the admin and the users set: server, profiles, personal SMTP."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from sqlalchemy import func, select
+
+from hpmail.auth.models import User
+from hpmail.delivery.models import (
+    Mailing,
+    SendingProfile,
+    ServerSettings,
+    Transport,
+    UserTransport,
+)
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransportValues:
+    """What a form says about an SMTP server; ``password`` None keeps the saved one."""
+
+    host: str
+    port: int
+    security: str
+    username: str = ""
+    password: str | None = None
+    forget_password: bool = False
+    timeout_seconds: int = 30
+    per_minute: int | None = None
+    per_day: int | None = None
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True)
+class SenderValues:
+    """The server-wide part of "Paramètres d'envoi des e-mails"."""
+
+    delegate: bool
+    sender_name: str
+    sender_address: str
+    allowed_domains: str
+    require_personal_verification: bool
+
+
+class ProfileInUse(Exception):
+    """A profile cannot be deleted while users send through it; ``users`` says who."""
+
+    def __init__(self, users: list[User]):
+        names = ", ".join(user.display_name for user in users[:5])
+        if len(users) > 5:
+            names += ", …"
+        super().__init__(
+            ngettext(
+                "This profile is used by %(num)d user (%(names)s), who must first retrieve "
+                "another sending profile or set their own SMTP server.",
+                "This profile is used by %(num)d users (%(names)s), who must first retrieve "
+                "another sending profile or set their own SMTP server.",
+                len(users),
+                names=names,
+            )
+        )
+        self.users = users
+
+
+class ProfileNameTaken(ValueError):
+    """Two profiles cannot share a name."""
+
+
+def fill_transport(transport: Transport, values: TransportValues) -> Transport:
+    """Copy ``values`` into ``transport``, encrypting a new password and keeping an old one."""
+    from hpmail.delivery.secrets import encrypt_secret
+
+    transport.host = values.host
+    transport.port = values.port
+    transport.security = values.security
+    transport.username = values.username
+    transport.timeout_seconds = values.timeout_seconds
+    transport.per_minute = values.per_minute
+    transport.per_day = values.per_day
+    transport.ca_file = values.ca_file
+    if values.password:
+        transport.secret_encrypted = encrypt_secret(values.password)
+    elif values.forget_password:
+        transport.secret_encrypted = None
+    return transport
+
+
+def save_server_settings(
+    settings: ServerSettings, sender: SenderValues, values: TransportValues, actor: User
+) -> ServerSettings:
+    """Save "Paramètres d'envoi des e-mails" and the server's SMTP transport."""
+    settings.delegate = sender.delegate
+    settings.sender_name = sender.sender_name
+    settings.sender_address = sender.sender_address
+    settings.allowed_domains = sender.allowed_domains
+    settings.require_personal_verification = sender.require_personal_verification
+    if settings.transport is None:
+        settings.transport = Transport()
+        db.session.add(settings.transport)
+    fill_transport(settings.transport, values)
+    db.session.flush()
+    log.info(
+        "%s saved the server sending settings (delegate=%s, host=%s:%s %s)",
+        actor.login,
+        settings.delegate,
+        values.host,
+        values.port,
+        values.security,
+    )
+    return settings
+
+
+def all_profiles() -> list[SendingProfile]:
+    """Return the sending profiles by name."""
+    return list(
+        db.session.scalars(select(SendingProfile).order_by(func.lower(SendingProfile.name)))
+    )
+
+
+def _check_name_free(name: str, profile_id: int | None = None) -> None:
+    query = select(SendingProfile.id).where(func.lower(SendingProfile.name) == name.lower())
+    if profile_id is not None:
+        query = query.where(SendingProfile.id != profile_id)
+    if db.session.scalar(query) is not None:
+        raise ProfileNameTaken(_("A profile with this name already exists."))
+
+
+def create_profile(name: str, values: TransportValues, actor: User) -> SendingProfile:
+    """Add a sending profile that users may retrieve."""
+    name = name.strip()
+    _check_name_free(name)
+    transport = fill_transport(Transport(), values)
+    profile = SendingProfile(name=name, transport=transport)
+    db.session.add_all([transport, profile])
+    db.session.flush()
+    log.info(
+        "%s created the sending profile %r (%s:%s)", actor.login, name, values.host, values.port
+    )
+    return profile
+
+
+def update_profile(
+    profile: SendingProfile, name: str, values: TransportValues, actor: User
+) -> SendingProfile:
+    """Change a sending profile's name and SMTP server."""
+    name = name.strip()
+    _check_name_free(name, profile.id)
+    profile.name = name
+    fill_transport(profile.transport, values)
+    db.session.flush()
+    log.info(
+        "%s changed the sending profile %r (%s:%s)", actor.login, name, values.host, values.port
+    )
+    return profile
+
+
+def profile_users(profile: SendingProfile) -> list[User]:
+    """Return the users who send through ``profile``."""
+    query = (
+        select(User)
+        .join(UserTransport, UserTransport.user_id == User.id)
+        .where(UserTransport.profile_id == profile.id)
+        .order_by(User.display_name)
+    )
+    return list(db.session.scalars(query))
+
+
+def delete_profile(profile: SendingProfile, actor: User) -> None:
+    """Delete a profile nobody uses (raise ProfileInUse otherwise)."""
+    users = profile_users(profile)
+    if users:
+        raise ProfileInUse(users)
+    transport = profile.transport
+    name = profile.name
+    db.session.delete(profile)
+    db.session.flush()
+    in_history = db.session.scalar(
+        select(Mailing.id).where(Mailing.transport_id == transport.id).limit(1)
+    )
+    if in_history is None:
+        db.session.delete(transport)
+        db.session.flush()
+    log.info("%s deleted the sending profile %r", actor.login, name)
+
+
+def user_transport_of(user: User) -> UserTransport | None:
+    """Return the user's personal SMTP choice, if they made one."""
+    return db.session.get(UserTransport, user.id)
+
+
+def set_own_transport(user: User, values: TransportValues) -> UserTransport:
+    """Make the user send through their own SMTP server."""
+    choice = user_transport_of(user) or UserTransport(user_id=user.id)
+    db.session.add(choice)
+    if choice.transport is None:
+        choice.transport = Transport()
+        db.session.add(choice.transport)
+    fill_transport(choice.transport, values)
+    choice.profile = None
+    db.session.flush()
+    log.info("%s set their own SMTP server %s:%s", user.login, values.host, values.port)
+    return choice
+
+
+def use_profile(user: User, profile: SendingProfile) -> UserTransport:
+    """Make the user send through an admin's profile (their own settings are kept for later)."""
+    choice = user_transport_of(user) or UserTransport(user_id=user.id)
+    db.session.add(choice)
+    choice.profile = profile
+    db.session.flush()
+    log.info("%s retrieved the sending profile %r", user.login, profile.name)
+    return choice
