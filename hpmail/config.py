@@ -53,6 +53,8 @@ class Defaults:
     DELIVERY_GIVE_UP_AFTER_SECONDS = 3 * 24 * 3600
     DELIVERY_FIRST_RETRY_SECONDS = 60
     DELIVERY_MAX_RETRY_SECONDS = 3600
+    DELIVERY_QUEUED_GRACE_SECONDS = 60  # a queued row older than this lost its task: sweep it
+    DELIVERY_RECORD_EVERY = 20  # commit answers every N e-mails (a crash may resend up to N)
     SWEEP_INTERVAL_MINUTES = 1
     DEMO_MAILBOX_HOST = "127.0.0.1"
     DEMO_MAILBOX_PORT = 8025

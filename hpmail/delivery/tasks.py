@@ -11,6 +11,7 @@ from datetime import timedelta
 from flask import current_app
 from huey import crontab
 from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import OperationalError
 
 from hpmail import queue
 from hpmail.delivery import clock, sending
@@ -21,15 +22,18 @@ from hpmail.queue import huey
 
 log = logging.getLogger(__name__)
 
-# A queued row older than this was never picked up (its task was lost): the sweeper re-enqueues it.
-QUEUED_GRACE = timedelta(minutes=1)
-
 
 @huey.task()
 def deliver(email_ids: list[int]) -> None:
     """Send the due e-mails among ``email_ids`` (a worker task)."""
     with queue.app_context():
-        sending.deliver(email_ids)
+        try:
+            sending.deliver(email_ids)
+        except OperationalError:
+            # The database stayed locked: the rows are still in the outbox (queued, or sending
+            # with a lease), so the sweeper gives them to a worker again. Nothing is lost.
+            db.session.rollback()
+            log.warning("database busy: %s e-mails left for the sweeper", len(email_ids))
 
 
 def enqueue_delivery(email_ids: list[int]) -> int:
@@ -51,6 +55,8 @@ def enqueue_delivery(email_ids: list[int]) -> int:
 
 def due_email_ids(now) -> list[int]:
     """Return the ids of rows a worker should look at: due, lost or abandoned."""
+    # A queued row older than the grace was never picked up (its task was lost).
+    grace = timedelta(seconds=current_app.config.get("DELIVERY_QUEUED_GRACE_SECONDS", 60))
     return list(
         db.session.scalars(
             select(OutboundEmail.id)
@@ -62,7 +68,7 @@ def due_email_ids(now) -> list[int]:
                     ),
                     and_(
                         OutboundEmail.state == EmailState.QUEUED,
-                        OutboundEmail.next_attempt_at <= now - QUEUED_GRACE,
+                        OutboundEmail.next_attempt_at <= now - grace,
                     ),
                     and_(
                         OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now
