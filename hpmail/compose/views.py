@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from io import BytesIO
@@ -63,9 +63,12 @@ def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), stat
         kept=[(keep_token(current_user.id, k.attachment.id, k.filename), k) for k in kept],
         errors=errors or {},
         warnings=warnings or {},
+        settings_url=url_for("accounts.mail_settings")
+        if "accounts.mail_settings" in current_app.view_functions
+        else None,
         limits={
-            "file": service.current_app.config["ATTACHMENT_MAX_FILE_BYTES"] // 1024 // 1024,
-            "email": service.current_app.config["ATTACHMENT_MAX_EMAIL_BYTES"] // 1024 // 1024,
+            "file": current_app.config["ATTACHMENT_MAX_FILE_BYTES"] // 1024 // 1024,
+            "email": current_app.config["ATTACHMENT_MAX_EMAIL_BYTES"] // 1024 // 1024,
         },
     ), status
 
@@ -110,7 +113,12 @@ def _send(people, token):
     from hpmail.delivery.outbox import dispatch
     from hpmail.delivery.policy import InvalidHeader
 
+    from hpmail.accounts.service import default_account
+
     draft = _draft_from_form()
+    if draft.account_id is None:
+        account = default_account(current_user)
+        draft.account_id = account.id if account else None
     uploads = read_uploads(request.files.getlist("attachments"))
     kept = kept_files(current_user.id, request.form.getlist("kept"))
     types = service.recipient_types(people)

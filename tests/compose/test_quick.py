@@ -1,0 +1,57 @@
+"""Quick e-mails: a course's teachers and students, a cohort's teaching team, prefilled."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from hpmail.delivery.models import Mailing
+from tests.compose.conftest import FR
+
+
+def test_course_quick_email_is_prefilled_with_its_teachers_and_students(
+    client, sender, make_person, make_cohort, make_course, smtp_server, db
+):
+    cohort = make_cohort("L2 Maths", groups=("TD1",))
+    students = [make_person("student", cohort=cohort) for _ in range(4)]
+    students.append(make_person("student", cohort=cohort, email=None))
+    make_person("student")  # another cohort's student
+    teachers = [make_person("teacher"), make_person("teacher")]
+    course = make_course("Analyse", teachers=teachers, cohorts=[cohort])
+
+    opened = client.get(f"/e-mail/cours/{course.id}", headers=FR, follow_redirects=True)
+
+    assert "Enseignants (2)" in opened.text
+    assert "Étudiants (4)" in opened.text
+    assert 'name="kind" value="quick"' in opened.text
+    token = opened.request.args["selection"]
+    client.post(
+        "/e-mail/nouveau",
+        data={"selection": token, "kind": "quick", "kinds": ["teacher", "student"],
+              "subject": "Analyse : salle changée", "body": "En B204."},  # fmt: skip
+        headers=FR,
+    )
+    mailing = db.session.scalar(select(Mailing))
+    assert mailing.kind == "quick"
+    assert sorted(smtp_server.received[0].rcpt_tos) == sorted(
+        p.email for p in teachers + students[:4]
+    )
+
+
+def test_cohort_quick_email_goes_to_its_teaching_team(
+    client, sender, make_person, make_cohort, make_course
+):
+    cohort = make_cohort("L3 Physique")
+    team = [make_person("teacher") for _ in range(3)]
+    make_course("Optique", teachers=team[:2], cohorts=[cohort])
+    make_course("Mécanique", teachers=team[2:], cohorts=[cohort])
+    make_course("Autre", teachers=[make_person("teacher")], cohorts=[make_cohort("Autre")])
+
+    opened = client.get(f"/e-mail/promotion/{cohort.id}/equipe", headers=FR, follow_redirects=True)
+
+    assert "Enseignants (3)" in opened.text
+    assert 'name="kinds" value="student"' not in opened.text
+
+
+def test_unknown_course_or_cohort_is_not_found(client, sender):
+    assert client.get("/e-mail/cours/999").status_code == 404
+    assert client.get("/e-mail/promotion/999/equipe").status_code == 404
