@@ -117,10 +117,10 @@ def test_paging_shows_page_size_people_and_links(client, login_as, make_person):
     first = open_list(client)
     assert len(names_in(first)) == 5
     assert "Page 1 sur 3" in first.text
-    assert "Suivant" in first.text and "Précédent" not in first.text
+    assert "Page suivante" in first.text and "Page précédente" not in first.text
     last = open_list(client, page=3)
     assert names_in(last) == ["NOM10 X", "NOM11 X"]
-    assert "Précédent" in last.text
+    assert "Page précédente" in last.text
     # A page beyond the end shows the last one.
     assert names_in(open_list(client, page=40)) == ["NOM10 X", "NOM11 X"]
 
