@@ -1,0 +1,157 @@
+"""Reliability with a real ``huey_consumer`` process sharing the test's database and queue files."""
+
+from __future__ import annotations
+
+import collections
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from hpmail.delivery.models import EmailState, OutboundEmail
+from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.delivery.tasks import sweep
+from tests.fixtures.smtp import free_port
+from tests.fixtures.worker import wait_until, worker_app_config
+
+pytestmark = pytest.mark.worker
+
+# The server's own address: the accounts' sender check lets it through in the worker.
+SENDER = Sender("ne-pas-repondre@lycee-demo.fr", "Lycée Démo")
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    return worker_app_config(tmp_path)
+
+
+def queue(db, count, prefix="eleve"):
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Rentrée",
+        text_body="Bonjour",
+        emails=[EmailSpec(to=[Address(f"{prefix}{i}@example.org")]) for i in range(count)],
+    )
+    db.session.commit()
+    return mailing
+
+
+def count_in(db, *states):
+    db.session.rollback()  # a new snapshot: the worker writes from another process
+    return db.session.scalar(
+        select(func.count()).select_from(OutboundEmail).where(OutboundEmail.state.in_(states))
+    )
+
+
+def all_sent(db, total):
+    return count_in(db, EmailState.SENT) == total
+
+
+def message_ids(server) -> collections.Counter:
+    return collections.Counter(r.message["Message-ID"] for r in server.received)
+
+
+def sweep_until(db, condition, timeout=40, every=0.5):
+    """Run the sweeper (as the periodic task would) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        db.session.rollback()
+        sweep()
+        time.sleep(every)
+    pytest.fail("the outbox did not drain in time")
+
+
+def test_smtp_down_then_back_every_email_is_delivered_exactly_once(
+    db, make_smtp_server, make_transport, delivery_settings, worker
+):
+    port = free_port()
+    delivery_settings(transport=make_transport(host="127.0.0.1", port=port, security="none"))
+    dispatch(queue(db, 5))
+    worker()
+
+    wait_until(lambda: count_in(db, EmailState.DEFERRED) == 5, message="not deferred")
+    server = make_smtp_server("none", port=port)
+    sweep_until(db, lambda: all_sent(db, 5))
+
+    ids = message_ids(server)
+    assert len(ids) == 5 and set(ids.values()) == {1}
+    stored = set(db.session.scalars(select(OutboundEmail.message_id)))
+    assert set(ids) == stored
+
+
+def test_451_then_acceptance_through_the_worker(db, smtp_server, delivery_settings, worker):
+    delivery_settings(smtp_server)
+    smtp_server.recorder.data_reply = "451 4.3.0 Greylisted, try later"
+    dispatch(queue(db, 2))
+    worker()
+    wait_until(lambda: count_in(db, EmailState.DEFERRED) == 2, message="not deferred")
+    smtp_server.recorder.data_reply = None
+    sweep_until(db, lambda: all_sent(db, 2))
+    assert len(smtp_server.received) == 2
+
+
+def test_a_server_that_never_greets_does_not_block_the_worker(
+    db, smtp_server, make_transport, delivery_settings, worker
+):
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    try:
+        transport = make_transport(
+            host="127.0.0.1", port=silent.getsockname()[1], security="none", timeout_seconds=1
+        )
+        delivery_settings(transport=transport)
+        dispatch(queue(db, 3))
+        worker()
+        wait_until(lambda: count_in(db, EmailState.DEFERRED) == 3, timeout=20, message="stuck")
+        errors = set(db.session.scalars(select(OutboundEmail.last_error)))
+        assert errors == {"Délai dépassé : augmentez le délai d'attente du serveur"}
+
+        # The same worker goes on: the school fixes the server, the e-mails go out.
+        transport.host, transport.port = smtp_server.host, smtp_server.port
+        db.session.commit()
+        sweep_until(db, lambda: all_sent(db, 3))
+    finally:
+        silent.close()
+    assert len(smtp_server.received) == 3
+
+
+def test_worker_killed_mid_batch_then_restarted_delivers_everything(
+    db, smtp_server, delivery_settings, worker
+):
+    delivery_settings(smtp_server)
+    smtp_server.recorder.data_delay = 0.05
+    dispatch(queue(db, 40))
+    first = worker()
+    wait_until(lambda: len(smtp_server.received) >= 8, message="the worker never started")
+    first.kill()
+    assert count_in(db, EmailState.SENDING) > 0  # killed with claimed rows in flight
+
+    worker()
+    sweep_until(db, lambda: all_sent(db, 40))  # leases expire, the sweeper hands them out again
+
+    ids = message_ids(smtp_server)
+    stored = set(db.session.scalars(select(OutboundEmail.message_id)))
+    assert set(ids) == stored  # every e-mail arrived, always with its own Message-ID
+    twice = [message_id for message_id, seen in ids.items() if seen > 1]
+    assert len(twice) <= 1  # only the one in flight when the worker died may arrive twice
+
+
+def test_two_consumers_and_the_sweeper_deliver_500_emails_exactly_once(
+    db, smtp_server, delivery_settings, worker
+):
+    delivery_settings(smtp_server)
+    dispatch(queue(db, 500))
+    worker()
+    worker()
+    sweep_until(db, lambda: all_sent(db, 500), timeout=120, every=0.3)
+
+    ids = message_ids(smtp_server)
+    assert len(ids) == 500
+    assert set(ids.values()) == {1}
+    assert len(smtp_server.received) == 500
