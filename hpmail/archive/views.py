@@ -73,8 +73,8 @@ def detail(mailing_id: int):
     if is_htmx():
         return render("archive/index.html", fragment="pane", selected=mailing,
                       **_detail_context(mailing))  # fmt: skip
-    return render("archive/index.html", selected=mailing, **_list_context(_query()),
-                  **_detail_context(mailing))  # fmt: skip
+    context = {**_list_context(_query()), **_detail_context(mailing)}
+    return render("archive/index.html", selected=mailing, **context)
 
 
 @bp.route("/e-mails/<int:mailing_id>/pieces-jointes/<int:item_id>")
