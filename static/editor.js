@@ -86,3 +86,13 @@
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); }
   else { init(); }
 })();
+
+/* "Autres": a person ticked among the search results moves to the picked list, so that a new
+   search does not drop them. */
+document.addEventListener("change", function (event) {
+  var box = event.target;
+  if (box.name !== "other_ids" || !box.checked) { return; }
+  var found = document.getElementById("people-found");
+  var picked = document.getElementById("people-picked");
+  if (found && picked && found.contains(box)) { picked.appendChild(box.closest("li")); }
+});
