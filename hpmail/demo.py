@@ -20,6 +20,9 @@ def load(scale: int = 1) -> None:
     build_school(scale=scale)
     for login, name, role, email in DEMO_USERS:
         create_user(login, name, DEMO_PASSWORD, role, email=email)
+    from hpmail.delivery.demo import configure_demo_delivery
+
+    configure_demo_delivery()
 
 
 def sign_in_help() -> str:

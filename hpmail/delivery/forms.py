@@ -19,7 +19,14 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from hpmail.delivery.models import Security
 from hpmail.delivery.transports import SenderValues, TransportValues
@@ -154,7 +161,7 @@ class TransportForm(FlaskForm):
         _l("Port"),
         default=587,
         validators=[
-            DataRequired(_l("Enter the port (587 for STARTTLS, 465 for TLS, 25 without).")),
+            InputRequired(_l("Enter the port (587 for STARTTLS, 465 for TLS, 25 without).")),
             NumberRange(1, 65535, message=_l("The port is a number from 1 to 65535.")),
         ],
     )
@@ -177,7 +184,7 @@ class TransportForm(FlaskForm):
         _l("Timeout (seconds)"),
         default=30,
         validators=[
-            DataRequired(_l("Enter the timeout in seconds.")),
+            InputRequired(_l("Enter the timeout in seconds.")),
             NumberRange(1, 600, message=_l("The timeout is a number of seconds from 1 to 600.")),
         ],
     )

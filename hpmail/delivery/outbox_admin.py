@@ -1,7 +1,8 @@
 """The admin's view of the outbox: list the e-mails still waiting or failed, resend now, cancel.
 
-Every change is one conditional UPDATE that leaves rows in state ``sending`` alone, so the page
-never fights a worker that has claimed a row.
+The changes are the engine's (``outbox.retry_now`` and ``outbox.cancel``: conditional UPDATEs
+that leave rows in state ``sending`` alone, so the page never fights a worker); this module lists
+the rows and records who asked.
 """
 
 from __future__ import annotations
@@ -10,24 +11,18 @@ import logging
 from dataclasses import dataclass
 from math import ceil
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from hpmail.auth.models import User
-from hpmail.delivery import clock
-from hpmail.delivery.models import (
-    EmailRecipient,
-    EmailState,
-    OutboundEmail,
-    RecipientState,
-)
+from hpmail.delivery import outbox
+from hpmail.delivery.models import EmailState, OutboundEmail
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
 LISTED_STATES = (EmailState.QUEUED, EmailState.SENDING, EmailState.DEFERRED, EmailState.FAILED)
-RETRYABLE_STATES = (EmailState.QUEUED, EmailState.DEFERRED, EmailState.FAILED)
-CANCELLABLE_STATES = (EmailState.QUEUED, EmailState.DEFERRED)
+counts_by_state = outbox.counts_by_state
 
 
 @dataclass
@@ -38,15 +33,6 @@ class OutboxPage:
     page: int
     pages: int
     total: int
-
-
-def counts_by_state() -> dict[str, int]:
-    """Return how many e-mails are in each state (every state, zero included)."""
-    rows = db.session.execute(
-        select(OutboundEmail.state, func.count()).group_by(OutboundEmail.state)
-    ).all()
-    found = dict(rows)
-    return {state.value: found.get(state.value, 0) for state in EmailState}
 
 
 def outbox_page(state: str | None, page: int, size: int) -> OutboxPage:
@@ -69,54 +55,16 @@ def outbox_page(state: str | None, page: int, size: int) -> OutboxPage:
 
 def retry_now(email_ids: list[int], actor: User) -> list[int]:
     """Make waiting or failed e-mails due now; return the ids changed (never a row being sent)."""
-    if not email_ids:
-        return []
-    now = clock.now()
-    failed = db.session.scalars(
-        select(OutboundEmail.id).where(
-            OutboundEmail.id.in_(email_ids), OutboundEmail.state == EmailState.FAILED
-        )
-    ).all()
-    changed = db.session.scalars(
-        update(OutboundEmail)
-        .where(OutboundEmail.id.in_(email_ids), OutboundEmail.state.in_(RETRYABLE_STATES))
-        .values(state=EmailState.QUEUED, next_attempt_at=now, lease_until=None)
-        .returning(OutboundEmail.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    retried_failures = sorted(set(failed) & set(changed))
-    if retried_failures:
-        # The recipients a final failure refused get their chance again.
-        db.session.execute(
-            update(EmailRecipient)
-            .where(
-                EmailRecipient.email_id.in_(retried_failures),
-                EmailRecipient.state == RecipientState.REFUSED,
-            )
-            .values(state=RecipientState.PENDING, code=None, reply=None)
-            .execution_options(synchronize_session=False)
-        )
-    db.session.flush()
-    db.session.expire_all()
-    log.info("%s asked to resend now e-mails %s", actor.login, sorted(changed))
-    return sorted(changed)
+    changed = outbox.retry_now(email_ids)
+    log.info("%s asked to resend now e-mails %s", actor.login, changed)
+    return changed
 
 
-def cancel(email_ids: list[int], actor: User) -> list[int]:
-    """Cancel e-mails not yet sent; return the ids changed (never a row being sent)."""
-    if not email_ids:
-        return []
-    changed = db.session.scalars(
-        update(OutboundEmail)
-        .where(OutboundEmail.id.in_(email_ids), OutboundEmail.state.in_(CANCELLABLE_STATES))
-        .values(state=EmailState.CANCELLED, lease_until=None)
-        .returning(OutboundEmail.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    db.session.flush()
-    db.session.expire_all()
-    log.info("%s cancelled e-mails %s", actor.login, sorted(changed))
-    return sorted(changed)
+def cancel(email_ids: list[int], actor: User) -> int:
+    """Cancel e-mails not yet sent; return how many (never a row being sent)."""
+    count = outbox.cancel(email_ids)
+    log.info("%s cancelled %s of the e-mails %s", actor.login, count, sorted(email_ids))
+    return count
 
 
 def wake_worker(email_ids: list[int]) -> None:

@@ -356,12 +356,9 @@ def outbox_action():
             "success",
         )
     else:
-        changed = outbox_admin.cancel(ids, current_user)
+        count = outbox_admin.cancel(ids, current_user)
         db.session.commit()
-        flash(
-            ngettext("%(num)d e-mail cancelled.", "%(num)d e-mails cancelled.", len(changed)),
-            "success",
-        )
+        flash(ngettext("%(num)d e-mail cancelled.", "%(num)d e-mails cancelled.", count), "success")
     return redirect(back)
 
 
