@@ -16,4 +16,3 @@ def email_status_of(address: str | None) -> EmailStatus:
     except EmailNotValidError:
         return EmailStatus.INVALID
     return EmailStatus.VALID
-

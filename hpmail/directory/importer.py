@@ -16,7 +16,14 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, insert, select, update
 
 from hpmail.directory.emails import email_status_of
-from hpmail.directory.models import Cohort, Group, Person, PersonKind, person_group
+from hpmail.directory.models import (
+    Cohort,
+    Group,
+    Person,
+    PersonKind,
+    insert_many,
+    person_group,
+)
 from hpmail.directory.text import fold, search_text_for
 from hpmail.extensions import db
 
@@ -34,8 +41,8 @@ COLUMNS = {
 }  # fmt: skip
 REQUIRED = ("last_name", "first_name", "kind")
 KINDS = {
-    "enseignant": PersonKind.TEACHER, "enseignante": PersonKind.TEACHER, "professeur": PersonKind.TEACHER,
-    "prof": PersonKind.TEACHER, "teacher": PersonKind.TEACHER,
+    "enseignant": PersonKind.TEACHER, "enseignante": PersonKind.TEACHER,
+    "professeur": PersonKind.TEACHER, "prof": PersonKind.TEACHER, "teacher": PersonKind.TEACHER,
     "etudiant": PersonKind.STUDENT, "etudiante": PersonKind.STUDENT, "eleve": PersonKind.STUDENT,
     "student": PersonKind.STUDENT,
     "personnel": PersonKind.STAFF, "staff": PersonKind.STAFF, "administratif": PersonKind.STAFF,
@@ -387,7 +394,14 @@ def _plan(report: ImportReport, existing: _Existing, write: bool) -> None:
         before = existing.people[row.person_id]
         changed = any(
             getattr(before, key) != values[key]
-            for key in ("external_id", "last_name", "first_name", "email", "email_status", "cohort_id")
+            for key in (
+                "external_id",
+                "last_name",
+                "first_name",
+                "email",
+                "email_status",
+                "cohort_id",
+            )
             if not (key == "external_id" and values[key] is None)
         )
         if values["external_id"] is None:
@@ -447,8 +461,7 @@ def _resolve_audience(report: ImportReport, existing: _Existing, write: bool):
 
 def _write(creates, updates, group_changes) -> None:
     if creates:
-        statement = insert(Person).returning(Person.id, sort_by_parameter_order=True)
-        ids = db.session.scalars(statement, [values for _row, values, _groups in creates]).all()
+        ids = insert_many(Person, [values for _row, values, _groups in creates])
         for (row, _values, groups), person_id in zip(creates, ids, strict=True):
             row.person_id = person_id
             if groups - {None}:
@@ -524,6 +537,9 @@ def report_lines(report: ImportReport) -> list[str]:
         lines.append(_("Import done."))
     else:
         lines.append(
-            _("Nothing was imported: correct the file, or import the valid rows only (--valid-only).")
+            _(
+                "Nothing was imported: correct the file, or import the valid rows only "
+                "(--valid-only)."
+            )
         )
     return lines

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Time,
     event,
+    insert,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -227,3 +228,16 @@ class SelectionMember(db.Model):
     person_id: Mapped[int] = mapped_column(
         ForeignKey("person.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+def insert_many(model, rows: list[dict], chunk: int = 500) -> list[int]:
+    """Insert ``rows`` of ``model`` in bulk and return their new ids, in order.
+
+    Chunked so that each statement's RETURNING rows come back in one batch (SQLAlchemy's
+    re-ordering of many batches grows much faster than the rows).
+    """
+    statement = insert(model).returning(model.id, sort_by_parameter_order=True)
+    ids: list[int] = []
+    for start in range(0, len(rows), chunk):
+        ids += db.session.scalars(statement, rows[start : start + chunk]).all()
+    return ids

@@ -115,7 +115,7 @@ def count_matching(flt: PeopleFilter) -> int:
 
 
 def people_page(flt: PeopleFilter, page_size: int) -> PeoplePage:
-    """Return the page ``flt.page`` of the people matching ``flt``, with cohorts and groups loaded."""
+    """Return page ``flt.page`` of the people matching ``flt``, with cohorts and groups loaded."""
     total = count_matching(flt)
     pages = max(1, math.ceil(total / page_size))
     page = min(flt.page, pages)

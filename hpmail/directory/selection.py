@@ -1,4 +1,4 @@
-"""Server-side selections: the people a user picked in a list, referred to by an unguessable token."""
+"""Server-side selections: the people a user picked in a list, behind an unguessable token."""
 
 from __future__ import annotations
 
@@ -113,9 +113,7 @@ def add_matching(selection: Selection, flt: PeopleFilter) -> None:
         SelectionMember.selection_id == selection.id, SelectionMember.person_id == ids.c.id
     )
     rows = select(literal(selection.id), ids.c.id).where(~already)
-    db.session.execute(
-        insert(SelectionMember).from_select(["selection_id", "person_id"], rows)
-    )
+    db.session.execute(insert(SelectionMember).from_select(["selection_id", "person_id"], rows))
     db.session.flush()
     log.info("selection %s: added every %s matching %r", selection.id, flt.kind, flt.q)
 

@@ -1,4 +1,4 @@
-"""The directory's questions: a cohort's teaching team, a course's audience, the lists of courses."""
+"""The directory's questions: a cohort's teaching team, a course's audience, the course list."""
 
 from __future__ import annotations
 
@@ -154,7 +154,9 @@ def cohorts_with_counts() -> list[tuple[Cohort, int, int]]:
         .subquery()
     )
     groups = (
-        select(Group.cohort_id, func.count(Group.id).label("n")).group_by(Group.cohort_id).subquery()
+        select(Group.cohort_id, func.count(Group.id).label("n"))
+        .group_by(Group.cohort_id)
+        .subquery()
     )
     query = (
         select(Cohort, func.coalesce(students.c.n, 0), func.coalesce(groups.c.n, 0))
@@ -162,7 +164,9 @@ def cohorts_with_counts() -> list[tuple[Cohort, int, int]]:
         .outerjoin(groups, groups.c.cohort_id == Cohort.id)
         .order_by(Cohort.name)
     )
-    return [(cohort, n_students, n_groups) for cohort, n_students, n_groups in db.session.execute(query)]
+    return [
+        (cohort, n_students, n_groups) for cohort, n_students, n_groups in db.session.execute(query)
+    ]
 
 
 def group_sizes(cohort: Cohort) -> dict[int, int]:

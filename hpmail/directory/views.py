@@ -112,7 +112,11 @@ def courses():
     flt = service.CourseFilter.from_args(request.args)
     page = service.courses_page(flt, COURSE_PAGE_SIZE)
     return render(
-        "directory/courses.html", fragment="results", flt=flt, listing=page, cohorts=cohort_choices()
+        "directory/courses.html",
+        fragment="results",
+        flt=flt,
+        listing=page,
+        cohorts=cohort_choices(),
     )
 
 
@@ -192,9 +196,11 @@ def import_people():
 
 @bp.cli.command("import-people")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--valid-only", is_flag=True, help="Import the valid rows even if others are rejected.")
+@click.option(
+    "--valid-only", is_flag=True, help="Import the valid rows even if others are rejected."
+)
 def import_people_command(path: str, valid_only: bool) -> None:
-    """Import people from a CSV file (nom, prénom, e-mail, type, promotion, groupes, identifiant)."""
+    """Import people from a CSV file (nom, prénom, e-mail, type, promotion, groupes…)."""
     with open(path, "rb") as stream:
         data = stream.read(current_app.config["IMPORT_MAX_BYTES"] + 1)
     report = importer.import_people(

@@ -18,7 +18,9 @@ def school(make_person, make_cohort, make_course):
     alan = make_person("teacher", last_name="Turing", first_name="Alan", email="alan@@x")
     grace = make_person("teacher", last_name="Hopper", first_name="Grace")
     s1 = make_person(last_name="Arnaud", first_name="Léo", cohort=l1, groups=[l1.groups[0]])
-    s2 = make_person(last_name="Blanc", first_name="Inès", cohort=l1, groups=[l1.groups[1]], email=None)
+    s2 = make_person(
+        last_name="Blanc", first_name="Inès", cohort=l1, groups=[l1.groups[1]], email=None
+    )
     s3 = make_person(last_name="Colin", first_name="Jade", cohort=bts)
     cm = make_course("Algorithmique", "CM", teachers=[ada], cohorts=[l1], room="Amphi A")
     td = make_course("Algorithmique", "TD", teachers=[alan], groups=[l1.groups[1]])
@@ -59,7 +61,9 @@ def test_reachability_counts_each_person_once_with_a_french_reason(
         assert reach.count_by_kind() == {"teacher": (1, 2), "student": (1, 2)}
 
 
-def test_course_list_filters_by_text_cohort_and_type(client, login_as, make_person, make_cohort, make_course):
+def test_course_list_filters_by_text_cohort_and_type(
+    client, login_as, make_person, make_cohort, make_course
+):
     s = school(make_person, make_cohort, make_course)
     login_as("teacher")
     page = client.get("/cours", headers=FR)
@@ -80,9 +84,7 @@ def test_course_sheet_shows_teachers_audience_and_reach(
     client, login_as, db, make_person, make_cohort, make_course
 ):
     s = school(make_person, make_cohort, make_course)
-    s["td"].sessions = [
-        CourseSession(day=date(2026, 3, 2), start_time=time(14), end_time=time(16))
-    ]
+    s["td"].sessions = [CourseSession(day=date(2026, 3, 2), start_time=time(14), end_time=time(16))]
     db.session.commit()
     login_as("staff")
     page = client.get(f"/cours/{s['td'].id}", headers=FR)

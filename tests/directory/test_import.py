@@ -1,4 +1,4 @@
-"""CSV import of people: encodings, separators, French or English columns, report, all or nothing."""
+"""CSV import of people: encodings, separators, French or English columns, all or nothing."""
 
 from __future__ import annotations
 
@@ -146,8 +146,11 @@ def test_duplicated_rows_in_the_file_are_rejected(app, db):
     [
         (b"", "Le fichier est vide."),
         ("nom;prénom;type\n".encode(), "aucune personne"),
-        ("nom;e-mail\nDupont;a@b.fr\n".encode(), "Colonnes obligatoires manquantes : prénom, type"),
-        ("nom\tprénom\ttype\nDupont\tLéa\tétudiant\n".encode(), "Séparateur de colonnes non reconnu"),
+        (b"nom;e-mail\nDupont;a@b.fr\n", "Colonnes obligatoires manquantes : prénom, type"),
+        (
+            "nom\tprénom\ttype\nDupont\tLéa\tétudiant\n".encode(),
+            "Séparateur de colonnes non reconnu",
+        ),
         ("nom|prénom|type\nDupont|Léa|étudiant\n".encode(), "Séparateur de colonnes non reconnu"),
         (b"nom;pr\x81nom;type\nDupont;L\x8fa;x\n", "Encodage du fichier non reconnu"),
         ("nom;prénom;type\n".encode("utf-16"), "UTF-16"),
@@ -232,7 +235,10 @@ def test_page_keeps_a_file_with_rejections_until_the_admin_imports_the_valid_row
     assert not stored[0].exists()
     # The token is used up.
     again = client.post("/import", data={"token": token}, headers=FR, follow_redirects=True)
-    assert "Le fichier n'est plus disponible" in again.text or "Le fichier n&#39;est plus disponible" in again.text
+    assert (
+        "Le fichier n'est plus disponible" in again.text
+        or "Le fichier n&#39;est plus disponible" in again.text
+    )
     assert count(db) == 1
 
 

@@ -1,4 +1,4 @@
-"""Plannings › Étudiants / Enseignants / Personnels › Liste: filters, sort, paging, e-mail column."""
+"""Plannings › Étudiants / Enseignants / Personnels › Liste: filters, sort, paging, e-mails."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def names_in(page) -> list[str]:
     return re.findall(r'aria-label="Sélectionner ([^"]+)"', page.text)
 
 
-def test_student_list_is_in_french_with_email_state_column(client, login_as, make_person, make_cohort):
+def test_student_list_is_in_french_with_email_state_column(
+    client, login_as, make_person, make_cohort
+):
     login_as("staff")
     l1 = make_cohort("L1 Informatique", groups=("TD1",))
     make_person(last_name="Dupont", first_name="Élodie", cohort=l1, groups=l1.groups)
@@ -101,7 +103,11 @@ def test_sort_by_each_column_both_ways(client, login_as, make_person, make_cohor
     # Accented names sort with their letter, not after Z.
     assert names_in(open_list(client)) == ["DURAND Adèle", "ÉMERY Zoé", "FABRE Éric"]
     assert names_in(open_list(client, order="desc")) == ["FABRE Éric", "ÉMERY Zoé", "DURAND Adèle"]
-    assert names_in(open_list(client, sort="first_name")) == ["DURAND Adèle", "FABRE Éric", "ÉMERY Zoé"]
+    assert names_in(open_list(client, sort="first_name")) == [
+        "DURAND Adèle",
+        "FABRE Éric",
+        "ÉMERY Zoé",
+    ]
     assert names_in(open_list(client, sort="email")) == ["FABRE Éric", "ÉMERY Zoé", "DURAND Adèle"]
     assert names_in(open_list(client, sort="cohort")) == ["DURAND Adèle", "ÉMERY Zoé", "FABRE Éric"]
     page = open_list(client, sort="cohort", order="desc")

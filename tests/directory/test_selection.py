@@ -34,7 +34,9 @@ def current_token(client, kind="student") -> str:
 
 def member_ids(db, token) -> set[int]:
     selection = db.session.query(Selection).filter_by(token=token).one()
-    return {m.person_id for m in db.session.query(SelectionMember).filter_by(selection_id=selection.id)}
+    return {
+        m.person_id for m in db.session.query(SelectionMember).filter_by(selection_id=selection.id)
+    }
 
 
 def test_list_keeps_the_token_of_the_users_current_selection(client, login_as, students):
