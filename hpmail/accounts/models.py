@@ -35,7 +35,7 @@ account_member = Table(
 
 
 class Account(db.Model):
-    """An address hpmail sends from: shared by authorised users (school) or one user's (personal)."""
+    """An address hpmail sends from: shared by authorised users (school) or one user's."""
 
     __tablename__ = "account"
     __table_args__ = (CheckConstraint("kind IN ('school', 'personal')", name="kind"),)
@@ -57,7 +57,9 @@ class Account(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     owner: Mapped[User | None] = relationship()
-    members: Mapped[list[User]] = relationship(secondary=account_member, order_by="User.display_name")
+    members: Mapped[list[User]] = relationship(
+        secondary=account_member, order_by="User.display_name"
+    )
 
     @property
     def is_school(self) -> bool:
@@ -81,7 +83,9 @@ class VerificationCode(db.Model):
     __tablename__ = "verification_code"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), index=True
+    )
     code_hash: Mapped[str] = mapped_column(String(255))
     # The address the code was sent to: a code proves that address only.
     address: Mapped[str] = mapped_column(String(254), default="")
@@ -96,7 +100,9 @@ class MailSettings(db.Model):
 
     __tablename__ = "mail_settings"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     reply_to: Mapped[str | None] = mapped_column(String(254))
     hide_recipients: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -11,9 +11,8 @@ import logging
 
 from email_validator import EmailNotValidError, validate_email
 from flask import render_template
-from flask_babel import force_locale
+from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from sqlalchemy import func, or_, select
 
 from hpmail.accounts import verification
@@ -238,7 +237,10 @@ def update_school_account(
         account.verified_at = None  # the new address must be proven
     db.session.flush()
     log.info(
-        "user %s edited school account %s (address changed: %s)", by.login, account.id, address_changed
+        "user %s edited school account %s (address changed: %s)",
+        by.login,
+        account.id,
+        address_changed,
     )
     return address_changed
 
@@ -530,9 +532,7 @@ def sender_for(user: User, account_id: int | None):
     """Return the Sender for ``user`` sending as ``account_id`` or raise NotAuthorised."""
     if not may_send_as(user.id, account_id):
         log.warning("user %s refused sending as account %s", user.login, account_id)
-        raise NotAuthorised(
-            _("You are not (or no longer) authorised to send from this account.")
-        )
+        raise NotAuthorised(_("You are not (or no longer) authorised to send from this account."))
     account = db.session.get(Account, account_id)
     settings = db.session.get(MailSettings, user.id)
     reply_to = settings.reply_to if settings is not None else None

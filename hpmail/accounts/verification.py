@@ -117,12 +117,16 @@ def check_code(account: Account, typed: str) -> None:
         raise CodeRefused(_("No code was sent for this address: ask for a new code."))
     if current.used_at is not None:
         if current.tries >= _config("VERIFICATION_MAX_TRIES"):
-            raise CodeRefused(_("Too many wrong codes: this code no longer works. Ask for a new code."))
+            raise CodeRefused(
+                _("Too many wrong codes: this code no longer works. Ask for a new code.")
+            )
         raise CodeRefused(_("This code has already been used or replaced. Ask for a new code."))
     if current.expires_at <= utcnow():
         raise CodeRefused(_("This code has expired (it lasts 15 minutes). Ask for a new code."))
     if current.address.lower() != account.address.lower():
-        raise CodeRefused(_("The address has changed since this code was sent. Ask for a new code."))
+        raise CodeRefused(
+            _("The address has changed since this code was sent. Ask for a new code.")
+        )
     expected = hash_code(account.id, account.address, typed)
     if not hmac.compare_digest(expected, current.code_hash):
         current.tries += 1
@@ -131,7 +135,9 @@ def check_code(account: Account, typed: str) -> None:
         if left <= 0:
             current.used_at = utcnow()
             db.session.flush()
-            raise CodeRefused(_("Too many wrong codes: this code no longer works. Ask for a new code."))
+            raise CodeRefused(
+                _("Too many wrong codes: this code no longer works. Ask for a new code.")
+            )
         db.session.flush()
         raise CodeRefused(
             ngettext(

@@ -85,12 +85,16 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
     }
     forms.update(ctx)
     query = request.args.get("q", "")
+    whole_page = not (fragment and is_htmx())
+    with_checklist = (
+        selected is not None and selected.is_ready and fragment in (None, "pane", "checklist")
+    )
     response = render(
         SCHOOL_PAGE,
         fragment,
-        accounts=service.school_accounts(),
+        accounts=service.school_accounts() if whole_page else [],
         selected=selected,
-        checklist=service.member_checklist(selected, query) if selected else [],
+        checklist=service.member_checklist(selected, query) if with_checklist else [],
         query=query,
         transform_refusal=service.transform_refusal(selected) if selected else None,
         resend_wait=seconds_before_resend(selected) if selected else 0,
@@ -203,7 +207,10 @@ def edit_school_account(account_id: int):
         for error in _dispatch(mailing):
             flash(error, "error")
         flash(
-            _("The address changed: a verification code was sent to %(address)s.", address=account.address),
+            _(
+                "The address changed: a verification code was sent to %(address)s.",
+                address=account.address,
+            ),
             "warning",
         )
     else:
@@ -283,7 +290,11 @@ def toggle_member(account_id: int, user_id: int):
     row = render_block(SCHOOL_PAGE, "member_row", **context)
     # The transform button depends on how many users are authorised: swap it out of band.
     button = render_block(
-        SCHOOL_PAGE, "transform_button", oob=True, transform_refusal=service.transform_refusal(account), **context
+        SCHOOL_PAGE,
+        "transform_button",
+        oob=True,
+        transform_refusal=service.transform_refusal(account),
+        **context,
     )
     response = current_app.make_response(row + button)
     response.vary.add("HX-Request")
@@ -313,9 +324,7 @@ def transform_account(account_id: int):
         return redirect(url_for("accounts.school_accounts"))
     status = 422 if reason and request.method == "POST" else 200
     member = account.members[0] if not reason else None
-    return render(
-        "accounts/transform.html", account=account, reason=reason, member=member
-    ), status
+    return render("accounts/transform.html", account=account, reason=reason, member=member), status
 
 
 # --- Configuration › Paramétrer l'envoi d'e-mails pour ce poste -------------------------------
@@ -337,7 +346,9 @@ def _settings_page(status: int = 200, fragment: str | None = None, **ctx):
         ),
         "code_form": CodeForm(formdata=None),
         "options_form": OptionsForm(
-            formdata=None, reply_to=settings.reply_to or "", hide_recipients=settings.hide_recipients
+            formdata=None,
+            reply_to=settings.reply_to or "",
+            hide_recipients=settings.hide_recipients,
         ),
         "needs_code": bool(personal and not service.may_send_as(user.id, personal.id)),
         "resend_wait": seconds_before_resend(personal) if personal else 0,

@@ -47,8 +47,13 @@ def code_in(server, address: str) -> str:
 def make_account(db, make_user):
     """Return ``make_account(address, members=(), kind="school", owner=None)``: a ready account."""
 
-    def make(address="secretariat@lycee.example", members=(), kind=AccountKind.SCHOOL, owner=None,
-             label="Secrétariat"):
+    def make(
+        address="secretariat@lycee.example",
+        members=(),
+        kind=AccountKind.SCHOOL,
+        owner=None,
+        label="Secrétariat",
+    ):
         account = Account(
             kind=kind,
             label=label,

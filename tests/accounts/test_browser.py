@@ -1,4 +1,4 @@
-"""The admin creates a school account in a real browser, reading the code from a real SMTP server."""
+"""The admin creates a school account in a browser, reading the code from a real SMTP server."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def test_admin_creates_a_school_account_and_only_authorised_users_send_with_it(
     page.get_by_label("Libellé").fill("Vie scolaire")
     page.get_by_label("Adresse e-mail").fill("vie-scolaire@lycee.example")
     page.get_by_role("button", name="Créer et envoyer le code").click()
-    page.get_by_text("Un code de vérification a été envoyé à vie-scolaire@lycee.example.").wait_for()
+    page.get_by_text(
+        "Un code de vérification a été envoyé à vie-scolaire@lycee.example."
+    ).wait_for()
 
     wait_for_mail(mail_server, 1)
     code = code_in(mail_server, "vie-scolaire@lycee.example")

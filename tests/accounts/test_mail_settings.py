@@ -1,4 +1,4 @@
-"""Each user's page: the account they send from, a personal account, options, the members tooltip."""
+"""Each user's page: the account they send from, a personal account, options, the tooltip."""
 
 from __future__ import annotations
 
@@ -67,8 +67,14 @@ def test_personal_account_input_is_checked(client, db, login_as, mail_server, ma
     login_as("teacher")
     for data, message in [
         ({"display_name": "", "address": "j@lycee.example"}, "Ce champ est obligatoire."),
-        ({"display_name": "J\nBcc: x@evil.example", "address": "j@lycee.example"}, "retours à la ligne"),
-        ({"display_name": "Julien", "address": "secretariat@lycee.example"}, "Un autre compte utilise"),
+        (
+            {"display_name": "J\nBcc: x@evil.example", "address": "j@lycee.example"},
+            "retours à la ligne",
+        ),
+        (
+            {"display_name": "Julien", "address": "secretariat@lycee.example"},
+            "Un autre compte utilise",
+        ),
         ({"display_name": "Julien", "address": "j@"}, "n&#39;est pas valide"),
     ]:
         response = client.post(f"{URL}/compte-personnel", data=data, headers=FR)
@@ -137,7 +143,9 @@ def test_hovering_the_shared_icon_shows_the_other_users_of_the_account(
     assert "<html" not in tip.text
 
 
-def test_the_tooltip_refuses_a_user_not_on_the_account(client, db, login_as, make_user, make_account):
+def test_the_tooltip_refuses_a_user_not_on_the_account(
+    client, db, login_as, make_user, make_account
+):
     login_as("staff")
     julien = make_user("teacher", display_name="Julien Petit")
     account = make_account(members=[julien])

@@ -1,4 +1,4 @@
-"""Authorised users of a school account: the checklist, its toggles, and making an account personal."""
+"""Authorised users of a school account: the checklist, its toggles, making it personal."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def admin(login_as):
 
 def toggle(client, account, user, on: bool, **kwargs):
     data = {"authorised": "1"} if on else {}
-    return client.post(f"{URL}/{account.id}/utilisateurs/{user.id}", data=data, headers=HTMX, **kwargs)
+    return client.post(
+        f"{URL}/{account.id}/utilisateurs/{user.id}", data=data, headers=HTMX, **kwargs
+    )
 
 
 def test_ticking_a_user_saves_at_once_and_unticking_removes_them(
@@ -41,7 +43,9 @@ def test_ticking_a_user_saves_at_once_and_unticking_removes_them(
     assert not service.may_send_as(sophie.id, account.id)
 
 
-def test_checklist_is_searchable_without_accents_or_case(client, db, admin, make_user, make_account):
+def test_checklist_is_searchable_without_accents_or_case(
+    client, db, admin, make_user, make_account
+):
     make_user("staff", display_name="Sophie Bernard")
     make_user("teacher", display_name="Julien Petit")
     account = make_account()
@@ -79,7 +83,9 @@ def test_transform_is_disabled_with_the_reason_unless_exactly_one_user(
     account = make_account()
     page = client.get(f"{URL}?compte={account.id}", headers=FR)
     assert "Aucun utilisateur n&#39;est autorisé sur ce compte" in page.text
-    assert "disabled" in page.text.split("Transformer en compte personnel")[0].rsplit("<button", 1)[1]
+    assert (
+        "disabled" in page.text.split("Transformer en compte personnel")[0].rsplit("<button", 1)[1]
+    )
     account.members.extend([sophie, julien])
     db.session.commit()
     page = client.get(f"{URL}?compte={account.id}", headers=FR)
@@ -96,8 +102,12 @@ def test_transform_asks_yes_or_no_then_gives_the_account_and_its_history_to_the_
     sophie = make_user("staff")
     account = make_account(members=[sophie])
     db.session.add(
-        Mailing(author_id=admin.id, account_id=account.id, subject="Ancien envoi",
-                sender_address=account.address)
+        Mailing(
+            author_id=admin.id,
+            account_id=account.id,
+            subject="Ancien envoi",
+            sender_address=account.address,
+        )
     )
     db.session.commit()
     confirm = client.get(f"{URL}/{account.id}/transformer", headers=FR)
@@ -114,7 +124,9 @@ def test_transform_asks_yes_or_no_then_gives_the_account_and_its_history_to_the_
     assert account in service.visible_accounts(sophie)
     assert account in service.usable_accounts(sophie)
     history = db.session.scalars(
-        select(Mailing).where(Mailing.account_id.in_([a.id for a in service.visible_accounts(sophie)]))
+        select(Mailing).where(
+            Mailing.account_id.in_([a.id for a in service.visible_accounts(sophie)])
+        )
     ).all()
     assert [m.subject for m in history] == ["Ancien envoi"]
     # The transformed account leaves the school list.

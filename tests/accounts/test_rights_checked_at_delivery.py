@@ -1,4 +1,4 @@
-"""The worker checks the right to send again: a user removed or an account deleted after queueing."""
+"""The worker checks the right to send again: a user removed or an account deleted meanwhile."""
 
 from __future__ import annotations
 

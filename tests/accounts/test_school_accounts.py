@@ -15,7 +15,9 @@ URL = "/configuration/comptes-etablissement"
 
 
 def create(client, label="Secrétariat", address="secretariat@lycee.example", **kwargs):
-    return client.post(f"{URL}/nouveau", data={"label": label, "address": address}, headers=FR, **kwargs)
+    return client.post(
+        f"{URL}/nouveau", data={"label": label, "address": address}, headers=FR, **kwargs
+    )
 
 
 def only_account(db) -> Account:
@@ -24,7 +26,8 @@ def only_account(db) -> Account:
 
 def latest_code_row(db, account) -> VerificationCode:
     return db.session.scalars(
-        select(VerificationCode).where(VerificationCode.account_id == account.id)
+        select(VerificationCode)
+        .where(VerificationCode.account_id == account.id)
         .order_by(VerificationCode.id.desc())
     ).first()
 
@@ -47,14 +50,18 @@ def test_admin_creates_a_school_account_with_the_code_received_by_e_mail(
     assert received.message.get_body(("html",)) is not None
     code = code_in(mail_server, "secretariat@lycee.example")
     row = latest_code_row(db, account)
-    assert code not in row.code_hash and row.code_hash == hash_code(account.id, account.address, code)
+    assert code not in row.code_hash and row.code_hash == hash_code(
+        account.id, account.address, code
+    )
 
     page = client.get(response.headers["Location"], headers=FR)
     assert "Code de vérification" in page.text and "Renvoyer le code" in page.text
 
     checked = client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
     assert checked.status_code == 200
-    assert "L&#39;adresse est vérifiée." in checked.text or "L'adresse est vérifiée." in checked.text
+    assert (
+        "L&#39;adresse est vérifiée." in checked.text or "L'adresse est vérifiée." in checked.text
+    )
     assert "Question secrète" in checked.text and "<html" not in checked.text
 
     done = client.post(
@@ -132,7 +139,10 @@ def test_resending_the_code_waits_60_seconds_and_ends_the_previous_code(
     account = only_account(db)
     first = code_in(mail_server, account.address)
     too_soon = client.post(f"{URL}/{account.id}/renvoyer-code", headers=HTMX)
-    assert "Attendez" in too_soon.text and "secondes avant de demander un nouveau code" in too_soon.text
+    assert (
+        "Attendez" in too_soon.text
+        and "secondes avant de demander un nouveau code" in too_soon.text
+    )
     assert len(mail_server.received) == 1
     row = latest_code_row(db, account)
     row.sent_at -= timedelta(seconds=61)
@@ -170,7 +180,9 @@ def test_bad_input_is_refused_next_to_the_field_and_nothing_is_created(
     assert mail_server.received == []
 
 
-def test_an_address_used_by_another_account_is_refused(client, db, admin, mail_server, make_account):
+def test_an_address_used_by_another_account_is_refused(
+    client, db, admin, mail_server, make_account
+):
     make_account("secretariat@lycee.example")
     response = create(client, label="Doublon", address="Secretariat@LYCEE.example")
     assert response.status_code == 422
@@ -202,7 +214,9 @@ def test_code_check_without_csrf_token_is_refused(client, db, admin, mail_server
     create(client)
     account = only_account(db)
     code = code_in(mail_server, account.address)
-    response = client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX, csrf=False)
+    response = client.post(
+        f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX, csrf=False
+    )
     assert response.status_code == 400
     db.session.expire_all()
     assert only_account(db).verified_at is None
@@ -264,7 +278,11 @@ def test_changing_the_address_restarts_verification(client, db, admin, mail_serv
     account = make_account("secretariat@lycee.example")
     response = client.post(
         f"{URL}/{account.id}/modifier",
-        data={"label": "Secrétariat", "address": "accueil@lycee.example", "current_answer": SECRET_ANSWER},
+        data={
+            "label": "Secrétariat",
+            "address": "accueil@lycee.example",
+            "current_answer": SECRET_ANSWER,
+        },
         headers=FR,
     )
     assert response.status_code == 302
@@ -281,11 +299,15 @@ def test_changing_the_address_restarts_verification(client, db, admin, mail_serv
 def test_changing_the_secret_needs_the_current_answer(client, db, admin, make_account):
     account = make_account("secretariat@lycee.example")
     data = {"current_answer": "faux", "question": "Ville ?", "answer": "Lyon"}
-    assert client.post(f"{URL}/{account.id}/changer-secret", data=data, headers=FR).status_code == 422
+    assert (
+        client.post(f"{URL}/{account.id}/changer-secret", data=data, headers=FR).status_code == 422
+    )
     db.session.expire_all()
     assert db.session.get(Account, account.id).secret_question == "Auteur préféré ?"
     data["current_answer"] = "VICTOR HUGO"
-    assert client.post(f"{URL}/{account.id}/changer-secret", data=data, headers=FR).status_code == 302
+    assert (
+        client.post(f"{URL}/{account.id}/changer-secret", data=data, headers=FR).status_code == 302
+    )
     db.session.expire_all()
     assert db.session.get(Account, account.id).secret_question == "Ville ?"
 
@@ -313,7 +335,9 @@ def test_an_account_with_e_mails_in_the_outbox_cannot_be_deleted(
     assert "encore dans la file d&#39;envoi" in refused.text
     db.session.expire_all()
     assert db.session.get(Account, account.id) is not None
-    for email in db.session.scalars(select(OutboundEmail).where(OutboundEmail.mailing_id == mailing.id)):
+    for email in db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.mailing_id == mailing.id)
+    ):
         email.state = EmailState.CANCELLED
     db.session.commit()
     deleted = client.post(

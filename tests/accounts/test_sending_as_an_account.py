@@ -60,7 +60,9 @@ def test_the_contract_lists_usable_and_visible_accounts(db, make_user, make_acco
     admin, sophie, julien = make_user("admin"), make_user("staff"), make_user("teacher")
     shared = make_account(members=[sophie, julien])
     other = make_account("direction@lycee.example", label="Direction")
-    own = make_account("sophie@lycee.example", kind=AccountKind.PERSONAL, owner=sophie, label="Sophie")
+    own = make_account(
+        "sophie@lycee.example", kind=AccountKind.PERSONAL, owner=sophie, label="Sophie"
+    )
     assert service.usable_accounts(sophie) == [shared, own]
     assert service.usable_accounts(julien) == [shared]
     assert set(service.visible_accounts(sophie)) == {shared, own}
@@ -125,7 +127,9 @@ def test_line_breaks_in_a_display_name_are_refused_before_anything_is_stored(
     assert db.session.query(Account).count() == 0
 
 
-def test_the_worker_check_lets_the_server_s_own_e_mails_through(db, make_user, make_account, mail_server):
+def test_the_worker_check_lets_the_server_s_own_e_mails_through(
+    db, make_user, make_account, mail_server
+):
     sophie = make_user("staff")
     for kind in ("test", "verification"):
         assert service.sender_check(Mailing(kind=kind, sender_address=SERVER_ADDRESS)) is None
