@@ -10,6 +10,7 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hpmail.auth.models import Role, SignInAttempt, User, utcnow
@@ -127,8 +128,11 @@ def create_user(
         login=login, display_name=display_name.strip(), role=Role(role), email=email or None
     )
     user.set_password(password)
-    db.session.add(user)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # two admins creating the same login at once
+            db.session.add(user)
+    except IntegrityError as taken:
+        raise UserChangeRefused(_l("This login is already taken."), "login") from taken
     log.info("user %s created with role %s by %s", user.login, role, _who(actor))
     return user
 
@@ -230,8 +234,13 @@ def link_person(actor: User, user: User, person_id: int | None) -> None:
             _l("This person is already linked to the user %(login)s.", login=other.login),
             "person_id",
         )
-    user.person = person
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # the unique index decides between two admins at once
+            user.person = person
+    except IntegrityError as linked:
+        raise UserChangeRefused(
+            _l("This person is already linked to another user."), "person_id"
+        ) from linked
     log.info("user %s linked to person %s by %s", user.login, person.id, _who(actor))
 
 

@@ -190,6 +190,8 @@ def user(user_id: int):
         else:
             db.session.commit()
             flash(_("Changes saved."), "success")
+            if not current_user.is_admin:  # an admin who gave up the role can no longer manage
+                return redirect(url_for("auth.home"))
             return redirect(url_for("auth.user", user_id=user.id))
     return _user_page(user, details_form=form, status=INVALID)
 

@@ -488,3 +488,26 @@ def test_person_search_treats_like_wildcards_as_text(db, make_person):
     assert service.suggest_people("%") == []
     assert service.suggest_people("_") == []
     assert len(service.suggest_people("durand")) == 1
+
+
+def test_two_admins_creating_the_same_login_at_once_get_a_message_not_an_error(
+    db, make_user, monkeypatch
+):
+    admin = make_user("admin", login="alice")
+    make_user("staff", login="marc")
+    # the second admin's check ran before the first one's insert
+    monkeypatch.setattr(service, "find_user_by_login", lambda login: None)
+    with pytest.raises(service.UserChangeRefused) as refused:
+        service.create_user("marc", "Marc", PASSWORD, "staff", actor=admin)
+    assert refused.value.field == "login"
+    assert count_users(db) == 2  # the session is still usable
+
+
+def test_admin_who_gives_up_the_admin_role_is_sent_home(client, admin, make_user, db):
+    make_user("admin", login="bob")
+    response = client.post(
+        f"/utilisateurs/{admin.id}", data={"display_name": "Alice", "email": "", "role": "staff"}
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert reload(db, admin).role == "staff"
+    assert client.get("/utilisateurs").status_code == 403
