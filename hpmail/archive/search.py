@@ -138,6 +138,8 @@ def matching_ids(text: str):
     selects = [select(ArchiveWord.mailing_id).where(ArchiveWord.word == w) for w in exact]
     # Only letters and digits are indexed, so "{" sorts after every word starting with ``last``.
     selects.append(
-        select(ArchiveWord.mailing_id).where(ArchiveWord.word >= last, ArchiveWord.word < last + "{")
+        select(ArchiveWord.mailing_id).where(
+            ArchiveWord.word >= last, ArchiveWord.word < last + "{"
+        )
     )
     return selects[0] if len(selects) == 1 else intersect(*selects)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from email.headerregistry import Address as HeaderAddress
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
 from flask import abort
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import aliased
 
 from hpmail.accounts.models import Account
 from hpmail.accounts.service import may_send_as, visible_accounts
@@ -20,12 +22,15 @@ from hpmail.delivery.models import (
     Mailing,
     MailingAttachment,
     OutboundEmail,
+    RecipientState,
 )
+from hpmail.delivery.outbox import resend_failed_recipients
+from hpmail.delivery.sending import messages_of
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
-# The mailing's state is its least advanced e-mail's: failed, then deferred, then waiting, then sent.
+# A mailing's state is its least advanced e-mail's: failed, then deferred, waiting, then sent.
 STATE_RANK = {
     EmailState.FAILED: 0,
     EmailState.DEFERRED: 1,
@@ -216,20 +221,34 @@ def account_choices(user) -> list[tuple[str, str]]:
 
 def headers_as_sent(mailing: Mailing, email: OutboundEmail) -> list[tuple[str, str]]:
     """Return the headers of ``email`` as the delivery engine builds them (Bcc never shown)."""
-    from email.headerregistry import Address as HeaderAddress
-
-    from hpmail.delivery.sending import messages_of
-
-    to = [HeaderAddress(r.name, addr_spec=r.address) for r in email.recipients if r.field == "to"]
-    cc = [HeaderAddress(r.name, addr_spec=r.address) for r in email.recipients if r.field == "cc"]
+    to = [(r.name, r.address) for r in email.recipients if r.field == "to"]
+    cc = [(r.name, r.address) for r in email.recipients if r.field == "cc"]
     try:
         raw = messages_of(mailing).message_bytes(email.message_id, to, cc)
-    except (OSError, ValueError) as error:  # a file missing from the store, a bad address
+    except (OSError, ValueError, TypeError) as error:  # a file missing from the store
         log.warning("mailing %s: headers not rebuilt: %s", mailing.id, error)
-        return [("Message-ID", email.message_id), ("Subject", mailing.subject)]
+        return headers_from_rows(mailing, email, to, cc)
     message = BytesHeaderParser(policy=default_policy).parsebytes(raw)
     shown = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
     return [(name, str(message[name])) for name in shown if message[name] is not None]
+
+
+def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tuple[str, str]]:
+    """Return the main headers as the rows hold them (when the message cannot be rebuilt)."""
+
+    def shown(pairs) -> str:
+        return ", ".join(str(HeaderAddress(name, addr_spec=address)) for name, address in pairs)
+
+    headers = [("From", shown([(mailing.sender_name, mailing.sender_address)]))]
+    if to and not mailing.hide_recipients:
+        headers.append(("To", shown(to)))
+    if cc and not mailing.hide_recipients:
+        headers.append(("Cc", shown(cc)))
+    if mailing.reply_to:
+        headers.append(("Reply-To", mailing.reply_to))
+    headers += [("Subject", mailing.subject), ("Date", str(mailing.created_at)),
+                ("Message-ID", email.message_id)]  # fmt: skip
+    return headers
 
 
 def attachment_of(mailing: Mailing, item_id: int) -> MailingAttachment:
@@ -249,10 +268,6 @@ def may_resend(user, mailing: Mailing) -> bool:
 
 def failed_recipient_count(mailing: Mailing) -> int:
     """Return how many recipients were refused or belong to a failed e-mail, not yet resent."""
-    from sqlalchemy.orm import aliased
-
-    from hpmail.delivery.models import RecipientState
-
     later_recipient, later_email = aliased(EmailRecipient), aliased(OutboundEmail)
     resent = (
         select(later_recipient.id)
@@ -281,13 +296,15 @@ def failed_recipient_count(mailing: Mailing) -> int:
 
 def resend_failed(user, mailing: Mailing) -> list[int]:
     """Queue again the e-mails of refused and failed recipients (flushed); return the new ids."""
-    from hpmail.delivery.outbox import resend_failed_recipients
-
     if not failed_recipient_count(mailing):
         return []  # already resent (a second click, a replayed form)
     ids = resend_failed_recipients(mailing)
-    log.info("user %s resent mailing %s to failed recipients: %d e-mails", user.login,
-             mailing.id, len(ids))  # fmt: skip
+    log.info(
+        "user %s resent mailing %s to failed recipients: %d e-mails",
+        user.login,
+        mailing.id,
+        len(ids),
+    )
     return ids
 
 

@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from hpmail.archive import search, service
 from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.outbox import dispatch_emails
 from hpmail.extensions import db
 from hpmail.web import is_htmx, render
 
@@ -71,8 +72,9 @@ def index():
 def detail(mailing_id: int):
     mailing = service.mailing_for(current_user, mailing_id)
     if is_htmx():
-        return render("archive/index.html", fragment="pane", selected=mailing,
-                      **_detail_context(mailing))  # fmt: skip
+        return render(
+            "archive/index.html", fragment="pane", selected=mailing, **_detail_context(mailing)
+        )
     context = {**_list_context(_query()), **_detail_context(mailing)}
     return render("archive/index.html", selected=mailing, **context)
 
@@ -85,14 +87,16 @@ def attachment(mailing_id: int, item_id: int):
         data = read_attachment(item.attachment)
     except OSError:
         abort(404)
-    return send_file(BytesIO(data), mimetype=item.attachment.content_type or "application/octet-stream",
-                     as_attachment=True, download_name=item.filename)  # fmt: skip
+    return send_file(
+        BytesIO(data),
+        mimetype=item.attachment.content_type or "application/octet-stream",
+        as_attachment=True,
+        download_name=item.filename,
+    )
 
 
 @bp.route("/e-mails/<int:mailing_id>/renvoyer", methods=["POST"])
 def resend(mailing_id: int):
-    from hpmail.delivery.outbox import dispatch_emails
-
     mailing = service.mailing_for(current_user, mailing_id)
     if not service.may_resend(current_user, mailing):
         abort(403)
@@ -105,8 +109,14 @@ def resend(mailing_id: int):
         if result.queued:
             flash(_("%(num)d e-mails queued again.", num=result.queued), "success")
         else:
-            flash(_("Sent again: %(sent)d sent, %(failed)d failed.", sent=result.sent,
-                    failed=result.failed + result.deferred), "success")  # fmt: skip
+            flash(
+                _(
+                    "Sent again: %(sent)d sent, %(failed)d failed.",
+                    sent=result.sent,
+                    failed=result.failed + result.deferred,
+                ),
+                "success",
+            )
     return redirect(url_for("archive.detail", mailing_id=mailing.id))
 
 

@@ -16,7 +16,9 @@ class Template(db.Model):
     """A user's saved e-mail: label, subject, body, recipient-type choices, attachments."""
 
     __tablename__ = "compose_template"
-    __table_args__ = (UniqueConstraint("owner_id", "label", name="uq_compose_template_owner_label"),)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "label", name="uq_compose_template_owner_label"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     owner_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
@@ -61,7 +63,9 @@ class Signature(db.Model):
 
     __tablename__ = "compose_signature"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
     attachment_id: Mapped[int] = mapped_column(ForeignKey("attachment.id"))
     filename: Mapped[str] = mapped_column(String(255))
     uploaded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

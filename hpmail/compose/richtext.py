@@ -11,9 +11,31 @@ import nh3
 # What the editor produces, and nothing that runs or restyles: no script, no style, no on* handler,
 # no image (remote images track readers), no class or style attribute (CSS tricks hide text).
 ALLOWED_TAGS = {
-    "p", "br", "div", "span", "b", "strong", "i", "em", "u", "s", "strike", "sub", "sup",
-    "ul", "ol", "li", "a", "h1", "h2", "h3", "blockquote", "hr", "pre", "code",
-}  # fmt: skip
+    "p",
+    "br",
+    "div",
+    "span",
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "s",
+    "strike",
+    "sub",
+    "sup",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "h1",
+    "h2",
+    "h3",
+    "blockquote",
+    "hr",
+    "pre",
+    "code",
+}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 _TAG = re.compile(r"<[a-zA-Z!/]")
@@ -95,5 +117,7 @@ def html_to_text(html: str) -> str:
     maker.feed(html or "")
     maker.close()
     lines = [line.rstrip() for line in "".join(maker.parts).splitlines()]
-    text = "\n".join(line[1:] if line.startswith(" ") and not line.startswith("  ") else line for line in lines)
+    text = "\n".join(
+        line[1:] if line.startswith(" ") and not line.startswith("  ") else line for line in lines
+    )
     return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -13,6 +13,7 @@ from hpmail.compose.models import Signature, Template, TemplateAttachment
 from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.service import Draft
 from hpmail.compose.uploads import KeptFile, Upload, image_type
+from hpmail.delivery.attachments import store_attachment
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,9 @@ def check_label(user, label: str, keep: Template | None = None) -> str:
     if not label:
         raise TemplateRefused(_("Give the template a name."))
     if len(label) > LABEL_MAX or "\n" in label or "\r" in label:
-        raise TemplateRefused(_("The name must fit on one line (%(max)s characters at most).",
-                                max=LABEL_MAX))  # fmt: skip
+        raise TemplateRefused(
+            _("The name must fit on one line (%(max)s characters at most).", max=LABEL_MAX)
+        )
     clash = db.session.scalar(
         select(Template).where(Template.owner_id == user.id, Template.label == label)
     )
@@ -56,11 +58,10 @@ def check_label(user, label: str, keep: Template | None = None) -> str:
     return label
 
 
-def save_template(user, label: str, draft: Draft, uploads: list[Upload],
-                  kept: list[KeptFile]) -> Template:  # fmt: skip
+def save_template(
+    user, label: str, draft: Draft, uploads: list[Upload], kept: list[KeptFile]
+) -> Template:
     """Save the composer's content under ``label`` (replacing the user's template of that name)."""
-    from hpmail.delivery.attachments import store_attachment
-
     label = (label or "").strip()
     existing = db.session.scalar(
         select(Template).where(Template.owner_id == user.id, Template.label == label)
@@ -73,8 +74,10 @@ def save_template(user, label: str, draft: Draft, uploads: list[Upload],
     template.cc, template.bcc = draft.cc, draft.bcc
     template.insert_signature = draft.insert_signature
     template.one_per_recipient = draft.one_per_recipient
-    files = [(store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
-             for u in uploads] + [(k.attachment, k.filename) for k in kept]  # fmt: skip
+    files = [
+        (store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
+        for u in uploads
+    ] + [(k.attachment, k.filename) for k in kept]
     template.attachments = [TemplateAttachment(attachment=a, filename=f) for a, f in files]
     template.updated_at = utcnow()
     db.session.add(template)
@@ -112,16 +115,12 @@ def draft_of(template: Template) -> Draft:
 
 def save_signature(user, upload: Upload) -> Signature:
     """Store the user's scanned signature (PNG or JPEG, size-limited), replacing the old one."""
-    from hpmail.delivery.attachments import store_attachment
-
     limit = current_app.config["SIGNATURE_MAX_BYTES"]
     content_type = image_type(upload.data)
     if content_type is None:
         raise TemplateRefused(_("The signature must be a PNG or JPEG image."))
     if upload.size > limit:
-        raise TemplateRefused(
-            _("The signature image is over %(limit)s KB.", limit=limit // 1024)
-        )
+        raise TemplateRefused(_("The signature image is over %(limit)s KB.", limit=limit // 1024))
     attachment = store_attachment(upload.data, content_type)
     signature = db.session.get(Signature, user.id) or Signature(user_id=user.id)
     signature.attachment = attachment

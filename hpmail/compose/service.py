@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 
+from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
+from hpmail.accounts.service import sender_for
 from hpmail.compose.models import Signature
 from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
+from hpmail.delivery.attachments import store_attachment
+from hpmail.delivery.outbox import Address, AttachmentSpec, EmailSpec, queue_mailing
+from hpmail.delivery.policy import InvalidHeader, header_address
 from hpmail.directory.models import EmailStatus, Person, PersonKind
 from hpmail.directory.reach import reachability
 from hpmail.directory.text import fold
@@ -72,6 +76,8 @@ class Recipients:
     to: list = field(default_factory=list)
     cc: list = field(default_factory=list)
     bcc: list = field(default_factory=list)
+    # Addresses the directory takes as valid but the sending engine cannot put in a header.
+    refused: list = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -137,14 +143,17 @@ def resolve_recipients(
     bcc: list[tuple[str, str]],
 ) -> Recipients:
     """Return the addresses: ticked types in To, others and Cc in Cc, Cci in Bcc, each once."""
-    from hpmail.delivery.outbox import Address
-
     recipients, seen = Recipients(), set()
 
     def add(where: list, address: str, name: str, person_id: int | None = None) -> None:
         key = address.strip().lower()
         if key and key not in seen:
             seen.add(key)
+            try:
+                header_address(address.strip(), name)
+            except InvalidHeader as refused:
+                recipients.refused.append((name or address, str(refused)))
+                return
             where.append(Address(address.strip(), name, person_id))
 
     for recipient_type in types:
@@ -163,13 +172,10 @@ def resolve_recipients(
 
 def split_emails(recipients: Recipients, one_per_recipient: bool, limit: int) -> list:
     """Return the EmailSpecs: one per person, or groups of at most ``limit`` addresses."""
-    from hpmail.delivery.outbox import EmailSpec
-
     if one_per_recipient:
         # Each person gets their own e-mail, copies included, so nobody sees another's address.
         return [
-            EmailSpec(to=[address])
-            for address in recipients.to + recipients.cc + recipients.bcc
+            EmailSpec(to=[address]) for address in recipients.to + recipients.cc + recipients.bcc
         ]
     flat = (
         [("to", a) for a in recipients.to]
@@ -255,17 +261,21 @@ def with_signature(html: str, text: str, content_id: str) -> tuple[str, str]:
     return html, text
 
 
-def queue_email(user, draft: Draft, recipients: Recipients, html: str, text: str,
-                uploads: list[Upload], kept: list[KeptFile]):  # fmt: skip
+def queue_email(
+    user,
+    draft: Draft,
+    recipients: Recipients,
+    html: str,
+    text: str,
+    uploads: list[Upload],
+    kept: list[KeptFile],
+):
     """Store the files and queue the mailing (flushed, not committed); return the Mailing."""
-    from hpmail.accounts.service import sender_for
-    from hpmail.delivery.attachments import store_attachment
-    from hpmail.delivery.outbox import AttachmentSpec, queue_mailing
-
     sender = sender_for(user, draft.account_id)
     attachments = [
-        AttachmentSpec(store_attachment(u.data, u.content_type or "application/octet-stream"),
-                       u.filename)  # fmt: skip
+        AttachmentSpec(
+            store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename
+        )
         for u in uploads
     ] + [AttachmentSpec(k.attachment, k.filename) for k in kept]
     signature = signature_of(user.id) if draft.insert_signature else None
@@ -288,8 +298,11 @@ def queue_email(user, draft: Draft, recipients: Recipients, html: str, text: str
     )
     log.info(
         "user %s queued mailing %s: %d e-mails, %d recipients",
-        user.login, mailing.id, len(emails), recipients.count,
-    )  # fmt: skip
+        user.login,
+        mailing.id,
+        len(emails),
+        recipients.count,
+    )
     return mailing
 
 

@@ -13,8 +13,17 @@ from hpmail.delivery.models import Attachment
 from hpmail.extensions import db
 
 FORBIDDEN_EXTENSIONS = {
-    ".exe", ".bat", ".cmd", ".com", ".scr", ".js", ".vbs", ".msi", ".jar", ".ps1",
-}  # fmt: skip
+    ".exe",
+    ".bat",
+    ".cmd",
+    ".com",
+    ".scr",
+    ".js",
+    ".vbs",
+    ".msi",
+    ".jar",
+    ".ps1",
+}
 # Windows executables (MZ) whatever their name says.
 EXECUTABLE_MAGIC = (b"MZ",)
 IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg"}
@@ -60,9 +69,7 @@ def read_uploads(files) -> list[Upload]:
         if not storage or not storage.filename:
             continue
         data = storage.stream.read(limit + 1)
-        uploads.append(
-            Upload(clean_filename(storage.filename), storage.mimetype or "", data)
-        )
+        uploads.append(Upload(clean_filename(storage.filename), storage.mimetype or "", data))
     return uploads
 
 

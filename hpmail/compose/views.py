@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from io import BytesIO
+
 from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from io import BytesIO
 
+from hpmail.accounts.service import NotAuthorised, default_account, settings_for, usable_accounts
 from hpmail.compose import saved, service
-from hpmail.compose.uploads import keep_token, kept_files, read_uploads
+from hpmail.compose.uploads import KeptFile, keep_token, kept_files, read_uploads, upload_errors
+from hpmail.delivery.attachments import read_attachment, store_attachment
+from hpmail.delivery.outbox import NoTransport, dispatch
+from hpmail.delivery.policy import InvalidHeader
 from hpmail.directory.models import Cohort, Course
+from hpmail.directory.selection import create_selection, selected_people, selection_for
+from hpmail.directory.service import course_audience, teaching_team
 from hpmail.extensions import db
 from hpmail.web import render
 
@@ -18,8 +25,6 @@ bp = Blueprint("compose", __name__, cli_group=None)
 
 def _selection_people(token: str | None):
     """Return the selection of this token (404 for another user's) and its people."""
-    from hpmail.directory.selection import selected_people, selection_for
-
     if not token:
         return None, []
     selection = selection_for(current_user, token)
@@ -46,8 +51,6 @@ def _draft_from_form() -> service.Draft:
 
 
 def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), status=200):
-    from hpmail.accounts.service import usable_accounts
-
     types = service.recipient_types(people)
     return render(
         "compose/new.html",
@@ -83,8 +86,6 @@ def new():
 
 
 def _new_draft(people, token):
-    from hpmail.accounts.service import default_account, settings_for
-
     draft = service.Draft(kinds=[t for t in service.KIND_ORDER], kind="email")
     if request.args.get("kind") == "quick":
         draft.kind = "quick"
@@ -94,27 +95,14 @@ def _new_draft(people, token):
         template = saved.template_for(current_user, int(template_id))
         draft = saved.draft_of(template)
         draft.kind = "quick" if request.args.get("kind") == "quick" else "email"
-        kept = [service_kept(a) for a in template.attachments]
+        kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
     account = default_account(current_user)
     draft.account_id = account.id if account else None
     draft.hide_recipients = bool(settings_for(current_user).hide_recipients)
     return _composer(draft, people, token, kept=kept)
 
 
-def service_kept(template_attachment):
-    from hpmail.compose.uploads import KeptFile
-
-    return KeptFile(template_attachment.attachment, template_attachment.filename)
-
-
 def _send(people, token):
-    from hpmail.accounts.service import NotAuthorised
-    from hpmail.compose.uploads import upload_errors
-    from hpmail.delivery.outbox import dispatch
-    from hpmail.delivery.policy import InvalidHeader
-
-    from hpmail.accounts.service import default_account
-
     draft = _draft_from_form()
     if draft.account_id is None:
         account = default_account(current_user)
@@ -139,28 +127,31 @@ def _send(people, token):
             kept = kept + saved_uploads(uploads)
             db.session.commit()
         return _composer(
-            draft, people, token, errors=refused.errors, warnings=refused.warnings, kept=kept,
+            draft,
+            people,
+            token,
+            errors=refused.errors,
+            warnings=refused.warnings,
+            kept=kept,
             status=200 if not refused.errors else 422,
-        )  # fmt: skip
+        )
     except NotAuthorised as refused:
         db.session.rollback()
-        return _composer(draft, people, token, errors={"account_id": [str(refused)]},
-                         kept=kept, status=403)  # fmt: skip
-    except InvalidHeader as refused:
+        return _composer(
+            draft, people, token, errors={"account_id": [str(refused)]}, kept=kept, status=403
+        )
+    except (InvalidHeader, NoTransport) as refused:
         db.session.rollback()
-        return _composer(draft, people, token, errors={"recipients": [str(refused)]},
-                         kept=kept, status=422)  # fmt: skip
+        return _composer(
+            draft, people, token, errors={"recipients": [str(refused)]}, kept=kept, status=422
+        )
     db.session.commit()
     result = dispatch(mailing)
-    return render("compose/sent.html", mailing=mailing, result=result,
-                  emails=len(mailing.emails))  # fmt: skip
+    return render("compose/sent.html", mailing=mailing, result=result, refused=recipients.refused)
 
 
 def saved_uploads(uploads):
     """Store valid uploads and return them as kept files."""
-    from hpmail.compose.uploads import KeptFile
-    from hpmail.delivery.attachments import store_attachment
-
     return [
         KeptFile(store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
         for u in uploads
@@ -183,8 +174,6 @@ def save_template():
     draft = _draft_from_form()
     uploads = read_uploads(request.files.getlist("attachments"))
     kept = kept_files(current_user.id, request.form.getlist("kept"))
-    from hpmail.compose.uploads import upload_errors
-
     problems = upload_errors(uploads, kept)
     try:
         if problems:
@@ -194,8 +183,9 @@ def save_template():
         )
     except saved.TemplateRefused as refused:
         db.session.rollback()
-        return _composer(draft, people, token, errors={"template_label": [str(refused)]},
-                         kept=kept, status=422)  # fmt: skip
+        return _composer(
+            draft, people, token, errors={"template_label": [str(refused)]}, kept=kept, status=422
+        )
     db.session.commit()
     flash(_("Template « %(label)s » saved.", label=template.label), "success")
     return redirect(url_for("compose.new", selection=token or None, template=template.id))
@@ -232,8 +222,6 @@ def _back_to_composer() -> str:
 
 @bp.route("/e-mail/cours/<int:course_id>")
 def quick_course(course_id: int):
-    from hpmail.directory.service import course_audience
-
     course = db.get_or_404(Course, course_id)
     teachers, students = course_audience(course)
     return _quick(teachers + students)
@@ -241,15 +229,11 @@ def quick_course(course_id: int):
 
 @bp.route("/e-mail/promotion/<int:cohort_id>/equipe")
 def quick_cohort(cohort_id: int):
-    from hpmail.directory.service import teaching_team
-
     cohort = db.get_or_404(Cohort, cohort_id)
     return _quick(teaching_team(cohort))
 
 
 def _quick(people):
-    from hpmail.directory.selection import create_selection
-
     selection = create_selection(current_user, [p.id for p in people])
     db.session.commit()
     return redirect(url_for("compose.new", selection=selection.token, kind="quick"))
@@ -283,10 +267,11 @@ def signature():
 
 @bp.route("/e-mail/signature/image")
 def signature_image():
-    from hpmail.delivery.attachments import read_attachment
-
     current = service.signature_of(current_user.id)
     if current is None:
         abort(404)
-    return send_file(BytesIO(read_attachment(current.attachment)),
-                     mimetype=current.attachment.content_type, max_age=0)  # fmt: skip
+    return send_file(
+        BytesIO(read_attachment(current.attachment)),
+        mimetype=current.attachment.content_type,
+        max_age=0,
+    )

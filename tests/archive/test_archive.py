@@ -7,16 +7,25 @@ from sqlalchemy import select
 from hpmail.archive import search
 from hpmail.delivery.attachments import store_attachment
 from hpmail.delivery.models import Mailing
-from hpmail.delivery.outbox import Address, AttachmentSpec, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.delivery.outbox import (
+    Address,
+    AttachmentSpec,
+    EmailSpec,
+    Sender,
+    dispatch,
+    queue_mailing,
+)
 from tests.compose.conftest import FR, HTMX
 
 
 def send(db, user, account, subject, body="Bonjour", to=("eleve@example.org",), attachments=()):
     mailing = queue_mailing(
         author_id=user.id if user else None,
-        sender=Sender(account.address if account else "hpmail@lycee-demo.fr",
-                      account.label if account else "Serveur",
-                      account_id=account.id if account else None),  # fmt: skip
+        sender=Sender(
+            account.address if account else "hpmail@lycee-demo.fr",
+            account.label if account else "Serveur",
+            account_id=account.id if account else None,
+        ),
         subject=subject,
         text_body=body,
         html_body=f"<p>{body}</p>",
@@ -58,7 +67,14 @@ def test_search_finds_words_of_subject_body_and_recipients(client, sender, db):
     from hpmail.accounts.service import default_account
 
     mine = default_account(sender)
-    send(db, sender, mine, "Sortie au théâtre", body="Rendez-vous devant le lycée", to=("jules.verne@example.org",))
+    send(
+        db,
+        sender,
+        mine,
+        "Sortie au théâtre",
+        body="Rendez-vous devant le lycée",
+        to=("jules.verne@example.org",),
+    )
     send(db, sender, mine, "Conseil de classe", body="Salle B204", to=("marie.curie@example.org",))
     assert "Sortie au théâtre" in client.get("/e-mails?q=theatre", headers=HTMX).text
     found = client.get("/e-mails?q=rendez-vous lyc", headers=HTMX).text
@@ -79,11 +95,14 @@ def test_detail_shows_headers_body_attachments_and_each_recipients_state(
     smtp_server.refuse("inconnu@example.org", "550 5.1.1 Boite inconnue")
     pdf = store_attachment(b"%PDF-1.4 emploi du temps", "application/pdf")
     mailing = send(
-        db, sender, mine, "Emploi du temps",
-        body='Voici <script>alert(1)</script>le planning',
+        db,
+        sender,
+        mine,
+        "Emploi du temps",
+        body="Voici <script>alert(1)</script>le planning",
         to=("connu@example.org", "inconnu@example.org"),
         attachments=[AttachmentSpec(pdf, "edt.pdf")],
-    )  # fmt: skip
+    )
     pane = client.get(f"/e-mails/{mailing.id}", headers=HTMX)
     assert pane.status_code == 200 and "<html" not in pane.text
     assert "Message-ID" in pane.text and mailing.emails[0].message_id.strip("<>") in pane.text
@@ -126,14 +145,19 @@ def test_resend_without_csrf_is_refused(client, sender, db, smtp_server):
     assert client.post(f"/e-mails/{mailing.id}/renvoyer", csrf=False).status_code == 400
 
 
-def test_index_is_filled_for_mailings_inserted_by_any_feature(app, db, make_user, personal_account,
-                                                               delivery_settings, smtp_server):  # fmt: skip
+def test_index_is_filled_for_mailings_inserted_by_any_feature(
+    app, db, make_user, personal_account, delivery_settings, smtp_server
+):
     delivery_settings(smtp_server)
     user = make_user("staff")
     account = personal_account(user)
     send(db, user, account, "Relevé de notes", body="Votre relevé du semestre")
     assert search.refresh_index() == 1
     assert search.refresh_index() == 0
-    ids = list(db.session.scalars(select(Mailing.id).where(Mailing.id.in_(search.matching_ids("releve sem")))))
+    ids = list(
+        db.session.scalars(
+            select(Mailing.id).where(Mailing.id.in_(search.matching_ids("releve sem")))
+        )
+    )
     assert len(ids) == 1
     assert search.rebuild_index() == 1

@@ -27,9 +27,14 @@ def archive_urls(app, mailing) -> list[tuple[str, str]]:
 
 def school_account(db, address, members):
     account = Account(
-        kind=AccountKind.SCHOOL, label="Scolarité", display_name="Scolarité", address=address,
-        verified_at=utcnow(), secret_question="?", secret_answer_hash="x",
-    )  # fmt: skip
+        kind=AccountKind.SCHOOL,
+        label="Scolarité",
+        display_name="Scolarité",
+        address=address,
+        verified_at=utcnow(),
+        secret_question="?",
+        secret_answer_hash="x",
+    )
     account.members = list(members)
     db.session.add(account)
     db.session.commit()
@@ -47,10 +52,17 @@ def test_another_user_cannot_see_download_or_resend_anything(
     school = school_account(db, "scolarite@lycee-demo.fr", [author, member])
     pdf = store_attachment(b"%PDF-1.4 confidentiel", "application/pdf")
     mailings = [
-        send(db, author, account, f"Confidentiel {n}", body="Dossier médical",
-             to=("refuse@example.org",), attachments=[AttachmentSpec(pdf, "dossier.pdf")])
+        send(
+            db,
+            author,
+            account,
+            f"Confidentiel {n}",
+            body="Dossier médical",
+            to=("refuse@example.org",),
+            attachments=[AttachmentSpec(pdf, "dossier.pdf")],
+        )
         for n, account in enumerate((mine, school, None))
-    ]  # fmt: skip
+    ]
     outsider = login_as("staff")
     personal_account(outsider)
     assert archive_urls(app, mailings[0])  # the walk covers detail, attachment and resend

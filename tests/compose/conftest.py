@@ -18,7 +18,7 @@ PNG = (
 
 @pytest.fixture
 def personal_account(db):
-    """Return ``personal_account(user, address=None, reply_to=None)``: a verified personal account."""
+    """Return ``personal_account(user, address=None, reply_to=None)``: a verified account."""
 
     def make(user, address=None, reply_to=None, hide_recipients=False):
         account = Account(

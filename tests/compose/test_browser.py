@@ -1,4 +1,4 @@
-"""In a browser: select a cohort, see who can receive the e-mail, write, attach, sign, send, find it."""
+"""In a browser: select a cohort, see who can receive, write, attach, sign, send, find it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,15 @@ from tests.compose.conftest import PNG
 
 @pytest.mark.browser
 def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
-    page, sign_in_page, make_user, make_person, make_cohort, personal_account,
-    delivery_settings, smtp_server,
-):  # fmt: skip
+    page,
+    sign_in_page,
+    make_user,
+    make_person,
+    make_cohort,
+    personal_account,
+    delivery_settings,
+    smtp_server,
+):
     delivery_settings(smtp_server)  # delegated; HUEY_IMMEDIATE delivers in the request
     cohort = make_cohort("BTS SIO 1")
     make_cohort("Autre promotion")
@@ -27,8 +33,10 @@ def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
     sign_in_page(user)
 
     page.goto("/e-mail/signature")
-    page.set_input_files("input[name=signature]",
-                         files=[{"name": "scan.png", "mimeType": "image/png", "buffer": PNG}])  # fmt: skip
+    page.set_input_files(
+        "input[name=signature]",
+        files=[{"name": "scan.png", "mimeType": "image/png", "buffer": PNG}],
+    )
     page.get_by_role("button", name="Enregistrer ma signature").click()
     expect(page.locator(".flash-success")).to_contain_text("signature a été enregistrée")
 
@@ -50,9 +58,16 @@ def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
     page.keyboard.type("Bonjour, la visite chez Ubisoft aura lieu jeudi.")
     page.get_by_role("button", name="Gras").click()
     page.keyboard.type(" Soyez à l'heure.")
-    page.set_input_files("#attachments", files=[
-        {"name": "programme visite.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 visite"}
-    ])  # fmt: skip
+    page.set_input_files(
+        "#attachments",
+        files=[
+            {
+                "name": "programme visite.pdf",
+                "mimeType": "application/pdf",
+                "buffer": b"%PDF-1.4 visite",
+            }
+        ],
+    )
     page.check("input[name=insert_signature]")
     page.get_by_role("button", name="Envoyer l'e-mail").click()
 
@@ -70,7 +85,7 @@ def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
     assert "la visite chez Ubisoft aura lieu jeudi." in text
     assert "<b>" in html and "Soyez à l'heure." in html
     image = next(p for p in message.walk() if p.get_content_type() == "image/png")
-    assert f'cid:{image["Content-ID"].strip("<>")}' in html and image.get_content() == PNG
+    assert f"cid:{image['Content-ID'].strip('<>')}" in html and image.get_content() == PNG
     (attached,) = list(message.iter_attachments())
     assert attached.get_filename() == "programme visite.pdf"
     assert attached.get_content() == b"%PDF-1.4 visite"

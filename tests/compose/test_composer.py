@@ -36,11 +36,15 @@ def test_composer_shows_each_type_with_how_many_can_receive_it(
     assert "Étudiants (3)" in page.text
     assert "Enseignants (1)" in page.text
     assert "Sans adresse</span> : <span" in page.text and "SANSMAIL" in page.text
-    assert "Adresse invalide</span> : <span" in page.text and "MALÉCRIT Prénom5 (faux@)" in page.text
+    assert (
+        "Adresse invalide</span> : <span" in page.text and "MALÉCRIT Prénom5 (faux@)" in page.text
+    )
     assert "Envoyer l&#39;e-mail" in page.text or "Envoyer l'e-mail" in page.text
 
 
-def test_another_users_selection_is_not_found(client, sender, make_user, make_person, select_people):
+def test_another_users_selection_is_not_found(
+    client, sender, make_user, make_person, select_people
+):
     other = make_user("staff")
     token = select_people(other, [make_person("student")])
     assert client.get(f"/e-mail/nouveau?selection={token}").status_code == 404
@@ -126,9 +130,10 @@ def test_a_bad_copy_address_is_named_and_nothing_is_queued(
 ):
     token = select_people(sender, [make_person("student")])
     response = client.post(
-        "/e-mail/nouveau", data=form(selection=token, cc="ok@example.org, pas-une-adresse"),
+        "/e-mail/nouveau",
+        data=form(selection=token, cc="ok@example.org, pas-une-adresse"),
         headers=FR,
-    )  # fmt: skip
+    )
     assert response.status_code == 422
     assert "« pas-une-adresse » n&#39;est pas une adresse e-mail valide" in response.text
     assert count(db, Mailing) == 0
@@ -180,9 +185,15 @@ def test_attachment_and_signature_are_sent_and_a_valid_file_survives_a_warning(
         content_type="multipart/form-data",
     )
     token = select_people(sender, [make_person("student")])
-    data = form(selection=token, subject="", insert_signature="1",
-                attachments=[(io.BytesIO(b"%PDF-1.4 planning"), "planning été.pdf")])  # fmt: skip
-    warned = client.post("/e-mail/nouveau", data=data, headers=FR, content_type="multipart/form-data")
+    data = form(
+        selection=token,
+        subject="",
+        insert_signature="1",
+        attachments=[(io.BytesIO(b"%PDF-1.4 planning"), "planning été.pdf")],
+    )
+    warned = client.post(
+        "/e-mail/nouveau", data=data, headers=FR, content_type="multipart/form-data"
+    )
     assert "planning été.pdf" in warned.text
     kept = warned.text.split('name="kept" value="')[1].split('"')[0]
 
@@ -241,5 +252,7 @@ def test_others_are_picked_by_name_and_put_in_copy(
     token = select_people(sender, [student])
     found = client.get("/e-mail/personnes?q=lefevre", headers=HTMX)
     assert "LEFÈVRE Anne" in found.text and f'value="{teacher.id}"' in found.text
-    client.post("/e-mail/nouveau", data=form(selection=token, other_ids=[str(teacher.id)]), headers=FR)
+    client.post(
+        "/e-mail/nouveau", data=form(selection=token, other_ids=[str(teacher.id)]), headers=FR
+    )
     assert smtp_server.received[0].message["Cc"] == f"Anne Lefèvre <{teacher.email}>"

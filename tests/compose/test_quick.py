@@ -26,8 +26,13 @@ def test_course_quick_email_is_prefilled_with_its_teachers_and_students(
     token = opened.request.args["selection"]
     client.post(
         "/e-mail/nouveau",
-        data={"selection": token, "kind": "quick", "kinds": ["teacher", "student"],
-              "subject": "Analyse : salle changée", "body": "En B204."},  # fmt: skip
+        data={
+            "selection": token,
+            "kind": "quick",
+            "kinds": ["teacher", "student"],
+            "subject": "Analyse : salle changée",
+            "body": "En B204.",
+        },
         headers=FR,
     )
     mailing = db.session.scalar(select(Mailing))

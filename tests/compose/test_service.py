@@ -59,8 +59,10 @@ def test_one_email_per_recipient_gives_each_person_their_own(db):
     )
     emails = service.split_emails(recipients, one_per_recipient=True, limit=500)
     assert [[a.address for a in e.to] for e in emails] == [
-        ["a@example.org"], ["b@example.org"], ["c@example.org"]
-    ]  # fmt: skip
+        ["a@example.org"],
+        ["b@example.org"],
+        ["c@example.org"],
+    ]
     assert all(not e.cc and not e.bcc for e in emails)
 
 
@@ -90,14 +92,18 @@ def test_hostile_html_is_stripped(hostile):
 
 def test_plain_text_part_is_derived_from_the_html():
     html = sanitize_html(
-        '<p>Bonjour <b>à tous</b>,</p><ul><li>un</li><li>deux</li></ul>'
+        "<p>Bonjour <b>à tous</b>,</p><ul><li>un</li><li>deux</li></ul>"
         '<p><a href="https://ent.example.org">l\'ENT</a></p>'
     )
-    assert html_to_text(html) == "Bonjour à tous,\n\n- un\n- deux\n\nl'ENT <https://ent.example.org>"
+    assert (
+        html_to_text(html) == "Bonjour à tous,\n\n- un\n- deux\n\nl'ENT <https://ent.example.org>"
+    )
 
 
 def test_a_body_typed_without_the_editor_keeps_its_lines():
-    assert sanitize_html("ligne 1\nligne <2>\n\nfin") == "<p>ligne 1<br>ligne &lt;2&gt;</p><p>fin</p>"
+    assert (
+        sanitize_html("ligne 1\nligne <2>\n\nfin") == "<p>ligne 1<br>ligne &lt;2&gt;</p><p>fin</p>"
+    )
 
 
 def test_executables_are_refused_by_name_and_by_content(app):
@@ -120,7 +126,10 @@ def test_files_over_the_limits_are_refused(app):
     with app.test_request_context(headers={"Accept-Language": "fr"}):
         too_big = upload_errors([Upload("gros.pdf", "application/pdf", b"x" * 101)])
         too_many = upload_errors(
-            [Upload("a.pdf", "application/pdf", b"x" * 90), Upload("b.pdf", "application/pdf", b"x" * 90)]
+            [
+                Upload("a.pdf", "application/pdf", b"x" * 90),
+                Upload("b.pdf", "application/pdf", b"x" * 90),
+            ]
         )
     assert "gros.pdf" in too_big[0]
     assert "Mo" in too_many[0]

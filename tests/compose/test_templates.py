@@ -1,4 +1,4 @@
-"""Templates (modèles): save the composer's content, fill it back, rename, delete; one's own only."""
+"""Templates (modèles): save the composer's content, fill it back, rename, delete; own only."""
 
 from __future__ import annotations
 
@@ -48,8 +48,9 @@ def test_template_name_is_required_and_unique(client, sender, db):
     client.post("/e-mail/modeles", data={"template_label": "A", "subject": "un"})
     client.post("/e-mail/modeles", data={"template_label": "B", "subject": "deux"})
     a, b = db.session.scalars(select(Template).order_by(Template.label))
-    clash = client.post(f"/e-mail/modeles/{b.id}/renommer", data={"label": "A"}, headers=FR,
-                        follow_redirects=True)  # fmt: skip
+    clash = client.post(
+        f"/e-mail/modeles/{b.id}/renommer", data={"label": "A"}, headers=FR, follow_redirects=True
+    )
     assert "Vous avez déjà un modèle nommé « A »" in clash.text
     db.session.refresh(b)
     assert b.label == "B"
@@ -72,7 +73,10 @@ def test_another_users_template_is_not_found(client, sender, make_user, db):
     db.session.add(template)
     db.session.commit()
     assert client.get(f"/e-mail/nouveau?template={template.id}").status_code == 404
-    assert client.post(f"/e-mail/modeles/{template.id}/renommer", data={"label": "x"}).status_code == 404
+    assert (
+        client.post(f"/e-mail/modeles/{template.id}/renommer", data={"label": "x"}).status_code
+        == 404
+    )
     assert client.post(f"/e-mail/modeles/{template.id}/supprimer").status_code == 404
     db.session.refresh(template)
     assert template.label == "Secret"
