@@ -23,6 +23,9 @@ def load(scale: int = 1) -> None:
     from hpmail.delivery.demo import configure_demo_delivery
 
     configure_demo_delivery()
+    from hpmail.accounts.demo import load_demo_accounts
+
+    load_demo_accounts()
 
 
 def sign_in_help() -> str:
