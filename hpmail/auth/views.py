@@ -51,8 +51,18 @@ def load_user(session_id: str) -> User | None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Return ``target`` if it stays on this site, else the home page."""
-    if target and not urlsplit(target).netloc and target.startswith("/") and "\\" not in target:
+    """Return ``target`` if it stays on this site, else the home page.
+
+    Browsers read ``///host``, ``/\\host`` and paths with tabs or line breaks as another site.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("auth.home")
 
@@ -217,6 +227,8 @@ def reset_password(user_id: int):
         return _user_page(user, reset_form=form, status=INVALID)
     password = service.reset_password(current_user, user, form.new_password.data or None)
     db.session.commit()
+    if user.id == current_user.id:
+        login_user(user)  # the admin's other sessions end, not this one
     if not form.new_password.data:
         return _password_shown(user, password)
     flash(_("The password of %(login)s has been changed.", login=user.login), "success")

@@ -91,3 +91,30 @@ def test_staff_signs_in_with_the_browser(page, make_user):
     page.click("button[type=submit]")
     page.wait_for_url("**/")
     assert "Sophie Bernard" in page.inner_text("header")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example/x",
+        "///evil.example",
+        "/\\evil.example",
+        "/\t/evil.example",
+        "https://evil.example",
+        "evil",
+    ],
+)
+def test_next_parameter_tricks_do_not_leave_the_site(client, make_user, target):
+    make_user("staff", login="sophie")
+    response = client.post(
+        "/connexion", query_string={"next": target}, data={"login": "sophie", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_next_parameter_within_the_site_is_followed(client, make_user):
+    make_user("staff", login="sophie")
+    response = client.post(
+        "/connexion?next=/utilisateurs%3Fq%3Dx", data={"login": "sophie", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/utilisateurs?q=x"

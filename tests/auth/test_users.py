@@ -511,3 +511,9 @@ def test_admin_who_gives_up_the_admin_role_is_sent_home(client, admin, make_user
     assert response.status_code == 302 and response.headers["Location"] == "/"
     assert reload(db, admin).role == "staff"
     assert client.get("/utilisateurs").status_code == 403
+
+
+def test_admin_resetting_their_own_password_stays_signed_in_here(client, admin):
+    response = client.post(f"/utilisateurs/{admin.id}/mot-de-passe", data={})
+    assert response.status_code == 200
+    assert client.get("/utilisateurs").status_code == 200
