@@ -1,0 +1,55 @@
+"""In a browser: a secretary filters students by cohort, ticks some, and sees the counter follow."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+
+@pytest.mark.browser
+def test_secretary_filters_students_by_cohort_and_selects_some(
+    page, sign_in_page, make_person, make_cohort
+):
+    l1 = make_cohort("L1 Informatique", groups=("TD1", "TD2"))
+    bts = make_cohort("BTS SIO 1")
+    for n, first in enumerate(("Élodie", "Hugo", "Inès", "Léo")):
+        make_person(last_name=f"Info{n}", first_name=first, cohort=l1, groups=[l1.groups[n % 2]])
+    for n in range(3):
+        make_person(last_name=f"Sio{n}", first_name="Zoé", cohort=bts)
+    sign_in_page("staff")
+
+    page.get_by_text("Plannings").first.click()
+    page.get_by_role("link", name="Étudiants").first.click()
+    expect(page.locator("h1")).to_have_text("Étudiants")
+    expect(page.locator("table.people tbody tr")).to_have_count(7)
+    expect(page.locator("#selection-counter")).to_have_text("0 sélectionné(s)")
+
+    page.select_option("select[name=cohort]", label="L1 Informatique")
+    expect(page.locator("table.people tbody tr")).to_have_count(4)
+    expect(page).to_have_url(re.compile(f"cohort={l1.id}"))
+
+    page.get_by_label("Sélectionner INFO0 Élodie").check()
+    expect(page.locator("#selection-counter")).to_have_text("1 sélectionné(s)")
+    page.get_by_label("Sélectionner INFO2 Inès").check()
+    expect(page.locator("#selection-counter")).to_have_text("2 sélectionné(s)")
+    page.get_by_label("Sélectionner INFO0 Élodie").uncheck()
+    expect(page.locator("#selection-counter")).to_have_text("1 sélectionné(s)")
+
+    # The selection is on the server: a reload keeps it.
+    page.reload()
+    expect(page.locator("#selection-counter")).to_have_text("1 sélectionné(s)")
+    expect(page.get_by_label("Sélectionner INFO2 Inès")).to_be_checked()
+
+    # Text filter (accent-free), then every student matching it.
+    page.fill("input[name=q]", "zoe")
+    expect(page.locator("table.people tbody")).to_have_text("Personne ne correspond à ce filtre.")
+    page.select_option("select[name=cohort]", label="Tous")
+    expect(page.locator("table.people tbody tr")).to_have_count(3)
+    page.get_by_role("button", name="Sélectionner tout ce qui correspond au filtre (3)").click()
+    expect(page.locator("#selection-counter")).to_have_text("4 sélectionné(s)")
+    expect(page.locator("table.people input[type=checkbox]:checked")).to_have_count(3)
+
+    page.get_by_role("button", name="Tout désélectionner").click()
+    expect(page.locator("#selection-counter")).to_have_text("0 sélectionné(s)")
