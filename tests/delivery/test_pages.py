@@ -1,4 +1,4 @@
-"""Serveur › Paramètres d'envoi des e-mails and its test-send, and who may open the delivery pages."""
+"""Serveur › Paramètres d'envoi des e-mails, its test-send, and who may open the delivery pages."""
 
 from __future__ import annotations
 
