@@ -291,6 +291,40 @@ def test_every_state_change_without_csrf_token_is_refused(app, client, walk_for,
         pytest.fail("\n".join(problems), pytrace=False)
 
 
+@pytest.mark.parametrize("role", ("anonymous", "teacher", "staff"))
+def test_every_state_change_is_refused_before_the_view_when_not_allowed(
+    app, client, walk_for, role
+):
+    """With a valid CSRF token: anonymous → sign-in page, a role not in ``view.roles`` → 403.
+
+    Only requests refused before the view runs are sent, so the walk changes nothing.
+    """
+    walk = walk_for(role)
+    if role != "anonymous":
+        sign_in(client, walk.user)
+    problems = []
+    for rule in all_rules(app):
+        view = app.view_functions[rule.endpoint]
+        roles = getattr(view, "roles", None)
+        public = getattr(view, "is_public", False)
+        if role == "anonymous" and public:
+            continue
+        if role != "anonymous" and (roles is None or role in roles):
+            continue
+        for method in sorted(rule.methods & WRITE_METHODS):
+            url = build_url(rule, walk)
+            where = f"{method} {url} ({rule.endpoint}) as {role}"
+            response = fetch(client, method, url, data={"x": "1"})
+            if isinstance(response, Exception):
+                problems.append(f"{where}: raised {response!r}")
+            elif role == "anonymous" and not is_sign_in_redirect(response):
+                problems.append(f"{where}: {response.status_code}, not sent to the sign-in page")
+            elif role != "anonymous" and response.status_code != 403:
+                problems.append(f"{where}: {response.status_code}, expected 403 (roles {roles})")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
 def test_the_sign_in_page_is_where_the_walk_expects_it(app):
     with app.test_request_context():
         assert url_for("auth.login") == SIGN_IN_PATH
