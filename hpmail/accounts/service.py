@@ -83,7 +83,7 @@ def clean_address(value: str | None, field: str = "address") -> str:
         checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:
         raise AccountInvalid({field: _("This is not a valid e-mail address.")}) from None
-    return checked.normalized
+    return checked.ascii_email or checked.normalized  # an IDN domain in its ASCII form
 
 
 def ensure_address_free(address: str, account: Account | None = None) -> None:

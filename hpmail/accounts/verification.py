@@ -17,7 +17,7 @@ from datetime import timedelta
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hpmail.accounts.models import Account, VerificationCode
@@ -127,29 +127,50 @@ def check_code(account: Account, typed: str) -> None:
         raise CodeRefused(
             _("The address has changed since this code was sent. Ask for a new code.")
         )
-    expected = hash_code(account.id, account.address, typed)
-    if not hmac.compare_digest(expected, current.code_hash):
-        current.tries += 1
-        left = _config("VERIFICATION_MAX_TRIES") - current.tries
-        log.info("wrong verification code for account %s (%s left)", account.id, left)
-        if left <= 0:
-            current.used_at = utcnow()
-            db.session.flush()
-            raise CodeRefused(
-                _("Too many wrong codes: this code no longer works. Ask for a new code.")
-            )
-        db.session.flush()
-        raise CodeRefused(
-            ngettext(
-                "Wrong code. %(num)d try left.",
-                "Wrong code. %(num)d tries left.",
-                left,
-            )
+    too_many = _("Too many wrong codes: this code no longer works. Ask for a new code.")
+    max_tries = _config("VERIFICATION_MAX_TRIES")
+    # Claim one try with a conditional UPDATE, so that parallel guesses cannot exceed the limit.
+    claimed = db.session.execute(
+        update(VerificationCode)
+        .where(
+            VerificationCode.id == current.id,
+            VerificationCode.used_at.is_(None),
+            VerificationCode.tries < max_tries,
         )
-    current.used_at = utcnow()
-    account.verified_at = current.used_at
-    db.session.flush()
-    log.info("account %s <%s> verified", account.id, account.address)
+        .values(tries=VerificationCode.tries + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(current)
+    if not claimed:
+        raise CodeRefused(too_many)
+    now = utcnow()
+    if hmac.compare_digest(hash_code(account.id, account.address, typed), current.code_hash):
+        if not _end_code(current, now):
+            raise CodeRefused(_("This code has already been used or replaced. Ask for a new code."))
+        account.verified_at = now
+        db.session.flush()
+        log.info("account %s <%s> verified", account.id, account.address)
+        return
+    left = max_tries - current.tries
+    log.info("wrong verification code for account %s (%s left)", account.id, left)
+    if left <= 0:
+        _end_code(current, now)
+        raise CodeRefused(too_many)
+    raise CodeRefused(
+        ngettext("Wrong code. %(num)d try left.", "Wrong code. %(num)d tries left.", left)
+    )
+
+
+def _end_code(code: VerificationCode, now) -> bool:
+    """Mark ``code`` used unless it already is; return whether this call did it (single use)."""
+    ended = db.session.execute(
+        update(VerificationCode)
+        .where(VerificationCode.id == code.id, VerificationCode.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(code)
+    return bool(ended)
 
 
 def normalise_answer(answer: str) -> str:
@@ -166,9 +187,26 @@ def hash_answer(answer: str) -> str:
 
 def check_answer(account: Account, answer: str) -> None:
     """Accept the secret answer of ``account`` or raise SecretRefused, counting failures."""
+    if account.secret_answer_hash is None:
+        return
     now = utcnow()
-    if account.secret_locked_until and account.secret_locked_until > now:
-        minutes = int((account.secret_locked_until - now).total_seconds() // 60) + 1
+    max_failures = _config("SECRET_ANSWER_MAX_FAILURES")
+    # Count this answer as a failure first, with a conditional UPDATE (lock and limit in the
+    # WHERE clause), so that parallel guesses cannot get past the limit; a right answer resets it.
+    claimed = db.session.execute(
+        update(Account)
+        .where(
+            Account.id == account.id,
+            or_(Account.secret_locked_until.is_(None), Account.secret_locked_until <= now),
+            Account.secret_failures < max_failures,
+        )
+        .values(secret_failures=Account.secret_failures + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(account, ["secret_failures", "secret_locked_until"])
+    if not claimed:
+        locked_until = account.secret_locked_until or now
+        minutes = max(1, int((locked_until - now).total_seconds() // 60) + 1)
         raise SecretRefused(
             ngettext(
                 "Too many wrong answers. Try again in %(num)d minute.",
@@ -176,22 +214,25 @@ def check_answer(account: Account, answer: str) -> None:
                 minutes,
             )
         )
-    if account.secret_answer_hash is None:
-        return
     normalised = normalise_answer(answer)
     if normalised and check_password_hash(account.secret_answer_hash, normalised):
-        account.secret_failures = 0
-        account.secret_locked_until = None
-        db.session.flush()
+        _set_secret_counter(account, failures=0, locked_until=None)
         return
-    account.secret_failures = (account.secret_failures or 0) + 1
     log.warning("wrong secret answer for account %s (%s)", account.id, account.secret_failures)
-    if account.secret_failures >= _config("SECRET_ANSWER_MAX_FAILURES"):
-        account.secret_failures = 0
-        account.secret_locked_until = now + timedelta(seconds=_config("SECRET_ANSWER_LOCK_SECONDS"))
-        db.session.flush()
+    if account.secret_failures >= max_failures:
+        lock = now + timedelta(seconds=_config("SECRET_ANSWER_LOCK_SECONDS"))
+        _set_secret_counter(account, failures=0, locked_until=lock)
         raise SecretRefused(
             _("Too many wrong answers. Changes to this account are locked for 15 minutes.")
         )
-    db.session.flush()
     raise SecretRefused(_("Wrong secret answer. Nothing was changed."))
+
+
+def _set_secret_counter(account: Account, failures: int, locked_until) -> None:
+    db.session.execute(
+        update(Account)
+        .where(Account.id == account.id)
+        .values(secret_failures=failures, secret_locked_until=locked_until)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(account, ["secret_failures", "secret_locked_until"])

@@ -197,6 +197,19 @@ def test_display_name_with_quotes_and_commas_is_accepted(client, db, admin, mail
     assert only_account(db).label == 'Vie scolaire, "bâtiment A"'
 
 
+def test_the_label_is_escaped_in_the_html_of_the_verification_e_mail(
+    client, db, admin, mail_server
+):
+    create(client, label="<script>alert(1)</script> Accueil", address="accueil@lycee.example")
+    html = mail_server.received[0].message.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_an_internationalised_domain_is_stored_in_its_ascii_form(client, db, admin, mail_server):
+    assert create(client, address="accueil@lycée.example").status_code == 302
+    assert only_account(db).address == "accueil@xn--lyce-dpa.example"
+
+
 def test_without_a_configured_sender_no_account_is_created(client, db, admin):
     response = create(client)
     assert response.status_code == 422
