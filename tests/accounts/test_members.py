@@ -131,3 +131,17 @@ def test_transform_asks_yes_or_no_then_gives_the_account_and_its_history_to_the_
     assert [m.subject for m in history] == ["Ancien envoi"]
     # The transformed account leaves the school list.
     assert account not in service.school_accounts()
+
+
+def test_without_javascript_a_row_form_saves_the_box_and_comes_back_to_the_page(
+    client, db, admin, make_user, make_account
+):
+    sophie = make_user("staff")
+    account = make_account()
+    response = client.post(
+        f"{URL}/{account.id}/utilisateurs/{sophie.id}", data={"authorised": "1"}, headers=FR
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"{URL}?compte={account.id}")
+    db.session.expire_all()
+    assert service.may_send_as(sophie.id, account.id)
