@@ -159,9 +159,7 @@ def resend_code(account_id: int):
         mailing = service.send_code(account, current_user)
     except CodeRefused as refused:
         db.session.rollback()
-        form = CodeForm(formdata=None)
-        form.code.errors = [str(refused)]
-        return _school_page(account, _status(False), "pane", code_form=form)
+        return _school_page(account, _status(False), "pane", code_errors=[str(refused)])
     db.session.commit()
     errors = _dispatch(mailing)
     message = _("A new code was sent to %(address)s.", address=account.address)
@@ -444,9 +442,7 @@ def resend_personal_code():
         mailing = service.send_code(account, current_user)
     except CodeRefused as refused:
         db.session.rollback()
-        form = CodeForm(formdata=None)
-        form.code.errors = [str(refused)]
-        return _settings_page(_status(False), "personal_pane", code_form=form)
+        return _settings_page(_status(False), "personal_pane", code_errors=[str(refused)])
     db.session.commit()
     errors = _dispatch(mailing)
     message = _("A new code was sent to %(address)s.", address=account.address)

@@ -152,3 +152,33 @@ def test_the_tooltip_refuses_a_user_not_on_the_account(
     response = client.get(f"{URL}/comptes/{account.id}/membres", headers=HTMX)
     assert response.status_code == 404
     assert "Julien Petit" not in response.text
+
+
+def test_a_personal_code_is_resent_after_60_seconds_only(client, db, login_as, mail_server):
+    from datetime import timedelta
+
+    from hpmail.accounts.models import VerificationCode
+
+    login_as("teacher")
+    client.post(
+        f"{URL}/compte-personnel",
+        data={"display_name": "Julien", "address": "julien@lycee.example"},
+        headers=FR,
+    )
+    too_soon = client.post(f"{URL}/compte-personnel/renvoyer-code", headers=HTMX)
+    assert "secondes avant de demander un nouveau code" in too_soon.text
+    assert len(mail_server.received) == 1
+    for row in db.session.scalars(select(VerificationCode)):
+        row.sent_at -= timedelta(seconds=61)
+    db.session.commit()
+    again = client.post(f"{URL}/compte-personnel/renvoyer-code", headers=HTMX)
+    assert "Un nouveau code a été envoyé à julien@lycee.example." in again.text
+    assert len(mail_server.received) == 2
+
+
+def test_another_user_s_personal_code_cannot_be_checked(
+    client, db, login_as, make_user, mail_server
+):
+    login_as("teacher")
+    response = client.post(f"{URL}/compte-personnel/code", data={"code": "123456"}, headers=HTMX)
+    assert response.status_code == 404
