@@ -126,10 +126,23 @@ def people_page(flt: PeopleFilter, page_size: int) -> PeoplePage:
 
 
 def cohort_choices() -> list[Cohort]:
-    """Return the cohorts with their groups, by name, for the filters."""
-    query = select(Cohort).options(selectinload(Cohort.groups)).order_by(Cohort.name)
-    return list(db.session.scalars(query))
+    """Return the cohorts by name, for the filters."""
+    return list(db.session.scalars(select(Cohort).order_by(Cohort.name)))
 
 
-def group_label(group: Group) -> str:
-    return f"{group.cohort.name} · {group.name}"
+def group_choices(cohort_id: int | None) -> list[Group]:
+    """Return the groups of the cohort by name (none without a cohort), for the group filter."""
+    if not cohort_id:
+        return []
+    return list(
+        db.session.scalars(select(Group).where(Group.cohort_id == cohort_id).order_by(Group.name))
+    )
+
+
+def checked_filter(flt: PeopleFilter) -> PeopleFilter:
+    """Drop a group that is not in the chosen cohort (the cohort was changed after the group)."""
+    if flt.group_id and flt.cohort_id:
+        group_cohort = db.session.scalar(select(Group.cohort_id).where(Group.id == flt.group_id))
+        if group_cohort != flt.cohort_id:
+            return replace(flt, group_id=None)
+    return flt

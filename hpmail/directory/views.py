@@ -12,7 +12,14 @@ from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
 from hpmail.directory.forms import ImportForm
 from hpmail.directory.models import Cohort, Course, PersonKind
-from hpmail.directory.people import PeopleFilter, cohort_choices, people_page, positive_int
+from hpmail.directory.people import (
+    PeopleFilter,
+    checked_filter,
+    cohort_choices,
+    group_choices,
+    people_page,
+    positive_int,
+)
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, render
@@ -46,7 +53,9 @@ def _ids(values: list[str]) -> list[int]:
     return [pid for pid in ids if pid]
 
 
-def _listing(flt: PeopleFilter, selection) -> dict:
+def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
+    """Return what the list template shows; the cohort menu only when the whole page is drawn."""
+    flt = checked_filter(flt)
     page = people_page(flt, current_app.config["LIST_PAGE_SIZE"])
     page.selected_ids = selections.selected_among(selection, [p.id for p in page.people])
     return {
@@ -56,7 +65,9 @@ def _listing(flt: PeopleFilter, selection) -> dict:
         "listing": page,
         "selection": selection,
         "selected_count": selections.selected_count(selection),
-        "cohorts": cohort_choices() if flt.kind == PersonKind.STUDENT else [],
+        "cohorts": cohort_choices() if whole_page and flt.kind == PersonKind.STUDENT else [],
+        "groups": group_choices(flt.cohort_id) if flt.kind == PersonKind.STUDENT else [],
+        "group_filter_oob": not whole_page,
         "compose_url": _endpoint_url("compose.new", selection=selection.token),
     }
 
@@ -73,7 +84,9 @@ def people(kind: str):
     selection = selections.selection_for(current_user, token)
     if selection.kind != kind:
         abort(404)
-    return render("directory/people.html", fragment="results", **_listing(flt, selection))
+    return render(
+        "directory/people.html", fragment="results", **_listing(flt, selection, not is_htmx())
+    )
 
 
 @bp.route("/plannings/<kind>/selection/<token>", methods=["POST"])
@@ -102,7 +115,9 @@ def select(kind: str, token: str):
             selected_count=selections.selected_count(selection),
         )
     if is_htmx():
-        return render("directory/people.html", fragment="results", **_listing(flt, selection))
+        return render(
+            "directory/people.html", fragment="results", **_listing(flt, selection, False)
+        )
     args = flt.as_args()
     return redirect(url_for(".people", kind=kind, selection=selection.token, **args), 303)
 

@@ -153,3 +153,29 @@ def test_signed_out_visitor_is_sent_to_sign_in(client):
     response = client.get("/plannings/student")
     assert response.status_code == 302
     assert "/connexion" in response.headers["Location"]
+
+
+def test_group_menu_lists_the_chosen_cohorts_groups_and_follows_htmx_changes(
+    client, login_as, make_person, make_cohort
+):
+    login_as("staff")
+    l1 = make_cohort("L1 Informatique", groups=("TD1", "TD2"))
+    bts = make_cohort("BTS SIO 1", groups=("G-SIO",))
+    make_person(last_name="Arnaud", cohort=l1, groups=[l1.groups[0]])
+    make_person(last_name="Colin", cohort=bts, groups=[bts.groups[0]])
+    page = open_list(client)
+    assert "Choisissez d&#39;abord une promotion" in page.text or "disabled title=" in page.text
+    assert "G-SIO" not in page.text.split("<table")[0]
+    page = open_list(client, cohort=l1.id)
+    menu = page.text.split('id="group-filter"')[1].split("</label>")[0]
+    assert "TD1" in menu and "TD2" in menu and "G-SIO" not in menu
+    token = re.search(r"selection=([\w-]+)", page.text).group(1)
+    # Changing the cohort with htmx: the group of the other cohort is dropped, the menu swapped.
+    fragment = client.get(
+        "/plannings/student",
+        query_string={"selection": token, "cohort": bts.id, "group": l1.groups[0].id},
+        headers={**FR, "HX-Request": "true"},
+    )
+    assert 'id="group-filter" hx-swap-oob="true"' in fragment.text
+    assert "G-SIO" in fragment.text and "TD1</option>" not in fragment.text
+    assert re.findall(r'aria-label="Sélectionner ([^"]+)"', fragment.text) == [f"COLIN Prénom{2}"]
