@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, formataddr, make_msgid
 
 from hpmail.delivery.policy import Identity
 
@@ -104,15 +104,25 @@ class MailingMessages:
     def message_bytes(
         self,
         message_id: str,
-        to: list[HeaderAddress],
-        cc: list[HeaderAddress] = (),
+        to: list[tuple[str, str]],
+        cc: list[tuple[str, str]] = (),
     ) -> bytes:
-        """Return the whole message of one e-mail (Bcc recipients never appear in it)."""
-        own = EmailMessage(policy=HEADER_POLICY)
-        own["Message-ID"] = message_id
+        """Return the whole message of one e-mail (Bcc recipients never appear in it).
+
+        ``to`` and ``cc`` are (name, address) pairs. This runs once per e-mail, so the header
+        lines are folded directly by the policy (``EmailMessage`` would parse each address
+        three times over): ``formataddr`` encodes the names, ``fold_binary`` folds the line.
+        """
+        fold = HEADER_POLICY.fold_binary
+        lines = [fold("Message-ID", message_id)]
         if not self.hide_recipients:
             if to:
-                own["To"] = to
+                lines.append(fold("To", _address_list(to)))
             if cc:
-                own["Cc"] = cc
-        return b"".join((_headers_bytes(own), self._shared, self._body))
+                lines.append(fold("Cc", _address_list(cc)))
+        lines += (self._shared, self._body)
+        return b"".join(lines)
+
+
+def _address_list(pairs: list[tuple[str, str]]) -> str:
+    return ", ".join(formataddr((name, address), charset="utf-8") for name, address in pairs)

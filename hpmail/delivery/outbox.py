@@ -29,7 +29,15 @@ from hpmail.delivery.models import (
     RecipientState,
     Transport,
 )
-from hpmail.delivery.policy import InvalidHeader, domain_of, header_address, refuse_line_breaks
+from hpmail.delivery.policy import (
+    ADDRESS,
+    NAME,
+    InvalidHeader,
+    checked_address,
+    domain_of,
+    header_address,
+    refuse_line_breaks,
+)
 from hpmail.delivery.settings import server_settings, transport_for
 from hpmail.extensions import db
 
@@ -123,10 +131,10 @@ def _check_length(value: str | None, limit: int, what: str) -> None:
 
 
 def _checked_recipient(recipient: Address) -> Address:
-    _check_length(recipient.address, 254, _("Address"))
-    _check_length(recipient.name, 200, _("Name"))
-    parsed = header_address(recipient.address, recipient.name)
-    return Address(parsed.addr_spec, recipient.name or "", recipient.person_id)
+    _check_length(recipient.address, 254, ADDRESS)
+    _check_length(recipient.name, 200, NAME)
+    address = checked_address(recipient.address, recipient.name)
+    return Address(address, recipient.name or "", recipient.person_id)
 
 
 def message_id_domain(sender_address: str) -> str:
@@ -215,7 +223,7 @@ def queue_mailing(
     domain = message_id_domain(sender.address)
     email_ids = _insert_emails(mailing.id, domain, len(specs), now)
     db.session.execute(
-        insert(EmailRecipient),
+        insert(EmailRecipient.__table__),
         [
             {
                 "email_id": email_id,
@@ -253,9 +261,10 @@ def _insert_emails(mailing_id: int, domain: str, count: int, now) -> list[int]:
         }
         for _index in range(count)
     ]
+    table = OutboundEmail.__table__  # Core: thousands of rows without ORM bookkeeping
     return list(
         db.session.scalars(
-            insert(OutboundEmail).returning(OutboundEmail.id, sort_by_parameter_order=True),
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
             rows,
         )
     )
@@ -386,7 +395,7 @@ def resend_failed_recipients(target: Mailing | OutboundEmail) -> list[int]:
             continue
         (email_id,) = _insert_emails(mailing.id, domain, 1, now)
         db.session.execute(
-            insert(EmailRecipient),
+            insert(EmailRecipient.__table__),
             [
                 {
                     "email_id": email_id,

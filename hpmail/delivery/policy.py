@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.headerregistry import Address as HeaderAddress
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 
 class InvalidHeader(ValueError):
@@ -19,10 +21,29 @@ def refuse_line_breaks(value: str | None, what: str) -> None:
         raise InvalidHeader(_("“%(what)s” must fit on one line.", what=what))
 
 
+ADDRESS = _l("Address")
+NAME = _l("Name")
+# The common shape of an address (dot-atom@domain.tld): checked without the full parser.
+SIMPLE_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,}"
+)
+
+
+def checked_address(address: str, name: str = "") -> str:
+    """Return ``address`` without surrounding spaces if it can go in a header, else raise."""
+    refuse_line_breaks(address, ADDRESS)
+    refuse_line_breaks(name, NAME)
+    address = address.strip()
+    if SIMPLE_ADDRESS.fullmatch(address):
+        return address
+    return header_address(address, name).addr_spec
+
+
 def header_address(address: str, name: str = "") -> HeaderAddress:
     """Return ``address`` parsed as a header address, or raise ``InvalidHeader``."""
-    refuse_line_breaks(address, _("Address"))
-    refuse_line_breaks(name, _("Name"))
+    refuse_line_breaks(address, ADDRESS)
+    refuse_line_breaks(name, NAME)
     try:
         parsed = HeaderAddress(display_name=name or "", addr_spec=address.strip())
     except (HeaderParseError, ValueError, IndexError) as error:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address as HeaderAddress
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from hpmail.delivery import clock
@@ -187,54 +187,47 @@ def messages_of(mailing: Mailing) -> MailingMessages:
 
 
 class Recorder:
-    """Writes each answer to the outbox, committing every few e-mails (at-least-once, bounded)."""
+    """Writes each answer to the outbox in batches: a few statements and one commit per N e-mails.
+
+    A crash before the commit only means those e-mails are sent again (at least once, bounded
+    by ``DELIVERY_RECORD_EVERY``), never that one is lost.
+    """
 
     def __init__(self, now: datetime, final: bool, delivery: Delivery) -> None:
         self.now = now
         self.final = final  # in a request: no retry later, the user sees the outcome
         self.delivery = delivery
         self.every = current_app.config.get("DELIVERY_RECORD_EVERY", 20)
-        self.unsaved = 0
+        self.emails: list[tuple[int, dict]] = []
+        self.refused: list[dict] = []
+        self.accepted: list[int] = []
 
     def sent(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
         refused = {address.lower(): answer for address, answer in refused.items()}
         for recipient_id, _field, _name, address in email.recipients:
             answer = refused.get(address.lower())
             if answer is not None:
-                code, text = answer
-                db.session.execute(
-                    update(EmailRecipient)
-                    .where(EmailRecipient.id == recipient_id)
-                    .values(state=RecipientState.REFUSED, code=code, reply=_words(text))
-                )
-        db.session.execute(
-            update(EmailRecipient)
-            .where(
-                EmailRecipient.email_id == email.id,
-                EmailRecipient.state == RecipientState.PENDING,
-            )
-            .values(state=RecipientState.ACCEPTED, code=250)
-        )
+                self._refuse(recipient_id, *answer)
+        self.accepted.append(email.id)
         values = {"state": EmailState.SENT, "sent_at": self.now, "lease_until": None}
         if refused:
             code, text = next(iter(refused.values()))
-            failure = server_answer(code, text)
-            values.update(last_code=code, last_error=failure.message)
-        self._save(email, values)
+            values.update(last_code=code, last_error=server_answer(code, text).message)
         self.delivery.sent += 1
+        self._save(email, values)
+
+    def _refuse(self, recipient_id: int, code: int, text) -> None:
+        self.refused.append({"r_id": recipient_id, "r_code": code, "r_reply": _words(text)})
 
     def recipients_refused(self, email: Pending, refused: dict) -> Failure:
         """Record an e-mail whose every recipient was refused; return the failure it counts as."""
+        refused = {address.lower(): answer for address, answer in refused.items()}
         failures = []
         for recipient_id, _field, _name, address in email.recipients:
-            code, text = refused.get(address, refused.get(address.lower(), (550, b"")))
+            code, text = refused.get(address.lower(), (550, b""))
             failures.append(server_answer(code, text))
             if code >= 500:
-                db.session.execute(
-                    update(EmailRecipient)
-                    .where(EmailRecipient.id == recipient_id)
-                    .values(state=RecipientState.REFUSED, code=code, reply=_words(text))
-                )
+                self._refuse(recipient_id, code, text)
         permanent = [failure for failure in failures if failure.permanent]
         return permanent[0] if len(permanent) == len(failures) else failures[0]
 
@@ -244,21 +237,18 @@ class Recorder:
         if not failure.permanent and not self.final:
             retry_at = next_attempt(email.created_at, email.attempts, self.now)
         if retry_at is None:
-            values = {"state": EmailState.FAILED, "lease_until": None}
+            values = {"state": EmailState.FAILED, "next_attempt_at": self.now}
             self.delivery.failed += 1
         else:
-            values = {
-                "state": EmailState.DEFERRED,
-                "next_attempt_at": retry_at,
-                "lease_until": None,
-            }
+            values = {"state": EmailState.DEFERRED, "next_attempt_at": retry_at}
             self.delivery.deferred += 1
-        values.update(last_code=failure.code, last_error=failure.message)
+        values.update(lease_until=None, last_code=failure.code, last_error=failure.message)
         self.delivery.add_error(failure.message)
         self._save(email, values)
 
     def held_back(self, email: Pending, until: datetime, message: str) -> None:
         """Defer an e-mail held back by a sending limit to the next window (not an attempt)."""
+        self.delivery.deferred += 1
         self._save(
             email,
             {
@@ -269,25 +259,63 @@ class Recorder:
                 "last_error": message,
             },
         )
-        self.delivery.deferred += 1
 
     def _save(self, email: Pending, values: dict) -> None:
-        db.session.execute(
-            update(OutboundEmail)
-            .where(OutboundEmail.id == email.id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        self.unsaved += 1
-        if self.unsaved >= self.every:
+        self.emails.append((email.id, values))
+        if len(self.emails) >= self.every:
             self.flush()
 
-    def flush(self) -> None:
-        """Commit what was recorded, retrying while another connection holds the database."""
-        if not self.unsaved:
+    def _write(self) -> None:
+        recipients = EmailRecipient.__table__
+        if self.refused:
+            db.session.execute(
+                update(recipients)
+                .where(recipients.c.id == bindparam("r_id"))
+                .values(
+                    state=RecipientState.REFUSED,
+                    code=bindparam("r_code"),
+                    reply=bindparam("r_reply"),
+                ),
+                self.refused,
+            )
+        if self.accepted:
+            db.session.execute(
+                update(recipients)
+                .where(
+                    recipients.c.email_id.in_(self.accepted),
+                    recipients.c.state == RecipientState.PENDING,
+                )
+                .values(state=RecipientState.ACCEPTED, code=250)
+            )
+        emails = OutboundEmail.__table__
+        by_columns: dict[tuple, list[dict]] = defaultdict(list)
+        for email_id, values in self.emails:
+            columns = tuple(sorted(values))
+            by_columns[columns].append({"e_id": email_id, **{f"v_{k}": values[k] for k in columns}})
+        for columns, rows in by_columns.items():
+            db.session.execute(
+                update(emails)
+                .where(emails.c.id == bindparam("e_id"))
+                .values({name: bindparam(f"v_{name}") for name in columns}),
+                rows,
+            )
+
+    def flush(self, attempts: int = 5) -> None:
+        """Write and commit what was recorded, retrying while another connection holds the lock."""
+        if not (self.emails or self.refused or self.accepted):
             return
-        commit_patiently()
-        self.unsaved = 0
+        for attempt in range(attempts):
+            try:
+                self._write()
+                db.session.commit()
+                break
+            except OperationalError:
+                db.session.rollback()
+                if attempt == attempts - 1:
+                    raise
+                log.warning("database busy while recording delivery; retrying")
+                time.sleep(0.2 * (attempt + 1))
+        self.emails, self.refused, self.accepted = [], [], []
 
 
 def commit_patiently(attempts: int = 5) -> None:
@@ -388,8 +416,8 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
                 ),
             )
         ready = ready[:allowed]
-        recorder.flush()
         commit_patiently()
+        recorder.flush()
     if ready:
         _send_batch(transport, ready, recorder, timeout)
 
@@ -411,16 +439,8 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                     return
             email, builder = ready[index]
             index += 1
-            to = [
-                HeaderAddress(display_name=n, addr_spec=a)
-                for _i, f, n, a in email.recipients
-                if f == "to"
-            ]
-            cc = [
-                HeaderAddress(display_name=n, addr_spec=a)
-                for _i, f, n, a in email.recipients
-                if f == "cc"
-            ]
+            to = [(n, a) for _i, f, n, a in email.recipients if f == "to"]
+            cc = [(n, a) for _i, f, n, a in email.recipients if f == "cc"]
             envelope = [address for _i, _f, _n, address in email.recipients]
             message = builder.message_bytes(email.message_id, to, cc)
             try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 from contextlib import contextmanager
 
 import pytest
@@ -96,11 +95,11 @@ def test_worker_meeting_a_locked_database_loses_nothing(
     delivery_settings(smtp_server)
     mailing = queue_mailing(**mailing_values(5))
     db.session.commit()
-    started = worker()
+    started = worker().wait_ready()
     with locked(database_file(app)):
         dispatch(mailing)  # the queue is another file: the task is enqueued
-        time.sleep(1.5)  # the worker takes the task and cannot claim past the busy timeout
-    assert "database busy" in started.log_text()
+        # The worker takes the task and cannot claim its rows past the busy timeout.
+        wait_until(lambda: "database busy" in started.log_text(), timeout=20)
     assert len(smtp_server.received) == 0
 
     def delivered():
