@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import render_template
 from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountKind, MailSettings, account_member
@@ -303,24 +303,31 @@ def delete_account(account: Account, current_answer: str, by: User) -> None:
 
 
 def member_checklist(account: Account, query: str = "") -> list[tuple[User, bool]]:
-    """Return the active users matching ``query``, each with whether it may send as ``account``."""
-    statement = select(User).where(User.active.is_(True)).order_by(User.display_name, User.login)
-    words = (query or "").strip()[:100].split()
-    for word in words:
-        pattern = f"%{word}%"
-        statement = statement.where(
-            or_(
-                User.display_name.ilike(pattern),
-                User.login.ilike(pattern),
-                User.email.ilike(pattern),
+    """Return the active users matching ``query`` (any case or accents), each with whether it
+    may send as ``account``."""
+    words = verification.normalise_answer((query or "")[:100]).split()
+    users = db.session.scalars(
+        select(User).where(User.active.is_(True)).order_by(User.display_name, User.login)
+    )
+    if words:
+        # A school has at most a few hundred users: folding accents in Python is simple and fast.
+        users = [
+            user
+            for user in users
+            if all(
+                word
+                in verification.normalise_answer(
+                    f"{user.display_name} {user.login} {user.email or ''}"
+                )
+                for word in words
             )
-        )
+        ]
     members = set(
         db.session.scalars(
             select(account_member.c.user_id).where(account_member.c.account_id == account.id)
         )
     )
-    return [(user, user.id in members) for user in db.session.scalars(statement)]
+    return [(user, user.id in members) for user in users]
 
 
 def set_member(account: Account, user: User, authorised: bool, by: User) -> None:

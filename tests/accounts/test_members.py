@@ -53,6 +53,10 @@ def test_checklist_is_searchable_without_accents_or_case(
     assert fragment.status_code == 200
     assert "Sophie Bernard" in fragment.text and "Julien Petit" not in fragment.text
     assert "<html" not in fragment.text
+    agnes = make_user("admin", display_name="Agnès Martin")
+    folded = client.get(f"{URL}/{account.id}/utilisateurs?q=agnes%20MART", headers=HTMX)
+    assert "Agnès Martin" in folded.text and "Sophie Bernard" not in folded.text
+    assert f'id="member-{agnes.id}"' in folded.text
     nobody = client.get(f"{URL}/{account.id}/utilisateurs?q=zzz", headers=HTMX)
     assert "Aucun utilisateur ne correspond." in nobody.text
 
