@@ -39,6 +39,9 @@ from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
+# Answers are committed at least this often (seconds), however few e-mails were sent meanwhile.
+RECORD_SECONDS = 0.25
+
 # Checks registered by higher floors (accounts): fn(mailing) -> reason to refuse, or None.
 SENDER_CHECKS: list = []
 
@@ -198,6 +201,7 @@ class Recorder:
         self.final = final  # in a request: no retry later, the user sees the outcome
         self.delivery = delivery
         self.every = current_app.config.get("DELIVERY_RECORD_EVERY", 20)
+        self.flushed_at = time.monotonic()
         self.emails: list[tuple[int, dict]] = []
         self.refused: list[dict] = []
         self.accepted: list[int] = []
@@ -262,7 +266,8 @@ class Recorder:
 
     def _save(self, email: Pending, values: dict) -> None:
         self.emails.append((email.id, values))
-        if len(self.emails) >= self.every:
+        # Commit every N e-mails, or sooner on a slow server, so that few are unrecorded at once.
+        if len(self.emails) >= self.every or time.monotonic() - self.flushed_at > RECORD_SECONDS:
             self.flush()
 
     def _write(self) -> None:
@@ -316,6 +321,7 @@ class Recorder:
                 log.warning("database busy while recording delivery; retrying")
                 time.sleep(0.2 * (attempt + 1))
         self.emails, self.refused, self.accepted = [], [], []
+        self.flushed_at = time.monotonic()
 
 
 def commit_patiently(attempts: int = 5) -> None:

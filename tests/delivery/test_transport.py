@@ -259,3 +259,17 @@ def test_not_delegated_timeout_is_reported_to_the_user(db, make_transport, deliv
         silent.close()
     assert (result.sent, result.failed) == (0, 1)
     assert result.errors == ["Délai dépassé : augmentez le délai d'attente du serveur"]
+
+
+def test_a_connection_dropped_mid_batch_is_reopened_for_the_rest(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    smtp_server.recorder.drop_on.add("b@example.org")
+
+    send(db, "a@example.org", "b@example.org", "c@example.org")
+
+    first, dropped, third = emails(db)
+    assert (first.state, third.state) == (EmailState.SENT, EmailState.SENT)
+    assert dropped.state == EmailState.DEFERRED
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.org", "c@example.org"]
