@@ -345,3 +345,10 @@ def test_settings_saved_then_tested_through_the_page_reach_a_starttls_server_wit
     assert "Le serveur a accepté" in text(result), result.text
     assert len(server.received) == 1
     assert server_settings().transport.port == server.port
+
+
+def test_an_english_browser_gets_the_settings_in_english(client, login_as):
+    login_as("admin")
+    page = text(client.get(URL, headers={"Accept-Language": "en-GB,en;q=0.9"}))
+    assert "Delegate the sending of all e-mails to the server" in page
+    assert "Timeout (seconds)" in page

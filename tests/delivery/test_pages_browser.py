@@ -99,3 +99,36 @@ def test_admin_adds_edits_and_deletes_a_profile_from_the_table(page, sign_in_pag
     page.locator("#profile-rows tr").wait_for(state="detached")
     _db.session.expire_all()
     assert db.session.query(SendingProfile).count() == 0
+
+
+def test_teacher_retrieves_a_profile_in_the_workstation_settings_page_and_tests_it(
+    page, sign_in_page, make_user, db, smtp_server
+):
+    from hpmail.delivery.models import Transport
+    from hpmail.delivery.settings import server_settings
+
+    server_settings().delegate = False
+    transport = Transport(
+        host="127.0.0.1", port=smtp_server.port, security="none", timeout_seconds=5
+    )
+    db.session.add(SendingProfile(name="Relais du lycée", transport=transport))
+    db.session.commit()
+    teacher = sign_in_page(make_user("teacher", email="julien.petit@lycee-demo.fr"))
+    page.goto("/configuration/envoi")
+    fragment = page.locator(".personal-transport")
+    fragment.get_by_text("L'envoi n'est pas délégué au serveur").wait_for()
+
+    fragment.get_by_label("Profil d'envoi d'e-mails").select_option(label="Relais du lycée")
+    fragment.get_by_role("button", name="Utiliser ce profil").click()
+    page.get_by_text("Vous envoyez désormais avec le profil « Relais du lycée ».").wait_for()
+    assert page.url.endswith("/configuration/envoi")
+
+    page.locator(".personal-transport section.test-send").get_by_role(
+        "button", name="Tester l'envoi d'e-mails"
+    ).click()
+    page.get_by_text(
+        "Le serveur a accepté l'e-mail d'essai pour julien.petit@lycee-demo.fr"
+    ).wait_for()
+    assert smtp_server.received[0].rcpt_tos == ["julien.petit@lycee-demo.fr"]
+    _db.session.expire_all()
+    assert db.session.get(UserTransport, teacher.id).profile.name == "Relais du lycée"
