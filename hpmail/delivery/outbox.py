@@ -161,8 +161,9 @@ def queue_mailing(
 ) -> Mailing:
     """Validate a mailing and add it with its e-mails to the outbox (flushed, not committed).
 
-    Raise ``InvalidHeader`` for a line break in a header value or a malformed address, and
-    ``NoTransport`` when no SMTP server is configured for the author.
+    Raise ``InvalidHeader`` for a line break in a header value or a malformed address,
+    ``NoTransport`` when no SMTP server is configured for the author, and ``OutboxBusy`` (after
+    rolling the session back) when the database stayed locked: show its message, nothing is kept.
     """
     if kind not in set(MailingKind):
         raise ValueError(f"unknown mailing kind {kind!r}")
@@ -188,56 +189,64 @@ def queue_mailing(
     specs = [spec for spec in specs if any(spec)]
     if not specs:
         raise InvalidHeader(_("The e-mail has no recipient."))
-    transport = transport or transport_for(author_id, kind)
-    if transport is None:
-        raise NoTransport(
-            _("No SMTP server is configured: set one in the sending settings before sending.")
-        )
-
-    now = clock.now()
-    mailing = Mailing(
-        author_id=author_id,
-        account_id=sender.account_id,
-        kind=kind,
-        subject=subject,
-        text_body=text_body or "",
-        html_body=html_body or None,
-        sender_name=sender.name or "",
-        sender_address=sender.address.strip(),
-        reply_to=(sender.reply_to or "").strip() or None,
-        hide_recipients=hide_recipients,
-        transport_id=transport.id,
-        created_at=now,
-    )
-    db.session.add(mailing)
-    db.session.flush()
-    for item in attachments:
-        db.session.add(
-            MailingAttachment(
-                mailing_id=mailing.id,
-                attachment_id=item.attachment.id,
-                filename=item.filename,
-                content_id=(item.content_id or "").strip("<>") or None,
+    try:
+        transport = transport or transport_for(author_id, kind)
+        if transport is None:
+            raise NoTransport(
+                _("No SMTP server is configured: set one in the sending settings before sending.")
             )
+
+        now = clock.now()
+        mailing = Mailing(
+            author_id=author_id,
+            account_id=sender.account_id,
+            kind=kind,
+            subject=subject,
+            text_body=text_body or "",
+            html_body=html_body or None,
+            sender_name=sender.name or "",
+            sender_address=sender.address.strip(),
+            reply_to=(sender.reply_to or "").strip() or None,
+            hide_recipients=hide_recipients,
+            transport_id=transport.id,
+            created_at=now,
         )
-    domain = message_id_domain(sender.address)
-    email_ids = _insert_emails(mailing.id, domain, len(specs), now)
-    db.session.execute(
-        insert(EmailRecipient.__table__),
-        [
-            {
-                "email_id": email_id,
-                "field": field_name,
-                "name": recipient.name,
-                "address": recipient.address,
-                "person_id": recipient.person_id,
-                "state": RecipientState.PENDING,
-            }
-            for email_id, spec in zip(email_ids, specs, strict=True)
-            for field_name, recipients in zip(("to", "cc", "bcc"), spec, strict=True)
-            for recipient in recipients
-        ],
-    )
+        db.session.add(mailing)
+        db.session.flush()
+        for item in attachments:
+            db.session.add(
+                MailingAttachment(
+                    mailing_id=mailing.id,
+                    attachment_id=item.attachment.id,
+                    filename=item.filename,
+                    content_id=(item.content_id or "").strip("<>") or None,
+                )
+            )
+        domain = message_id_domain(sender.address)
+        email_ids = _insert_emails(mailing.id, domain, len(specs), now)
+        db.session.execute(
+            insert(EmailRecipient.__table__),
+            [
+                {
+                    "email_id": email_id,
+                    "field": field_name,
+                    "name": recipient.name,
+                    "address": recipient.address,
+                    "person_id": recipient.person_id,
+                    "state": RecipientState.PENDING,
+                }
+                for email_id, spec in zip(email_ids, specs, strict=True)
+                for field_name, recipients in zip(("to", "cc", "bcc"), spec, strict=True)
+                for recipient in recipients
+            ],
+        )
+    except OperationalError as error:
+        # The database stayed locked past the busy timeout: nothing of this mailing is kept.
+        db.session.rollback()
+        log.warning("database busy while queueing a mailing: %s", error)
+        raise OutboxBusy(
+            _("The server is busy: nothing was sent. Please try again in a moment.")
+        ) from error
     log.info(
         "user %s queued mailing %s (%s, %s e-mails) from %s",
         author_id,
@@ -317,10 +326,12 @@ def queue_and_dispatch(**mailing) -> tuple[Mailing, DispatchResult]:
             queued = queue_mailing(**mailing)
             db.session.commit()
             break
-        except OperationalError as error:
+        except (OperationalError, OutboxBusy) as error:
             db.session.rollback()
             log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, error)
             if attempt == attempts - 1:
+                if isinstance(error, OutboxBusy):
+                    raise
                 raise OutboxBusy(
                     _("The server is busy: nothing was sent. Please try again in a moment.")
                 ) from error

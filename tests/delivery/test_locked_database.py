@@ -114,3 +114,13 @@ def test_worker_meeting_a_locked_database_loses_nothing(
 
     wait_until(delivered, timeout=30, every=0.5, message="e-mails lost after the lock")
     assert len(smtp_server.received) == 5
+
+
+def test_queue_mailing_itself_reports_a_locked_database_in_french(
+    app, db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    with locked(database_file(app)), pytest.raises(OutboxBusy, match="rien n'a été envoyé"):
+        queue_mailing(**mailing_values())
+    db.session.commit()  # the session was rolled back and stays usable
+    assert counts(db) == (0, 0)
