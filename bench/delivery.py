@@ -365,6 +365,15 @@ def main() -> None:
         f"dispatch, delegated), {len(queued)} runs: median {median * 1000:.0f} ms "
         f"(min {min(queued) * 1000:.0f}, max {max(queued) * 1000:.0f}); target < 1000 ms"
     )
+    if isinstance(composed, str):
+        print(f"The composer's request could not be measured: {composed}")
+    else:
+        print(
+            f"POST /e-mail/nouveau to {arguments.queue_recipients} students, one e-mail each "
+            f"(Flask test client, signed in), {len(composed)} runs: median "
+            f"{statistics.median(composed) * 1000:.0f} ms (min {min(composed) * 1000:.0f}, "
+            f"max {max(composed) * 1000:.0f}); target < 1000 ms"
+        )
 
 
 if __name__ == "__main__":
