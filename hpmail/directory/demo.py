@@ -159,7 +159,7 @@ class _People:
         return row
 
     def insert(self) -> list[int]:
-        return insert_many(Person, self.rows)
+        return insert_many(Person, self.rows, ("kind", "external_id"))
 
 
 def _name(rng: random.Random) -> tuple[str, str]:
@@ -176,14 +176,16 @@ def build_school(scale: int = 1) -> DemoSchool:
         for name, subjects in COHORTS
     ]
     # Cohorts and their TD/TP groups.
-    cohort_ids = insert_many(Cohort, [{"name": name} for name, _subjects in cohort_specs])
+    cohort_ids = insert_many(
+        Cohort, [{"name": name} for name, _subjects in cohort_specs], ("name",)
+    )
     group_rows = [
         {"cohort_id": cid, "name": name}
         for cid in cohort_ids
         for td in range(1, TD_GROUPS + 1)
         for name in [f"TD{td}"] + [f"TP{(td - 1) * TP_PER_TD + k}" for k in range(1, TP_PER_TD + 1)]
     ]
-    group_ids = insert_many(Group, group_rows)
+    group_ids = insert_many(Group, group_rows, ("cohort_id", "name"))
     groups_of: dict[int, dict[str, int]] = {}
     for row, gid in zip(group_rows, group_ids, strict=True):
         groups_of.setdefault(row["cohort_id"], {})[row["name"]] = gid

@@ -47,6 +47,8 @@ KINDS = {
     "student": PersonKind.STUDENT,
     "personnel": PersonKind.STAFF, "staff": PersonKind.STAFF, "administratif": PersonKind.STAFF,
 }  # fmt: skip
+# Unique among the rows an import creates (duplicates in the file are rejected before).
+PERSON_KEY = ("kind", "external_id", "last_name", "first_name", "email")
 LIMITS = {"last_name": 120, "first_name": 120, "email": 254, "cohort": 120, "external_id": 64}
 GROUP_NAME_LIMIT = 120
 
@@ -461,7 +463,7 @@ def _resolve_audience(report: ImportReport, existing: _Existing, write: bool):
 
 def _write(creates, updates, group_changes) -> None:
     if creates:
-        ids = insert_many(Person, [values for _row, values, _groups in creates])
+        ids = insert_many(Person, [values for _row, values, _groups in creates], PERSON_KEY)
         for (row, _values, groups), person_id in zip(creates, ids, strict=True):
             row.person_id = person_id
             if groups - {None}:

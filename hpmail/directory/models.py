@@ -16,7 +16,9 @@ from sqlalchemy import (
     Table,
     Time,
     event,
+    func,
     insert,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -232,14 +234,24 @@ class SelectionMember(db.Model):
     )
 
 
-def insert_many(model, rows: list[dict], chunk: int = 500) -> list[int]:
-    """Insert ``rows`` of ``model`` in bulk and return their new ids, in order.
+def insert_many(model, rows: list[dict], key: tuple[str, ...] | None = None) -> list[int]:
+    """Insert ``rows`` of ``model`` in one bulk statement and return their new ids, in order.
 
-    Chunked so that each statement's RETURNING rows come back in one batch (SQLAlchemy's
-    re-ordering of many batches grows much faster than the rows).
+    The ids are read back by ``key`` (columns whose values are unique among the new rows), or, without
+    a key, in id order. RETURNING with guaranteed order would make SQLAlchemy insert row by row.
     """
-    statement = insert(model).returning(model.id, sort_by_parameter_order=True)
-    ids: list[int] = []
-    for start in range(0, len(rows), chunk):
-        ids += db.session.scalars(statement, rows[start : start + chunk]).all()
+    if not rows:
+        return []
+    before = db.session.scalar(select(func.max(model.id))) or 0
+    db.session.execute(insert(model), rows)
+    columns = [getattr(model, name) for name in key or ()]
+    query = select(model.id, *columns).where(model.id > before).order_by(model.id)
+    found = db.session.execute(query).all()
+    if key is None:
+        ids = [row[0] for row in found]
+    else:
+        by_key = {tuple(row[1:]): row[0] for row in found}
+        ids = [by_key[tuple(values.get(name) for name in key)] for values in rows]
+    if len(ids) != len(rows):
+        raise RuntimeError(f"{model.__name__}: {len(rows)} rows inserted, {len(ids)} found back")
     return ids
