@@ -211,74 +211,53 @@ def profile_delete(profile_id: int):
 
 @bp.route("/configuration/envoi-personnel", methods=["GET", "POST"])
 def personal_transport():
-    settings = load_server_settings()
-    if settings.delegate:
+    if load_server_settings().delegate:
         return render("delivery/personal_transport.html", "personal", delegated=True)
-    choice = transports.user_transport_of(current_user)
-    own = choice.transport if choice else None
-    profiles = transports.all_profiles()
-    action = request.form.get("action")
-    own_form = TransportForm(formdata=request.form if action == "own" else None)
-    profile_form = ChooseProfileForm(formdata=request.form if action == "profile" else None)
-    profile_form.profile_id.choices = [SelectChoice(p.id, p.name) for p in profiles]
-    if action != "own":
-        own_form.show_transport(own)
-    if action != "profile" and choice and choice.profile_id:
-        profile_form.profile_id.data = choice.profile_id
-    own_form.show_saved_password(own)
-    status, saved = 200, None
-    if request.method == "POST":
-        if action == "own" and own_form.validate_on_submit():
-            transports.set_own_transport(current_user, own_form.transport_values())
-            saved = _("Your SMTP server is saved.")
-        elif action == "profile" and profile_form.validate_on_submit():
-            chosen = db.session.get(SendingProfile, profile_form.profile_id.data)
-            transports.use_profile(current_user, chosen)
-            saved = _("You now send through the profile “%(name)s”.", name=chosen.name)
-        else:
-            status = _invalid()
-        if saved:
-            db.session.commit()
-            if not is_htmx():
-                flash(saved, "success")
-                return redirect(url_for("delivery.personal_transport"))
-            return personal_transport_after_save(saved)
+    action = request.form.get("action") if request.method == "POST" else None
+    own_form, profile_form = _personal_forms(action)
+    saved = None
+    if action == "own" and own_form.validate_on_submit():
+        transports.set_own_transport(current_user, own_form.transport_values())
+        saved = _("Your SMTP server is saved.")
+    elif action == "profile" and profile_form.validate_on_submit():
+        chosen = db.session.get(SendingProfile, profile_form.profile_id.data)
+        transports.use_profile(current_user, chosen)
+        saved = _("You now send through the profile “%(name)s”.", name=chosen.name)
+    if saved:
+        db.session.commit()
+        if not is_htmx():
+            flash(saved, "success")
+            return redirect(url_for("delivery.personal_transport"))
+        own_form, profile_form = _personal_forms(None)  # show what is saved now
+    status = _invalid() if request.method == "POST" and not saved else 200
     return render(
         "delivery/personal_transport.html",
         "personal",
         delegated=False,
-        choice=choice,
+        choice=transports.user_transport_of(current_user),
         own_form=own_form,
         profile_form=profile_form,
-        profiles=profiles,
+        saved=saved,
         test_form=TestSendForm(formdata=None),
         test_action=url_for("delivery.personal_test_send"),
     ), status
 
 
-def personal_transport_after_save(saved: str):
-    """Render the fragment afresh from the database, with the confirmation inside it."""
+def _personal_forms(action: str | None) -> tuple[TransportForm, ChooseProfileForm]:
+    """Return the two forms of the fragment: the one posted reads the request, the other the DB."""
     choice = transports.user_transport_of(current_user)
     own = choice.transport if choice else None
-    own_form = TransportForm(formdata=None)
-    own_form.show_transport(own)
+    own_form = TransportForm(formdata=request.form if action == "own" else None)
+    profile_form = ChooseProfileForm(formdata=request.form if action == "profile" else None)
+    profile_form.profile_id.choices = [
+        SelectChoice(p.id, p.name) for p in transports.all_profiles()
+    ]
+    if action != "own":
+        own_form.show_transport(own)
+    if action != "profile" and choice:
+        profile_form.profile_id.data = choice.profile_id
     own_form.show_saved_password(own)
-    profiles = transports.all_profiles()
-    profile_form = ChooseProfileForm(formdata=None)
-    profile_form.profile_id.choices = [SelectChoice(p.id, p.name) for p in profiles]
-    profile_form.profile_id.data = choice.profile_id if choice else None
-    return render(
-        "delivery/personal_transport.html",
-        "personal",
-        delegated=False,
-        choice=choice,
-        own_form=own_form,
-        profile_form=profile_form,
-        profiles=profiles,
-        saved=saved,
-        test_form=TestSendForm(formdata=None),
-        test_action=url_for("delivery.personal_test_send"),
-    )
+    return own_form, profile_form
 
 
 @bp.route("/configuration/envoi-personnel/essai", methods=["POST"])
