@@ -255,6 +255,18 @@ def check_draft(
     return html, text
 
 
+def prepare_email(draft: Draft, people: list[Person], uploads: list[Upload],
+                  kept: list[KeptFile]) -> tuple[Recipients, str, str]:  # fmt: skip
+    """Return the recipients and bodies of the draft, or raise ComposeRefused with every problem."""
+    cc, cc_errors = parse_addresses(draft.cc)
+    bcc, bcc_errors = parse_addresses(draft.bcc)
+    recipients = resolve_recipients(
+        recipient_types(people), draft.kinds, others_by_id(draft.other_ids), cc, bcc
+    )
+    html, text = check_draft(draft, recipients, uploads, kept, {"cc": cc_errors, "bcc": bcc_errors})
+    return recipients, html, text
+
+
 def with_signature(html: str, text: str, content_id: str) -> tuple[str, str]:
     """Return the bodies with the signature image (referenced by Content-ID) at the end."""
     html = f'{html}<p><img src="cid:{content_id}" alt="Signature"></p>'

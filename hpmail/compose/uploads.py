@@ -9,6 +9,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from hpmail.delivery.attachments import store_attachment
 from hpmail.delivery.models import Attachment
 from hpmail.extensions import db
 
@@ -110,6 +111,14 @@ def upload_errors(uploads: list[Upload], kept: list[KeptFile] = ()) -> list[str]
             )
         )
     return errors
+
+
+def store_uploads(uploads: list[Upload]) -> list[KeptFile]:
+    """Store files that passed the checks and return them as kept files (flushed)."""
+    return [
+        KeptFile(store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
+        for u in uploads
+    ]
 
 
 def _megabytes(size: int) -> str:

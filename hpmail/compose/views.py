@@ -10,8 +10,15 @@ from flask_login import current_user
 
 from hpmail.accounts.service import NotAuthorised, default_account, settings_for, usable_accounts
 from hpmail.compose import saved, service
-from hpmail.compose.uploads import KeptFile, keep_token, kept_files, read_uploads, upload_errors
-from hpmail.delivery.attachments import read_attachment, store_attachment
+from hpmail.compose.uploads import (
+    KeptFile,
+    keep_token,
+    kept_files,
+    read_uploads,
+    store_uploads,
+    upload_errors,
+)
+from hpmail.delivery.attachments import read_attachment
 from hpmail.delivery.outbox import NoTransport, dispatch
 from hpmail.delivery.policy import InvalidHeader
 from hpmail.directory.models import Cohort, Course
@@ -109,22 +116,14 @@ def _send(people, token):
         draft.account_id = account.id if account else None
     uploads = read_uploads(request.files.getlist("attachments"))
     kept = kept_files(current_user.id, request.form.getlist("kept"))
-    types = service.recipient_types(people)
-    cc, cc_errors = service.parse_addresses(draft.cc)
-    bcc, bcc_errors = service.parse_addresses(draft.bcc)
-    recipients = service.resolve_recipients(
-        types, draft.kinds, service.others_by_id(draft.other_ids), cc, bcc
-    )
     try:
-        html, text = service.check_draft(
-            draft, recipients, uploads, kept, {"cc": cc_errors, "bcc": bcc_errors}
-        )
+        recipients, html, text = service.prepare_email(draft, people, uploads, kept)
         mailing = service.queue_email(current_user, draft, recipients, html, text, uploads, kept)
     except service.ComposeRefused as refused:
         db.session.rollback()
         if not upload_errors(uploads, kept) and uploads:
             # Valid files are kept for the next try, so that the user does not pick them again.
-            kept = kept + saved_uploads(uploads)
+            kept = kept + store_uploads(uploads)
             db.session.commit()
         return _composer(
             draft,
@@ -148,14 +147,6 @@ def _send(people, token):
     db.session.commit()
     result = dispatch(mailing)
     return render("compose/sent.html", mailing=mailing, result=result, refused=recipients.refused)
-
-
-def saved_uploads(uploads):
-    """Store valid uploads and return them as kept files."""
-    return [
-        KeptFile(store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
-        for u in uploads
-    ]
 
 
 @bp.route("/e-mail/personnes")

@@ -256,3 +256,32 @@ def test_others_are_picked_by_name_and_put_in_copy(
         "/e-mail/nouveau", data=form(selection=token, other_ids=[str(teacher.id)]), headers=FR
     )
     assert smtp_server.received[0].message["Cc"] == f"Anne Lefèvre <{teacher.email}>"
+
+
+def test_composer_opens_without_a_selection_for_free_addresses(client, sender, smtp_server):
+    page = client.get("/e-mail/nouveau", headers=FR)
+    assert page.status_code == 200 and "Autres" in page.text
+    client.post(
+        "/e-mail/nouveau", data={"cc": "parent@example.org", "subject": "Hello", "body": "Bonjour"}
+    )
+    assert smtp_server.received[0].rcpt_tos == ["parent@example.org"]
+
+
+def test_every_compose_form_refuses_a_post_without_csrf_token(app, client, sender, db):
+    from hpmail.compose.models import Template
+
+    template = Template(owner_id=sender.id, label="Rentrée", subject="Rentrée")
+    db.session.add(template)
+    db.session.commit()
+    posts = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("compose.") and "POST" in rule.methods
+    ]
+    assert len(posts) >= 5
+    for rule in posts:
+        path = rule.build({"template_id": template.id}, append_unknown=False)[1]
+        response = client.post(path, data={"label": "x", "subject": "x"}, csrf=False)
+        assert response.status_code == 400, path
+    db.session.refresh(template)
+    assert template.label == "Rentrée"
