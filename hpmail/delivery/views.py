@@ -385,9 +385,14 @@ def demo_mailbox_command() -> None:
         f"Boîte de test : {config['DEMO_MAILBOX_HOST']}:{config['DEMO_MAILBOX_PORT']}"
         f" → {config['DEMO_MAILBOX_DIR']}"
     )
-    mailbox.serve(
-        config["DEMO_MAILBOX_HOST"], int(config["DEMO_MAILBOX_PORT"]), config["DEMO_MAILBOX_DIR"]
-    )
+    try:
+        mailbox.serve(
+            config["DEMO_MAILBOX_HOST"],
+            int(config["DEMO_MAILBOX_PORT"]),
+            config["DEMO_MAILBOX_DIR"],
+        )
+    except OSError as error:  # most often: the port is taken by another mailbox
+        raise click.ClickException(f"La boîte de test ne peut pas démarrer : {error}") from None
 
 
 def init_app(app: Flask) -> None:
