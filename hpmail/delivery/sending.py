@@ -205,6 +205,7 @@ class Recorder:
         self.emails: list[tuple[int, dict]] = []
         self.refused: list[dict] = []
         self.accepted: list[int] = []
+        self.renewals: list[int] = []
 
     def sent(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
         refused = {address.lower(): answer for address, answer in refused.items()}
@@ -270,7 +271,22 @@ class Recorder:
         if len(self.emails) >= self.every or time.monotonic() - self.flushed_at > RECORD_SECONDS:
             self.flush()
 
+    def renew_leases(self, email_ids: list[int]) -> None:
+        """Extend the lease of e-mails still to send in a long batch, so none is taken twice."""
+        self.renewals = list(email_ids)
+        self.flush()
+
     def _write(self) -> None:
+        if self.renewals:
+            lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
+            db.session.execute(
+                update(OutboundEmail.__table__)
+                .where(
+                    OutboundEmail.__table__.c.id.in_(self.renewals),
+                    OutboundEmail.__table__.c.state == EmailState.SENDING,
+                )
+                .values(lease_until=clock.now() + lease)
+            )
         recipients = EmailRecipient.__table__
         if self.refused:
             db.session.execute(
@@ -307,7 +323,7 @@ class Recorder:
 
     def flush(self, attempts: int = 5) -> None:
         """Write and commit what was recorded, retrying while another connection holds the lock."""
-        if not (self.emails or self.refused or self.accepted):
+        if not (self.emails or self.refused or self.accepted or self.renewals):
             return
         for attempt in range(attempts):
             try:
@@ -320,7 +336,7 @@ class Recorder:
                     raise
                 log.warning("database busy while recording delivery; retrying")
                 time.sleep(0.2 * (attempt + 1))
-        self.emails, self.refused, self.accepted = [], [], []
+        self.emails, self.refused, self.accepted, self.renewals = [], [], [], []
         self.flushed_at = time.monotonic()
 
 
@@ -433,8 +449,13 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
     smtp = None
     reconnects = 0
     index = 0
+    renew_every = current_app.config["DELIVERY_LEASE_SECONDS"] / 3
+    renew_at = time.monotonic() + renew_every
     try:
         while index < len(ready):
+            if time.monotonic() >= renew_at:
+                recorder.renew_leases([email.id for email, _builder in ready[index:]])
+                renew_at = time.monotonic() + renew_every
             if smtp is None:
                 try:
                     smtp = connect(transport, timeout)

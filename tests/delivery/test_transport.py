@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -273,3 +275,33 @@ def test_a_connection_dropped_mid_batch_is_reopened_for_the_rest(
     assert (first.state, third.state) == (EmailState.SENT, EmailState.SENT)
     assert dropped.state == EmailState.DEFERRED
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.org", "c@example.org"]
+
+
+def test_a_long_batch_keeps_its_lease_so_no_one_else_takes_its_emails(
+    app, db, smtp_server, delivery_settings
+):
+    from hpmail.delivery.sending import claim
+
+    app.config["DELIVERY_LEASE_SECONDS"] = 1
+    delivery_settings(smtp_server)
+    smtp_server.recorder.data_delay = 0.3
+    taken_by_another: list[int] = []
+    stop = threading.Event()
+
+    def another_worker():
+        with app.app_context():
+            while not stop.is_set():
+                ids = list(db.session.scalars(select(OutboundEmail.id)))
+                taken_by_another.extend(claim(ids, clock.now()))
+                time.sleep(0.1)
+
+    thief = threading.Thread(target=another_worker)
+    thief.start()
+    try:
+        send(db, *[f"eleve{i}@example.org" for i in range(8)])  # about 2.5 s, lease 1 s
+    finally:
+        stop.set()
+        thief.join()
+    assert taken_by_another == []
+    assert [e.state for e in emails(db)] == [EmailState.SENT] * 8
+    assert len(smtp_server.received) == 8
