@@ -237,8 +237,9 @@ class SelectionMember(db.Model):
 def insert_many(model, rows: list[dict], key: tuple[str, ...] | None = None) -> list[int]:
     """Insert ``rows`` of ``model`` in one bulk statement and return their new ids, in order.
 
-    The ids are read back by ``key`` (columns whose values are unique among the new rows), or, without
-    a key, in id order. RETURNING with guaranteed order would make SQLAlchemy insert row by row.
+    The ids are read back by ``key`` (columns whose values are unique among the new rows), or,
+    without a key, in id order. RETURNING in a guaranteed order would make SQLAlchemy insert row
+    by row on SQLite.
     """
     if not rows:
         return []
