@@ -197,7 +197,7 @@ def set_active(actor: User, user: User, active: bool) -> None:
     log.info("user %s %s by %s", user.login, state, _who(actor))
 
 
-def reset_password(actor: User, user: User, password: str | None = None) -> str:
+def reset_password(actor: User | None, user: User, password: str | None = None) -> str:
     """Give a user a new password (generated when none is given) and end their sessions."""
     password = password or generate_password()
     user.set_password(password)

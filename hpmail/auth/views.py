@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import click
 from flask import (
     Blueprint,
     abort,
@@ -320,3 +321,15 @@ def _password_shown(user: User, password: str):
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.cli.command("reset-password")
+@click.argument("login")
+def reset_password_command(login: str) -> None:
+    """Give a user a new provisional password (printed once) and sign them out everywhere."""
+    user = service.find_user_by_login(login)
+    if user is None:
+        raise click.ClickException(f"Aucun utilisateur « {login} ».")
+    password = service.reset_password(None, user)
+    db.session.commit()
+    click.echo(f"Mot de passe provisoire de « {user.login} » : {password}")

@@ -517,3 +517,13 @@ def test_admin_resetting_their_own_password_stays_signed_in_here(client, admin):
     response = client.post(f"/utilisateurs/{admin.id}/mot-de-passe", data={})
     assert response.status_code == 200
     assert client.get("/utilisateurs").status_code == 200
+
+
+def test_it_admin_resets_a_password_from_the_command_line(app, make_user):
+    make_user("admin", login="alice")
+    result = app.test_cli_runner().invoke(args=["reset-password", "ALICE"])
+    assert result.exit_code == 0, result.output
+    password = result.output.rsplit(": ", 1)[1].strip()
+    assert sign_in(app.test_client(), "alice", password).status_code == 302
+    unknown = app.test_cli_runner().invoke(args=["reset-password", "nobody"])
+    assert unknown.exit_code != 0 and "Aucun utilisateur" in unknown.output
