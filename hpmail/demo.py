@@ -17,9 +17,10 @@ def load(scale: int = 1) -> None:
     """Build the demo school, its users and its delivery settings (the caller commits)."""
     from hpmail.directory.demo import build_school
 
-    build_school(scale=scale)
+    school = build_school(scale=scale)
     for login, name, role, email in DEMO_USERS:
-        create_user(login, name, DEMO_PASSWORD, role, email=email)
+        user = create_user(login, name, DEMO_PASSWORD, role, email=email)
+        user.person_id = school.person_ids.get(email)  # "prof" is the teacher Julien Petit
     from hpmail.delivery.demo import configure_demo_delivery
 
     configure_demo_delivery()
