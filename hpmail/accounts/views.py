@@ -77,11 +77,12 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
         "secret_form": SecretForm(formdata=None),
         "edit_form": EditAccountForm(
             formdata=None,
+            prefix="edit",
             label=selected.label if selected else "",
             address=selected.address if selected else "",
         ),
-        "change_secret_form": ChangeSecretForm(formdata=None),
-        "delete_form": DeleteAccountForm(formdata=None),
+        "change_secret_form": ChangeSecretForm(formdata=None, prefix="secret"),
+        "delete_form": DeleteAccountForm(formdata=None, prefix="delete"),
     }
     forms.update(ctx)
     query = request.args.get("q", "")
@@ -186,7 +187,7 @@ def set_secret(account_id: int):
 @admin_required
 def edit_school_account(account_id: int):
     account = _school_account(account_id)
-    form = EditAccountForm()
+    form = EditAccountForm(prefix="edit")
     try:
         changed = service.update_school_account(
             account, form.label.data, form.address.data, form.current_answer.data, current_user
@@ -229,7 +230,7 @@ def _end_refused(invalid: service.AccountInvalid) -> None:
 @admin_required
 def change_secret(account_id: int):
     account = _school_account(account_id)
-    form = ChangeSecretForm()
+    form = ChangeSecretForm(prefix="secret")
     try:
         service.change_secret(
             account, form.current_answer.data, form.question.data, form.answer.data, current_user
@@ -247,7 +248,7 @@ def change_secret(account_id: int):
 @admin_required
 def delete_school_account(account_id: int):
     account = _school_account(account_id)
-    form = DeleteAccountForm()
+    form = DeleteAccountForm(prefix="delete")
     label = account.label
     try:
         service.delete_account(account, form.current_answer.data, current_user)

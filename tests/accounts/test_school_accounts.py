@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -248,7 +249,11 @@ def test_secret_answer_is_required_to_edit_and_compared_without_case_or_accents(
     account = make_account("secretariat@lycee.example")
     refused = client.post(
         f"{URL}/{account.id}/modifier",
-        data={"label": "Autre", "address": account.address, "current_answer": "Zola"},
+        data={
+            "edit-label": "Autre",
+            "edit-address": account.address,
+            "edit-current_answer": "Zola",
+        },
         headers=FR,
     )
     assert refused.status_code == 422
@@ -257,7 +262,11 @@ def test_secret_answer_is_required_to_edit_and_compared_without_case_or_accents(
     assert db.session.get(Account, account.id).label == "Secrétariat"
     accepted = client.post(
         f"{URL}/{account.id}/modifier",
-        data={"label": "Autre", "address": account.address, "current_answer": "víctor  hugo"},
+        data={
+            "edit-label": "Autre",
+            "edit-address": account.address,
+            "edit-current_answer": "víctor  hugo",
+        },
         headers=FR,
     )
     assert accepted.status_code == 302
@@ -272,14 +281,16 @@ def test_guessing_the_secret_answer_locks_changes_for_15_minutes(
     account = make_account("secretariat@lycee.example")
     for guess in ["a1", "a2", "a3", "a4"]:
         answer = client.post(
-            f"{URL}/{account.id}/supprimer", data={"current_answer": guess}, headers=FR
+            f"{URL}/{account.id}/supprimer", data={"delete-current_answer": guess}, headers=FR
         )
         assert "Réponse secrète incorrecte" in answer.text
-    answer = client.post(f"{URL}/{account.id}/supprimer", data={"current_answer": "a5"}, headers=FR)
+    answer = client.post(
+        f"{URL}/{account.id}/supprimer", data={"delete-current_answer": "a5"}, headers=FR
+    )
     assert "bloquées pendant 15 minutes" in answer.text
     # Locked: even the right answer is refused now, and the lock is kept in the database.
     answer = client.post(
-        f"{URL}/{account.id}/supprimer", data={"current_answer": SECRET_ANSWER}, headers=FR
+        f"{URL}/{account.id}/supprimer", data={"delete-current_answer": SECRET_ANSWER}, headers=FR
     )
     assert answer.status_code == 422 and "Réessayez dans 15 minutes" in answer.text
     db.session.expire_all()
@@ -292,9 +303,9 @@ def test_changing_the_address_restarts_verification(client, db, admin, mail_serv
     response = client.post(
         f"{URL}/{account.id}/modifier",
         data={
-            "label": "Secrétariat",
-            "address": "accueil@lycee.example",
-            "current_answer": SECRET_ANSWER,
+            "edit-label": "Secrétariat",
+            "edit-address": "accueil@lycee.example",
+            "edit-current_answer": SECRET_ANSWER,
         },
         headers=FR,
     )
@@ -311,13 +322,13 @@ def test_changing_the_address_restarts_verification(client, db, admin, mail_serv
 
 def test_changing_the_secret_needs_the_current_answer(client, db, admin, make_account):
     account = make_account("secretariat@lycee.example")
-    data = {"current_answer": "faux", "question": "Ville ?", "answer": "Lyon"}
+    data = {"secret-current_answer": "faux", "secret-question": "Ville ?", "secret-answer": "Lyon"}
     assert (
         client.post(f"{URL}/{account.id}/changer-secret", data=data, headers=FR).status_code == 422
     )
     db.session.expire_all()
     assert db.session.get(Account, account.id).secret_question == "Auteur préféré ?"
-    data["current_answer"] = "VICTOR HUGO"
+    data["secret-current_answer"] = "VICTOR HUGO"
     assert (
         client.post(f"{URL}/{account.id}/changer-secret", data=data, headers=FR).status_code == 302
     )
@@ -342,7 +353,7 @@ def test_an_account_with_e_mails_in_the_outbox_cannot_be_deleted(
     )
     db.session.commit()
     refused = client.post(
-        f"{URL}/{account.id}/supprimer", data={"current_answer": SECRET_ANSWER}, headers=FR
+        f"{URL}/{account.id}/supprimer", data={"delete-current_answer": SECRET_ANSWER}, headers=FR
     )
     assert refused.status_code == 422
     assert "encore dans la file d&#39;envoi" in refused.text
@@ -354,8 +365,38 @@ def test_an_account_with_e_mails_in_the_outbox_cannot_be_deleted(
         email.state = EmailState.CANCELLED
     db.session.commit()
     deleted = client.post(
-        f"{URL}/{account.id}/supprimer", data={"current_answer": SECRET_ANSWER}, headers=FR
+        f"{URL}/{account.id}/supprimer", data={"delete-current_answer": SECRET_ANSWER}, headers=FR
     )
     assert deleted.status_code == 302
     db.session.expire_all()
     assert db.session.get(Account, account.id) is None
+
+
+def test_each_form_field_of_the_page_has_its_own_id(client, db, admin, make_account):
+    account = make_account("secretariat@lycee.example")
+    page = client.get(f"{URL}?compte={account.id}", headers=FR).text
+    ids = re.findall(r'<input[^>]* id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), sorted(ids)
+
+
+def test_an_address_typo_can_be_fixed_while_the_new_address_awaits_its_code(
+    client, db, admin, mail_server, make_account
+):
+    account = make_account("secretariat@lycee.example")
+    data = {
+        "edit-label": "Secrétariat",
+        "edit-address": "acceuil@lycee.example",
+        "edit-current_answer": SECRET_ANSWER,
+    }
+    client.post(f"{URL}/{account.id}/modifier", data=data, headers=FR)
+    page = client.get(f"{URL}?compte={account.id}", headers=FR)
+    assert "Code de vérification" in page.text and "Modifier le compte" in page.text
+    latest_code_row(db, account).sent_at -= timedelta(seconds=61)
+    db.session.commit()
+    data["edit-address"] = "accueil@lycee.example"
+    assert client.post(f"{URL}/{account.id}/modifier", data=data, headers=FR).status_code == 302
+    code = code_in(mail_server, "accueil@lycee.example")
+    client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    db.session.expire_all()
+    account = db.session.get(Account, account.id)
+    assert account.address == "accueil@lycee.example" and account.is_ready
