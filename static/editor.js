@@ -10,9 +10,9 @@
     ["insertUnorderedList", "•", "Liste à puces"],
     ["insertOrderedList", "1.", "Liste numérotée"],
     ["formatBlock:blockquote", "❝", "Citation"],
-    ["createLink", "🔗", "Lien"],
-    ["unlink", "⛓", "Retirer le lien"],
-    ["removeFormat", "⌫", "Effacer la mise en forme"]
+    ["createLink", "Lien", "Insérer un lien"],
+    ["unlink", "Sans lien", "Retirer le lien"],
+    ["removeFormat", "Effacer", "Effacer la mise en forme"]
   ];
 
   function looksLikeHtml(text) { return /<[a-z!\/]/i.test(text); }
