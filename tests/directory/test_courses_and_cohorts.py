@@ -115,3 +115,23 @@ def test_cohort_pages_list_groups_counts_and_teaching_team(
     assert "2 étudiant(s)" in page.text
     assert "TD1</a> — 1 étudiant(s)" in page.text
     assert client.get("/promotions/424242", headers=FR).status_code == 404
+
+
+def test_sheets_and_lists_link_to_the_composer_when_it_exists(
+    app, client, login_as, make_person, make_cohort, make_course
+):
+    s = school(make_person, make_cohort, make_course)
+    login_as("staff")
+    assert "compose.quick_course" in app.view_functions  # the composer is built
+    course = client.get(f"/cours/{s['cm'].id}", headers=FR).text
+    assert f'href="/e-mail/cours/{s["cm"].id}"' in course
+    assert "E-mail à toutes les personnes concernées" in course
+    cohort = client.get(f"/promotions/{s['l1'].id}", headers=FR).text
+    assert (
+        f'href="/e-mail/promotion/{s["l1"].id}/equipe">E-mail à l\'équipe pédagogique</a>' in cohort
+    )
+    location = client.get("/plannings/student", headers=FR).headers["Location"]
+    listing = client.get(location, headers=FR).text
+    token = location.split("selection=")[1].split("&")[0]
+    assert f'href="/e-mail/nouveau?selection={token}"' in listing
+    assert "Envoyer un e-mail" in listing
