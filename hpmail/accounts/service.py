@@ -86,13 +86,32 @@ def clean_address(value: str | None, field: str = "address") -> str:
     return checked.ascii_email or checked.normalized  # an IDN domain in its ASCII form
 
 
-def ensure_address_free(address: str, account: Account | None = None) -> None:
-    """Raise AccountInvalid if another account already uses ``address``."""
-    query = select(Account.id).where(func.lower(Account.address) == address.lower())
+def _holders(address: str, account: Account | None):
+    query = select(Account).where(func.lower(Account.address) == address.lower())
     if account is not None and account.id is not None:
         query = query.where(Account.id != account.id)
-    if db.session.scalar(query.limit(1)) is not None:
+    return db.session.scalars(query)
+
+
+def _is_unproven_claim(holder: Account) -> bool:
+    # A personal account never verified has sent nothing: its address is not really taken, so
+    # that a user cannot block the school's own address by typing it in their settings.
+    return holder.kind == AccountKind.PERSONAL and holder.verified_at is None
+
+
+def ensure_address_free(address: str, account: Account | None = None) -> None:
+    """Raise AccountInvalid if another account already uses ``address``."""
+    if any(not _is_unproven_claim(holder) for holder in _holders(address, account)):
         raise AccountInvalid({"address": _("Another account already uses this address.")})
+
+
+def _release_address(address: str, account: Account | None = None) -> None:
+    """Delete the unverified personal accounts that claim ``address`` (before taking it)."""
+    for holder in _holders(address, account):
+        if _is_unproven_claim(holder):
+            log.info("unverified personal account %s gives up <%s>", holder.id, address)
+            db.session.delete(holder)
+    db.session.flush()
 
 
 def _clean_answer(value: str | None, field: str = "answer") -> str:
@@ -181,6 +200,7 @@ def create_school_account(label: str, address: str, by: User) -> tuple[Account, 
         errors.update(invalid.errors)
     if errors:
         raise AccountInvalid(errors)
+    _release_address(address)
     account = Account(kind=AccountKind.SCHOOL, label=label, address=address, display_name=label)
     db.session.add(account)
     db.session.flush()
@@ -230,6 +250,8 @@ def update_school_account(
         raise AccountInvalid(errors)
     _check_answer(account, current_answer)
     address_changed = address.lower() != account.address.lower()
+    if address_changed:
+        _release_address(address, account)
     account.label = label
     account.display_name = label
     account.address = address
@@ -416,6 +438,7 @@ def save_personal_account(user: User, display_name: str, address: str) -> tuple[
         errors.update(invalid.errors)
     if errors:
         raise AccountInvalid(errors)
+    _release_address(address, account)
     if account is None:
         account = Account(kind=AccountKind.PERSONAL, owner_id=user.id, address=address)
         db.session.add(account)

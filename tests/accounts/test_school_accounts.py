@@ -400,3 +400,25 @@ def test_an_address_typo_can_be_fixed_while_the_new_address_awaits_its_code(
     db.session.expire_all()
     account = db.session.get(Account, account.id)
     assert account.address == "accueil@lycee.example" and account.is_ready
+
+
+def test_a_user_cannot_block_the_school_s_address_with_an_unverified_personal_account(
+    client, db, admin, make_user, mail_server
+):
+    from hpmail.accounts import service
+
+    squatter = make_user("teacher")
+    service.save_personal_account(squatter, "Direction", "direction@lycee.example")
+    db.session.commit()
+    response = create(client, label="Direction", address="direction@lycee.example")
+    assert response.status_code == 302
+    accounts = db.session.scalars(select(Account)).all()
+    assert [(a.kind, a.address) for a in accounts] == [("school", "direction@lycee.example")]
+
+
+def test_a_verified_personal_address_stays_taken(client, db, admin, make_user, make_account):
+    owner = make_user("teacher")
+    make_account("julien@lycee.example", kind="personal", owner=owner, label="Julien")
+    response = create(client, label="Julien", address="julien@lycee.example")
+    assert response.status_code == 422
+    assert "Un autre compte utilise déjà cette adresse." in response.text
