@@ -1,4 +1,4 @@
-"""CSV import of people: read the file, check every row, match existing people, write in one go.
+"""CSV import of people: match the checked rows with the directory and write them in one go.
 
 A file with rejected rows writes nothing unless the admin asks for the valid rows only; the caller
 commits once, so a file is never half-imported.
@@ -6,8 +6,6 @@ commits once, so a file is never half-imported.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,64 +13,15 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 from sqlalchemy import delete, insert, select, update
 
-from hpmail.directory.emails import email_status_of
-from hpmail.directory.models import (
-    Cohort,
-    Group,
-    Person,
-    PersonKind,
-    insert_many,
-    person_group,
-)
+from hpmail.directory.csv_file import FileRefused, RowReport, read_rows
+from hpmail.directory.models import Cohort, Group, Person, insert_many, person_group
 from hpmail.directory.text import fold, search_text_for
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
-# Header (folded, without spaces, dashes or underscores) -> field.
-COLUMNS = {
-    "nom": "last_name", "lastname": "last_name", "nomdefamille": "last_name", "name": "last_name",
-    "prenom": "first_name", "firstname": "first_name",
-    "email": "email", "mail": "email", "courriel": "email", "adresseemail": "email",
-    "type": "kind", "kind": "kind", "categorie": "kind",
-    "promotion": "cohort", "cohort": "cohort", "classe": "cohort",
-    "groupes": "groups", "groups": "groups", "groupe": "groups", "group": "groups",
-    "identifiant": "external_id", "id": "external_id",
-}  # fmt: skip
-REQUIRED = ("last_name", "first_name", "kind")
-KINDS = {
-    "enseignant": PersonKind.TEACHER, "enseignante": PersonKind.TEACHER,
-    "professeur": PersonKind.TEACHER, "prof": PersonKind.TEACHER, "teacher": PersonKind.TEACHER,
-    "etudiant": PersonKind.STUDENT, "etudiante": PersonKind.STUDENT, "eleve": PersonKind.STUDENT,
-    "student": PersonKind.STUDENT,
-    "personnel": PersonKind.STAFF, "staff": PersonKind.STAFF, "administratif": PersonKind.STAFF,
-}  # fmt: skip
 # Unique among the rows an import creates (duplicates in the file are rejected before).
 PERSON_KEY = ("kind", "external_id", "last_name", "first_name", "email")
-LIMITS = {"last_name": 120, "first_name": 120, "email": 254, "cohort": 120, "external_id": 64}
-GROUP_NAME_LIMIT = 120
-
-
-def _column_names() -> dict[str, str]:
-    return {
-        "last_name": _("last name (nom)"),
-        "first_name": _("first name (prénom)"),
-        "kind": _("type"),
-    }
-
-
-@dataclass
-class RowReport:
-    """What happened to one line of the file."""
-
-    line: int
-    name: str
-    status: str = "pending"  # created, updated, unchanged, rejected
-    messages: list[str] = field(default_factory=list)
-    values: dict = field(default_factory=dict, repr=False)
-    cohort: str = ""
-    groups: list[str] = field(default_factory=list)
-    person_id: int | None = None
 
 
 @dataclass
@@ -98,167 +47,6 @@ class ImportReport:
     @property
     def valid_rows(self) -> list[RowReport]:
         return [row for row in self.rows if row.status != "rejected"]
-
-
-class FileRefused(Exception):
-    """The whole file is unusable; the message says why, in French."""
-
-
-def decode(data: bytes) -> tuple[str, str]:
-    """Return the file's text and encoding: UTF-8 (with or without BOM) or Windows-1252."""
-    if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise FileRefused(
-            _("This is a spreadsheet, not a CSV file. Save it as CSV (semicolon separated) first.")
-        )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
-        raise FileRefused(
-            _("The file's encoding is not supported (UTF-16 or binary). Save it as CSV UTF-8.")
-        )
-    try:
-        return data.decode("utf-8-sig"), "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "Windows-1252"
-    except UnicodeDecodeError as error:
-        raise FileRefused(
-            _(
-                "The file's encoding is not recognised (byte %(position)s). "
-                "Save it as CSV UTF-8 or Windows-1252.",
-                position=error.start + 1,
-            )
-        ) from None
-
-
-def sniff_delimiter(text: str) -> str:
-    """Return ';' or ',' from the header line, or refuse another separator."""
-    header = next((line for line in text.splitlines() if line.strip()), "")
-    semicolons, commas = header.count(";"), header.count(",")
-    if semicolons == 0 and commas == 0:
-        raise FileRefused(
-            _(
-                "Column separator not recognised: the header line must separate its columns "
-                "with semicolons (;) or commas (,). It reads: « %(header)s ».",
-                header=header[:200],
-            )
-        )
-    return ";" if semicolons >= commas else ","
-
-
-def _header_fields(header: list[str]) -> list[str | None]:
-    fields = []
-    for name in header:
-        key = fold(name).replace(" ", "").replace("-", "").replace("_", "").replace("'", "")
-        fields.append(COLUMNS.get(key))
-    return fields
-
-
-def read_rows(data: bytes, report: ImportReport) -> list[RowReport]:
-    """Decode and parse the file, check each row; fill ``report`` (nothing is written)."""
-    if not data.strip():
-        raise FileRefused(_("The file is empty."))
-    text, report.encoding = decode(data)
-    report.delimiter = sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=report.delimiter, strict=True)
-    try:
-        header = next(reader)
-        fields = _header_fields(header)
-        _check_header(header, fields, report)
-        rows = []
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            rows.append(_check_row(reader.line_num, cells, fields, len(header)))
-    except csv.Error as error:
-        raise FileRefused(
-            _(
-                "The CSV file is malformed near line %(line)s (%(detail)s). Check the quotes.",
-                line=reader.line_num,
-                detail=str(error),
-            )
-        ) from None
-    if not rows:
-        raise FileRefused(_("The file has a header line but no person."))
-    return rows
-
-
-def _check_header(header: list[str], fields: list[str | None], report: ImportReport) -> None:
-    present = [f for f in fields if f]
-    twice = sorted({f for f in present if present.count(f) > 1})
-    if twice:
-        names = ", ".join(h for h, f in zip(header, fields, strict=True) if f in twice)
-        raise FileRefused(_("These columns say the same thing twice: %(names)s.", names=names))
-    missing = [_column_names()[f] for f in REQUIRED if f not in present]
-    if missing:
-        raise FileRefused(
-            _(
-                "Required columns are missing: %(missing)s. Columns found: %(found)s.",
-                missing=", ".join(missing),
-                found=", ".join(f"« {h.strip()[:60]} »" for h in header) or "—",
-            )
-        )
-    ignored = [h.strip() for h, f in zip(header, fields, strict=True) if not f and h.strip()]
-    if ignored:
-        report.notes.append(_("Columns ignored: %(names)s.", names=", ".join(ignored)))
-
-
-def _check_row(line: int, cells: list[str], fields: list[str | None], width: int) -> RowReport:
-    raw = {f: cell.strip() for f, cell in zip(fields, cells, strict=False) if f}
-    name = f"{raw.get('last_name', '').upper()} {raw.get('first_name', '')}".strip()
-    row = RowReport(line=line, name=name[:250])
-    problems: list[str] = []
-    notes: list[str] = []
-    if len(cells) > width:
-        problems.append(
-            _(
-                "This line has %(cells)s columns instead of %(width)s "
-                "(a separator inside a value without quotes?).",
-                cells=len(cells),
-                width=width,
-            )
-        )
-    if any(ch in value for value in raw.values() for ch in "\r\n\x00\t"):
-        problems.append(_("A value holds a line break or a control character."))
-    if not raw.get("last_name"):
-        problems.append(_("The last name is missing."))
-    for key, limit in LIMITS.items():
-        if len(raw.get(key, "")) > limit:
-            problems.append(
-                _("%(column)s is longer than %(limit)s characters.", column=key, limit=limit)
-            )
-    kind = KINDS.get(fold(raw.get("kind", "")).replace(" ", ""))
-    if kind is None:
-        problems.append(
-            _(
-                "Unknown type « %(value)s »: expected enseignant, étudiant or personnel.",
-                value=raw.get("kind", "")[:40],
-            )
-        )
-    groups = [g.strip() for g in raw.get("groups", "").split(",") if g.strip()]
-    cohort = raw.get("cohort", "")
-    if kind and kind != PersonKind.STUDENT and (cohort or groups):
-        notes.append(_("Cohort and groups ignored: only students have them."))
-        cohort, groups = "", []
-    if groups and not cohort:
-        problems.append(_("Groups are given without a cohort."))
-    if any(len(g) > GROUP_NAME_LIMIT for g in groups):
-        problems.append(_("A group name is longer than %(limit)s characters.", limit=120))
-    email = raw.get("email") or None
-    status = email_status_of(email)
-    if status == "invalid":
-        notes.append(_("Invalid e-mail address, kept as it is."))
-    row.messages = problems + notes
-    row.status = "rejected" if problems else "pending"
-    row.values = {
-        "kind": kind,
-        "external_id": raw.get("external_id") or None,
-        "last_name": raw.get("last_name", ""),
-        "first_name": raw.get("first_name", ""),
-        "email": email,
-        "email_status": str(status),
-    }
-    row.cohort, row.groups = cohort, list(dict.fromkeys(groups))
-    return row
 
 
 def _identity(values: dict) -> tuple:
@@ -345,10 +133,12 @@ def analyse(data: bytes, max_bytes: int) -> tuple[ImportReport, _Existing | None
         )
         return report, None
     try:
-        report.rows = read_rows(data, report)
+        csv_file = read_rows(data)
     except FileRefused as refused:
         report.errors.append(str(refused))
         return report, None
+    report.rows, report.notes = csv_file.rows, csv_file.notes
+    report.encoding, report.delimiter = csv_file.encoding, csv_file.delimiter
     _reject_duplicates(report.rows)
     existing = _Existing()
     _match_rows(report.rows, existing)

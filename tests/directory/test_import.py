@@ -187,6 +187,7 @@ def test_extra_cells_and_hostile_values_reject_the_row(app, db):
     statuses = [row.status for row in report.rows]
     assert statuses == ["rejected", "rejected", "rejected", "created"]
     assert "4 colonnes au lieu de 3" in report.rows[0].messages[0]
+    assert report.rows[1].messages == ["La valeur de « nom » dépasse 120 caractères."]
     assert count(db) == 0
 
 
