@@ -1,0 +1,223 @@
+"""Record what SMTP servers answered: e-mail and recipient states, written in batches."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import bindparam, update
+from sqlalchemy.exc import OperationalError
+
+from hpmail.delivery import clock
+from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
+from hpmail.delivery.retry import next_attempt
+from hpmail.delivery.transport import Failure, server_answer
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Answers are committed at least this often (seconds), however few e-mails were sent meanwhile.
+RECORD_SECONDS = 0.25
+
+
+@dataclass
+class Delivery:
+    """What happened to the e-mails handed to ``deliver``."""
+
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    not_claimed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add_error(self, message: str) -> None:
+        if message not in self.errors:
+            self.errors.append(message)
+
+
+@dataclass
+class Pending:
+    """A claimed e-mail and what its message needs."""
+
+    id: int
+    mailing_id: int
+    message_id: str
+    attempts: int
+    created_at: datetime
+    transport_id: int | None
+    # (recipient id, field, name, address) of the recipients still pending
+    recipients: list[tuple[int, str, str, str]] = field(default_factory=list)
+
+
+class Recorder:
+    """Writes each answer to the outbox in batches: a few statements and one commit per N e-mails.
+
+    A crash before the commit only means those e-mails are sent again (at least once, bounded
+    by ``DELIVERY_RECORD_EVERY``), never that one is lost.
+    """
+
+    def __init__(self, now: datetime, final: bool, delivery: Delivery) -> None:
+        self.now = now
+        self.final = final  # in a request: no retry later, the user sees the outcome
+        self.delivery = delivery
+        self.every = current_app.config.get("DELIVERY_RECORD_EVERY", 20)
+        self.flushed_at = time.monotonic()
+        self.emails: list[tuple[int, dict]] = []
+        self.refused: list[dict] = []
+        self.accepted: list[int] = []
+        self.renewals: list[int] = []
+
+    def sent(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
+        refused = {address.lower(): answer for address, answer in refused.items()}
+        for recipient_id, _field, _name, address in email.recipients:
+            answer = refused.get(address.lower())
+            if answer is not None:
+                self._refuse(recipient_id, *answer)
+        self.accepted.append(email.id)
+        values = {"state": EmailState.SENT, "sent_at": self.now, "lease_until": None}
+        if refused:
+            code, text = next(iter(refused.values()))
+            values.update(last_code=code, last_error=server_answer(code, text).message)
+        self.delivery.sent += 1
+        self._save(email, values)
+
+    def _refuse(self, recipient_id: int, code: int, text) -> None:
+        self.refused.append({"r_id": recipient_id, "r_code": code, "r_reply": _words(text)})
+
+    def recipients_refused(self, email: Pending, refused: dict) -> Failure:
+        """Record an e-mail whose every recipient was refused; return the failure it counts as."""
+        refused = {address.lower(): answer for address, answer in refused.items()}
+        failures = []
+        for recipient_id, _field, _name, address in email.recipients:
+            code, text = refused.get(address.lower(), (550, b""))
+            failures.append(server_answer(code, text))
+            if code >= 500:
+                self._refuse(recipient_id, code, text)
+        permanent = [failure for failure in failures if failure.permanent]
+        return permanent[0] if len(permanent) == len(failures) else failures[0]
+
+    def failed(self, email: Pending, failure: Failure) -> None:
+        """Record a failure: permanent (or too old, or in a request) fails, transient defers."""
+        retry_at = None
+        if not failure.permanent and not self.final:
+            retry_at = next_attempt(email.created_at, email.attempts, self.now)
+        if retry_at is None:
+            values = {"state": EmailState.FAILED, "next_attempt_at": self.now}
+            self.delivery.failed += 1
+        else:
+            values = {"state": EmailState.DEFERRED, "next_attempt_at": retry_at}
+            self.delivery.deferred += 1
+        values.update(lease_until=None, last_code=failure.code, last_error=failure.message)
+        self.delivery.add_error(failure.message)
+        self._save(email, values)
+
+    def held_back(self, email: Pending, until: datetime, message: str) -> None:
+        """Defer an e-mail held back by a sending limit to the next window (not an attempt)."""
+        self.delivery.deferred += 1
+        self._save(
+            email,
+            {
+                "state": EmailState.DEFERRED,
+                "next_attempt_at": until,
+                "lease_until": None,
+                "attempts": max(email.attempts - 1, 0),
+                "last_error": message,
+            },
+        )
+
+    def _save(self, email: Pending, values: dict) -> None:
+        self.emails.append((email.id, values))
+        # Commit every N e-mails, or sooner on a slow server, so that few are unrecorded at once.
+        if len(self.emails) >= self.every or time.monotonic() - self.flushed_at > RECORD_SECONDS:
+            self.flush()
+
+    def renew_leases(self, email_ids: list[int]) -> None:
+        """Extend the lease of e-mails still to send in a long batch, so none is taken twice."""
+        self.renewals = list(email_ids)
+        self.flush()
+
+    def _write(self) -> None:
+        if self.renewals:
+            lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
+            db.session.execute(
+                update(OutboundEmail.__table__)
+                .where(
+                    OutboundEmail.__table__.c.id.in_(self.renewals),
+                    OutboundEmail.__table__.c.state == EmailState.SENDING,
+                )
+                .values(lease_until=clock.now() + lease)
+            )
+        recipients = EmailRecipient.__table__
+        if self.refused:
+            db.session.execute(
+                update(recipients)
+                .where(recipients.c.id == bindparam("r_id"))
+                .values(
+                    state=RecipientState.REFUSED,
+                    code=bindparam("r_code"),
+                    reply=bindparam("r_reply"),
+                ),
+                self.refused,
+            )
+        if self.accepted:
+            db.session.execute(
+                update(recipients)
+                .where(
+                    recipients.c.email_id.in_(self.accepted),
+                    recipients.c.state == RecipientState.PENDING,
+                )
+                .values(state=RecipientState.ACCEPTED, code=250)
+            )
+        emails = OutboundEmail.__table__
+        by_columns: dict[tuple, list[dict]] = defaultdict(list)
+        for email_id, values in self.emails:
+            columns = tuple(sorted(values))
+            by_columns[columns].append({"e_id": email_id, **{f"v_{k}": values[k] for k in columns}})
+        for columns, rows in by_columns.items():
+            db.session.execute(
+                update(emails)
+                .where(emails.c.id == bindparam("e_id"))
+                .values({name: bindparam(f"v_{name}") for name in columns}),
+                rows,
+            )
+
+    def flush(self, attempts: int = 5) -> None:
+        """Write and commit what was recorded, retrying while another connection holds the lock."""
+        if not (self.emails or self.refused or self.accepted or self.renewals):
+            return
+        for attempt in range(attempts):
+            try:
+                self._write()
+                db.session.commit()
+                break
+            except OperationalError:
+                db.session.rollback()
+                if attempt == attempts - 1:
+                    raise
+                log.warning("database busy while recording delivery; retrying")
+                time.sleep(0.2 * (attempt + 1))
+        self.emails, self.refused, self.accepted, self.renewals = [], [], [], []
+        self.flushed_at = time.monotonic()
+
+
+def commit_patiently(attempts: int = 5) -> None:
+    """Commit, retrying a few times if the database is locked (SQLite busy timeout passed)."""
+    for attempt in range(attempts):
+        try:
+            db.session.commit()
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            log.warning("database busy while recording delivery; retrying")
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _words(text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(str(text).split())
