@@ -45,7 +45,7 @@ def test_secretary_filters_students_by_cohort_and_selects_some(
     # Text filter (accent-free), then every student matching it.
     page.fill("input[name=q]", "zoe")
     expect(page.locator("table.people tbody")).to_have_text("Personne ne correspond à ce filtre.")
-    page.select_option("select[name=cohort]", label="Tous")
+    page.select_option("select[name=cohort]", label="Toutes")
     expect(page.locator("table.people tbody tr")).to_have_count(3)
     page.get_by_role("button", name="Sélectionner tout ce qui correspond au filtre (3)").click()
     expect(page.locator("#selection-counter")).to_have_text("4 sélectionné(s)")

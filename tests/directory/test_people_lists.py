@@ -37,7 +37,7 @@ def test_student_list_is_in_french_with_email_state_column(
     make_person(last_name="Durand", first_name="Léa", email="lea.durand@@exemple", cohort=l1)
     page = open_list(client)
     assert "<h1>Étudiants</h1>" in page.text
-    for text in ("Filtrer", "Promotion", "Groupe", "Tous", "0 sélectionné(s)"):
+    for text in ("Filtrer", "Promotion", "Groupe", "Toutes", "Tous", "0 sélectionné(s)"):
         assert text in page.text
     assert "Sélectionner tout ce qui correspond au filtre (3)" in page.text
     assert "Adresse valide" in page.text
