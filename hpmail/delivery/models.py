@@ -110,7 +110,9 @@ class UserTransport(db.Model):
 
     __tablename__ = "user_transport"
 
-    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
     transport_id: Mapped[int | None] = mapped_column(ForeignKey("transport.id"))
     profile_id: Mapped[int | None] = mapped_column(ForeignKey("sending_profile.id"), index=True)
 
@@ -175,7 +177,9 @@ class MailingAttachment(db.Model):
     __tablename__ = "mailing_attachment"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailing.id", ondelete="CASCADE"), index=True)
+    mailing_id: Mapped[int] = mapped_column(
+        ForeignKey("mailing.id", ondelete="CASCADE"), index=True
+    )
     attachment_id: Mapped[int] = mapped_column(ForeignKey("attachment.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     content_id: Mapped[str | None] = mapped_column(String(255))  # set for inline images
@@ -197,7 +201,9 @@ class OutboundEmail(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    mailing_id: Mapped[int] = mapped_column(ForeignKey("mailing.id", ondelete="CASCADE"), index=True)
+    mailing_id: Mapped[int] = mapped_column(
+        ForeignKey("mailing.id", ondelete="CASCADE"), index=True
+    )
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     state: Mapped[str] = mapped_column(String(10), default=EmailState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
