@@ -147,7 +147,17 @@ def check_code(account_id: int):
         form.code.errors = [str(refused)]
         return _school_page(account, _status(False), "pane", code_form=form)
     db.session.commit()
-    return _school_page(account, 200, "pane", code_message=_("The address is verified."))
+    response = _school_page(account, 200, "pane", code_message=_("The address is verified."))
+    if is_htmx():  # the account's state changed in the list too: swap its rows out of band
+        rows = render_block(
+            SCHOOL_PAGE,
+            "account_rows",
+            oob=True,
+            accounts=service.school_accounts(),
+            selected=account,
+        )
+        response.set_data(response.get_data(as_text=True) + rows)
+    return response
 
 
 @bp.route("/configuration/comptes-etablissement/<int:account_id>/renvoyer-code", methods=["POST"])

@@ -45,6 +45,7 @@ def test_admin_creates_a_school_account_and_only_authorised_users_send_with_it(
     page.get_by_label("Code de vérification").fill(code)
     page.get_by_role("button", name="Vérifier le code").click()
     page.get_by_text("L'adresse est vérifiée.").wait_for()
+    page.locator("#account-rows").get_by_text("Question secrète manquante").wait_for()
 
     page.get_by_label("Question secrète").fill("Nom du premier proviseur ?")
     page.get_by_label("Réponse secrète").fill("Dupré")
