@@ -240,13 +240,14 @@ def run(app, args) -> None:
     searched = median_ms(lambda: client.get(f"/e-mails?q={next(it)}", headers=htmx), len(queries))
 
     def like_search():
-        words = next(it).split()
-        query = select(Mailing.id).order_by(Mailing.created_at.desc()).limit(51)
-        for word in words:
+        # What a search without the index costs: every row's subject and body read (count).
+        query = select(func.count(Mailing.id))
+        for word in next(it).split():
+            pattern = f"%{word}%"
             query = query.where(
-                or_(Mailing.subject.ilike(f"%{word}%"), Mailing.text_body.ilike(f"%{word}%"))
+                or_(Mailing.subject.ilike(pattern), Mailing.text_body.ilike(pattern))
             )
-        db.session.execute(query).all()
+        db.session.scalar(query)
 
     liked = median_ms(like_search, len(queries))
     rows.append(
@@ -254,7 +255,7 @@ def run(app, args) -> None:
             f"archive search, {args.mailings:,} e-mails (htmx fragment)",
             searched,
             200,
-            "LIKE scan, SQL only",
+            "LIKE scan of subject and body, SQL only",
             liked,
         )
     )
