@@ -55,6 +55,7 @@ __all__ = [
     "cancel",
     "counts_by_state",
     "dispatch",
+    "dispatch_emails",
     "queue_and_dispatch",
     "queue_mailing",
     "register_sender_check",

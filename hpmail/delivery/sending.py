@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import sqlite3
 import time
 from collections import OrderedDict, defaultdict
 from datetime import datetime, timedelta
@@ -41,10 +42,17 @@ log = logging.getLogger(__name__)
 SENDER_CHECKS: list = []
 
 
+def require_returning() -> None:
+    """Refuse to run on a SQLite too old for ``UPDATE … RETURNING`` (3.35, 2021)."""
+    if db.session.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
+        raise RuntimeError(f"hpmail needs SQLite 3.35 or later, not {sqlite3.sqlite_version}")
+
+
 def claim(email_ids: list[int], now: datetime) -> list[int]:
     """Take the due rows among ``email_ids`` with one conditional UPDATE and a lease; commit."""
     if not email_ids:
         return []
+    require_returning()
     lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
     due = or_(
         and_(

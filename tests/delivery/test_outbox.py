@@ -17,6 +17,7 @@ from hpmail.delivery.outbox import (
     cancel,
     counts_by_state,
     dispatch,
+    dispatch_emails,
     queue_mailing,
     register_sender_check,
     resend_failed_recipients,
@@ -165,3 +166,50 @@ def test_cancel_and_retry_now(db, smtp_server, delivery_settings):
     dispatch(mailing)
     assert smtp_server.received == []
     assert retry_now([email_id]) == []  # a cancelled e-mail stays cancelled
+
+
+def test_not_delegated_sends_with_the_authors_profile(
+    db, smtp_server, make_transport, make_user, delivery_settings
+):
+    from hpmail.delivery.models import SendingProfile, UserTransport
+
+    delivery_settings(delegate=False)  # the server's transport is a dead end
+    author = make_user("teacher")
+    profile = SendingProfile(name="Rectorat", transport=make_transport(smtp_server))
+    db.session.add_all([profile, UserTransport(user_id=author.id, profile=profile)])
+    db.session.commit()
+
+    mailing = queue(db, [EmailSpec(to=[Address("a@example.org")])], author_id=author.id)
+    result = dispatch(mailing)
+
+    assert (result.queued, result.sent, result.failed) == (0, 1, 0)
+    assert mailing.transport_id == profile.transport_id
+    assert len(smtp_server.received) == 1
+
+
+def test_not_delegated_without_a_transport_of_ones_own_is_refused(
+    db, smtp_server, make_user, delivery_settings
+):
+    delivery_settings(smtp_server, delegate=False)
+    author = make_user("teacher")
+    with pytest.raises(NoTransport):
+        queue(db, [EmailSpec(to=[Address("a@example.org")])], author_id=author.id)
+
+
+def test_retry_now_sends_a_failed_email_again(db, smtp_server, delivery_settings):
+    delivery_settings(smtp_server)
+    smtp_server.recorder.data_reply = "554 5.7.1 Rejected for now"
+    mailing = queue(db, [EmailSpec(to=[Address("a@example.org")])])
+    dispatch(mailing)
+    email = db.session.scalars(select(OutboundEmail)).one()
+    assert email.state == EmailState.FAILED
+    message_id = email.message_id
+
+    smtp_server.recorder.data_reply = None
+    ids = retry_now([email.id])
+    db.session.commit()
+    dispatch_emails(ids)
+
+    db.session.refresh(email)
+    assert email.state == EmailState.SENT
+    assert smtp_server.received[0].message["Message-ID"] == message_id
