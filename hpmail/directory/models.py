@@ -213,6 +213,9 @@ class Selection(db.Model):
     """People picked in a list, kept on the server so that 2,000 students never make a URL."""
 
     __tablename__ = "selection"
+    __table_args__ = (
+        CheckConstraint("kind IS NULL OR kind IN ('teacher', 'student', 'staff')", name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
