@@ -195,10 +195,14 @@ def rows_of(ids: list[int]) -> list[Row]:
         select(numbered.c.mailing_id, numbered.c.name, numbered.c.address).where(numbered.c.n <= 3)
     ):
         first[mailing_id].append(name or address)
+    failures = unresolved_failures(ids)
     rows = []
     for mailing_id in ids:
         by_state = counts[mailing_id]
-        rank = min((STATE_RANK.get(s, 4) for s in by_state), default=4)
+        # Failed when a recipient is still refused or failed; failures sent again do not count.
+        rank = min((STATE_RANK.get(s, 4) for s in by_state if s != "failed"), default=4)
+        if failures.get(mailing_id):
+            rank = 0
         rows.append(
             Row(
                 mailings[mailing_id],
@@ -266,24 +270,26 @@ def may_resend(user, mailing: Mailing) -> bool:
     return user.is_admin or may_send_as(user.id, mailing.account_id)
 
 
-def failed_recipient_count(mailing: Mailing) -> int:
-    """Return how many recipients were refused or belong to a failed e-mail, not yet resent."""
+def unresolved_failures(mailing_ids: list[int]) -> dict[int, int]:
+    """Return, by mailing, the recipients refused or of a failed e-mail and not yet resent."""
+    if not mailing_ids:
+        return {}
     later_recipient, later_email = aliased(EmailRecipient), aliased(OutboundEmail)
     resent = (
         select(later_recipient.id)
         .join(later_email, later_email.id == later_recipient.email_id)
         .where(
-            later_email.mailing_id == mailing.id,
+            later_email.mailing_id == OutboundEmail.mailing_id,
             later_recipient.address == EmailRecipient.address,
             later_recipient.id > EmailRecipient.id,
         )
         .exists()
     )
-    return db.session.scalar(
-        select(func.count(EmailRecipient.id))
+    query = (
+        select(OutboundEmail.mailing_id, func.count(EmailRecipient.id))
         .join(OutboundEmail, OutboundEmail.id == EmailRecipient.email_id)
         .where(
-            OutboundEmail.mailing_id == mailing.id,
+            OutboundEmail.mailing_id.in_(mailing_ids),
             (EmailRecipient.state == RecipientState.REFUSED)
             | and_(
                 OutboundEmail.state == EmailState.FAILED,
@@ -291,7 +297,14 @@ def failed_recipient_count(mailing: Mailing) -> int:
             ),
             ~resent,
         )
+        .group_by(OutboundEmail.mailing_id)
     )
+    return dict(db.session.execute(query).all())
+
+
+def failed_recipient_count(mailing: Mailing) -> int:
+    """Return how many recipients were refused or belong to a failed e-mail, not yet resent."""
+    return unresolved_failures([mailing.id]).get(mailing.id, 0)
 
 
 def resend_failed(user, mailing: Mailing) -> list[int]:

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from hpmail.accounts.service import NotAuthorised, default_account, settings_for, usable_accounts
 from hpmail.compose import saved, service
+from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.uploads import (
     KeptFile,
     keep_token,
@@ -58,6 +59,8 @@ def _draft_from_form() -> service.Draft:
 
 
 def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), status=200):
+    # The editor puts the body back into the page's DOM: never hand it unsanitised HTML.
+    draft.body = sanitize_html(draft.body)
     types = service.recipient_types(people)
     return render(
         "compose/new.html",

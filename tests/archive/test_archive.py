@@ -125,6 +125,7 @@ def test_failed_recipients_are_sent_again_once(client, sender, db, smtp_server):
     smtp_server.refuse("absent@example.org", "550 5.1.1 Absent")
     mailing = send(db, sender, mine, "Rappel", to=("present@example.org", "absent@example.org"))
     assert smtp_server.received[0].rcpt_tos == ["present@example.org"]
+    assert "state-failed" in client.get("/e-mails", headers=HTMX).text
     smtp_server.recorder.refused_recipients.clear()
 
     response = client.post(f"/e-mails/{mailing.id}/renvoyer", headers=FR, follow_redirects=True)
@@ -132,6 +133,7 @@ def test_failed_recipients_are_sent_again_once(client, sender, db, smtp_server):
     assert response.status_code == 200
     assert smtp_server.received[-1].rcpt_tos == ["absent@example.org"]
     assert "Renvoyer aux destinataires en échec" not in response.text
+    assert "state-sent" in client.get("/e-mails", headers=HTMX).text
     again = client.post(f"/e-mails/{mailing.id}/renvoyer", headers=FR, follow_redirects=True)
     assert "Aucun destinataire en échec" in again.text
     assert len(smtp_server.received) == 2

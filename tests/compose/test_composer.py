@@ -210,6 +210,16 @@ def test_attachment_and_signature_are_sent_and_a_valid_file_survives_a_warning(
     assert attached.get_content() == b"%PDF-1.4 planning"
 
 
+def test_hostile_body_is_not_put_back_into_the_page_when_the_form_is_shown_again(
+    client, sender, make_person, select_people
+):
+    token = select_people(sender, [make_person("student")])
+    body = '<p>Bonjour</p><img src=x onerror="alert(1)"><script>alert(2)</script>'
+    page = client.post("/e-mail/nouveau", data=form(selection=token, subject="", body=body))
+    textarea = page.text.split("data-editor>")[1].split("</textarea>")[0]
+    assert "Bonjour" in textarea and "onerror" not in textarea and "script" not in textarea
+
+
 def test_hostile_body_is_sanitised_before_it_is_stored(
     client, sender, make_person, select_people, db
 ):
