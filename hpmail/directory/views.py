@@ -95,7 +95,7 @@ def select(kind: str, token: str):
     selection = selections.selection_for(current_user, token)
     if selection.kind != kind:
         abort(404)
-    flt = PeopleFilter.from_args(kind, request.form)
+    flt = checked_filter(PeopleFilter.from_args(kind, request.form))
     action = request.form.get("action", "page")
     shown = _ids(request.form.getlist("shown"))
     if action == "all":
