@@ -19,7 +19,7 @@ from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
 from hpmail.delivery.attachments import store_attachment
 from hpmail.delivery.outbox import Address, AttachmentSpec, EmailSpec, queue_mailing
-from hpmail.delivery.policy import InvalidHeader, header_address
+from hpmail.delivery.policy import InvalidHeader, checked_address
 from hpmail.directory.models import EmailStatus, Person, PersonKind
 from hpmail.directory.reach import reachability
 from hpmail.directory.text import fold
@@ -150,7 +150,7 @@ def resolve_recipients(
         if key and key not in seen:
             seen.add(key)
             try:
-                header_address(address.strip(), name)
+                checked_address(address, name)
             except InvalidHeader as refused:
                 recipients.refused.append((name or address, str(refused)))
                 return
