@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from hpmail.accounts import service
+from hpmail.accounts import school, service
 from hpmail.accounts.forms import (
     ChangeSecretForm,
     CodeForm,
@@ -93,11 +93,11 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
     response = render(
         SCHOOL_PAGE,
         fragment,
-        accounts=service.school_accounts() if whole_page else [],
+        accounts=school.school_accounts() if whole_page else [],
         selected=selected,
-        checklist=service.member_checklist(selected, query) if with_checklist else [],
+        checklist=school.member_checklist(selected, query) if with_checklist else [],
         query=query,
-        transform_refusal=service.transform_refusal(selected) if selected else None,
+        transform_refusal=school.transform_refusal(selected) if selected else None,
         resend_wait=seconds_before_resend(selected) if selected else 0,
         **forms,
     )
@@ -118,7 +118,7 @@ def school_accounts():
 def create_school_account():
     form = SchoolAccountForm()
     try:
-        account, mailing = service.create_school_account(
+        account, mailing = school.create_school_account(
             form.label.data, form.address.data, current_user
         )
     except service.AccountInvalid as invalid:
@@ -153,7 +153,7 @@ def check_code(account_id: int):
             SCHOOL_PAGE,
             "account_rows",
             oob=True,
-            accounts=service.school_accounts(),
+            accounts=school.school_accounts(),
             selected=account,
         )
         response.set_data(response.get_data(as_text=True) + rows)
@@ -183,7 +183,7 @@ def set_secret(account_id: int):
     account = _school_account(account_id)
     form = SecretForm()
     try:
-        service.set_secret(account, form.question.data, form.answer.data, current_user)
+        school.set_secret(account, form.question.data, form.answer.data, current_user)
     except service.AccountInvalid as invalid:
         db.session.rollback()
         loose = _show_errors(form, invalid.errors)
@@ -199,7 +199,7 @@ def edit_school_account(account_id: int):
     account = _school_account(account_id)
     form = EditAccountForm(prefix="edit")
     try:
-        changed = service.update_school_account(
+        changed = school.update_school_account(
             account, form.label.data, form.address.data, form.current_answer.data, current_user
         )
         mailing = service.send_code(account, current_user) if changed else None
@@ -242,7 +242,7 @@ def change_secret(account_id: int):
     account = _school_account(account_id)
     form = ChangeSecretForm(prefix="secret")
     try:
-        service.change_secret(
+        school.change_secret(
             account, form.current_answer.data, form.question.data, form.answer.data, current_user
         )
     except service.AccountInvalid as invalid:
@@ -261,7 +261,7 @@ def delete_school_account(account_id: int):
     form = DeleteAccountForm(prefix="delete")
     label = account.label
     try:
-        service.delete_account(account, form.current_answer.data, current_user)
+        school.delete_account(account, form.current_answer.data, current_user)
     except service.AccountInvalid as invalid:
         _end_refused(invalid)
         loose = _show_errors(form, invalid.errors)
@@ -291,7 +291,7 @@ def toggle_member(account_id: int, user_id: int):
     if user is None or not user.active:
         abort(404)
     authorised = request.form.get("authorised") in ("1", "on", "true")
-    service.set_member(account, user, authorised, current_user)
+    school.set_member(account, user, authorised, current_user)
     db.session.commit()
     if not is_htmx():
         return redirect(url_for("accounts.school_accounts", compte=account.id))
@@ -302,7 +302,7 @@ def toggle_member(account_id: int, user_id: int):
         SCHOOL_PAGE,
         "transform_button",
         oob=True,
-        transform_refusal=service.transform_refusal(account),
+        transform_refusal=school.transform_refusal(account),
         **context,
     )
     response = current_app.make_response(row + button)
@@ -316,11 +316,11 @@ def toggle_member(account_id: int, user_id: int):
 @admin_required
 def transform_account(account_id: int):
     account = _school_account(account_id)
-    reason = service.transform_refusal(account)
+    reason = school.transform_refusal(account)
     if request.method == "POST" and not reason:
         if request.form.get("confirm") != "yes":
             return redirect(url_for("accounts.school_accounts", compte=account.id))
-        owner = service.transform_to_personal(account, current_user)
+        owner = school.transform_to_personal(account, current_user)
         db.session.commit()
         flash(
             _(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from hpmail.accounts import service
+from hpmail.accounts import school, service
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.delivery.models import Mailing
 from tests.accounts.conftest import FR, HTMX
@@ -134,7 +134,7 @@ def test_transform_asks_yes_or_no_then_gives_the_account_and_its_history_to_the_
     ).all()
     assert [m.subject for m in history] == ["Ancien envoi"]
     # The transformed account leaves the school list.
-    assert account not in service.school_accounts()
+    assert account not in school.school_accounts()
 
 
 def test_without_javascript_a_row_form_saves_the_box_and_comes_back_to_the_page(

@@ -1,0 +1,104 @@
+"""The rules every account form obeys: names on one line, valid and free addresses, answers."""
+
+from __future__ import annotations
+
+import logging
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from hpmail.accounts import verification
+from hpmail.accounts.models import Account, AccountKind
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class AccountInvalid(ValueError):
+    """Input refused; ``errors`` maps a form field to its French message."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def clean_name(value: str | None, field: str, max_length: int = 120) -> str:
+    """Return a one-line name (label, display name, question) or raise AccountInvalid.
+
+    Quotes and commas are kept: the MIME builder quotes them; line breaks would inject headers.
+    """
+    value = (value or "").strip()
+    if not value:
+        raise AccountInvalid({field: _("This field is required.")})
+    if _has_control_characters(value):
+        raise AccountInvalid({field: _("Line breaks and control characters are not allowed.")})
+    if len(value) > max_length:
+        raise AccountInvalid({field: _("At most %(num)d characters.", num=max_length)})
+    return value
+
+
+def clean_address(value: str | None, field: str = "address") -> str:
+    """Return a normalised e-mail address or raise AccountInvalid."""
+    value = (value or "").strip()
+    if not value:
+        raise AccountInvalid({field: _("Enter an e-mail address.")})
+    if _has_control_characters(value):
+        raise AccountInvalid({field: _("Line breaks and control characters are not allowed.")})
+    if len(value) > 254:
+        raise AccountInvalid({field: _("At most %(num)d characters.", num=254)})
+    try:
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        raise AccountInvalid({field: _("This is not a valid e-mail address.")}) from None
+    return checked.ascii_email or checked.normalized  # an IDN domain in its ASCII form
+
+
+def _holders(address: str, account: Account | None):
+    query = select(Account).where(func.lower(Account.address) == address.lower())
+    if account is not None and account.id is not None:
+        query = query.where(Account.id != account.id)
+    return db.session.scalars(query)
+
+
+def _is_unproven_claim(holder: Account) -> bool:
+    # A personal account never verified has sent nothing: its address is not really taken, so
+    # that a user cannot block the school's own address by typing it in their settings.
+    return holder.kind == AccountKind.PERSONAL and holder.verified_at is None
+
+
+def ensure_address_free(address: str, account: Account | None = None) -> None:
+    """Raise AccountInvalid if another account already uses ``address``."""
+    if any(not _is_unproven_claim(holder) for holder in _holders(address, account)):
+        raise AccountInvalid({"address": _("Another account already uses this address.")})
+
+
+def release_address(address: str, account: Account | None = None) -> None:
+    """Delete the unverified personal accounts that claim ``address`` (before taking it)."""
+    for holder in _holders(address, account):
+        if _is_unproven_claim(holder):
+            log.info("unverified personal account %s gives up <%s>", holder.id, address)
+            db.session.delete(holder)
+    db.session.flush()
+
+
+def clean_answer(value: str | None, field: str = "answer") -> str:
+    value = (value or "").strip()
+    if len(verification.normalise_answer(value)) < 2:
+        raise AccountInvalid({field: _("Enter an answer of at least 2 characters.")})
+    if _has_control_characters(value):
+        raise AccountInvalid({field: _("Line breaks and control characters are not allowed.")})
+    if len(value) > 200:
+        raise AccountInvalid({field: _("At most %(num)d characters.", num=200)})
+    return value
+
+
+def check_secret_answer(account: Account, answer: str | None) -> None:
+    try:
+        verification.check_answer(account, answer or "")
+    except verification.SecretRefused as refused:
+        raise AccountInvalid({"current_answer": str(refused)}) from None

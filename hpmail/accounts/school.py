@@ -1,0 +1,256 @@
+"""School (shared) accounts: creation, secret question, edits, deletion, authorised users, and
+making one the personal account of its only user."""
+
+from __future__ import annotations
+
+import logging
+
+from flask_babel import gettext as _
+from flask_babel import ngettext
+from sqlalchemy import func, select
+
+from hpmail.accounts import verification
+from hpmail.accounts.models import Account, AccountKind, account_member
+from hpmail.accounts.rules import (
+    AccountInvalid,
+    check_secret_answer,
+    clean_address,
+    clean_answer,
+    clean_name,
+    ensure_address_free,
+    release_address,
+)
+from hpmail.accounts.service import send_code
+from hpmail.auth.models import User
+from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
+from hpmail.extensions import db
+
+log = logging.getLogger(__name__)
+
+PENDING_STATES = (EmailState.QUEUED, EmailState.SENDING, EmailState.DEFERRED)
+
+
+def school_accounts() -> list[Account]:
+    """Return every school account, by label."""
+    return list(
+        db.session.scalars(
+            select(Account).where(Account.kind == AccountKind.SCHOOL).order_by(Account.label)
+        )
+    )
+
+
+def create_school_account(label: str, address: str, by: User) -> tuple[Account, Mailing]:
+    """Create an unverified school account and queue its verification code."""
+    errors = {}
+    try:
+        label = clean_name(label, "label")
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    try:
+        address = clean_address(address)
+        ensure_address_free(address)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    if errors:
+        raise AccountInvalid(errors)
+    release_address(address)
+    account = Account(kind=AccountKind.SCHOOL, label=label, address=address, display_name=label)
+    db.session.add(account)
+    db.session.flush()
+    mailing = send_code(account, by)
+    log.info("user %s created school account %s <%s>", by.login, account.id, address)
+    return account, mailing
+
+
+def set_secret(account: Account, question: str, answer: str, by: User) -> None:
+    """Set the secret question and answer that finish the creation of a verified account."""
+    if account.verified_at is None:
+        raise AccountInvalid({"code": _("Verify the address with its code first.")})
+    if account.secret_answer_hash is not None:
+        raise AccountInvalid({"question": _("This account already has a secret question.")})
+    errors = {}
+    try:
+        question = clean_name(question, "question", 200)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    try:
+        answer = clean_answer(answer)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    if errors:
+        raise AccountInvalid(errors)
+    account.secret_question = question
+    account.secret_answer_hash = verification.hash_answer(answer)
+    db.session.flush()
+    log.info("user %s finished creating school account %s", by.login, account.id)
+
+
+def update_school_account(
+    account: Account, label: str, address: str, current_answer: str, by: User
+) -> bool:
+    """Change label and address (after the secret answer); return True if a new code is needed."""
+    errors = {}
+    try:
+        label = clean_name(label, "label")
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    try:
+        address = clean_address(address)
+        ensure_address_free(address, account)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    if errors:
+        raise AccountInvalid(errors)
+    check_secret_answer(account, current_answer)
+    address_changed = address.lower() != account.address.lower()
+    if address_changed:
+        release_address(address, account)
+    account.label = label
+    account.display_name = label
+    account.address = address
+    if address_changed:
+        account.verified_at = None  # the new address must be proven
+    db.session.flush()
+    log.info(
+        "user %s edited school account %s (address changed: %s)",
+        by.login,
+        account.id,
+        address_changed,
+    )
+    return address_changed
+
+
+def change_secret(
+    account: Account, current_answer: str, question: str, answer: str, by: User
+) -> None:
+    """Replace the secret question and answer (after the current answer)."""
+    errors = {}
+    try:
+        question = clean_name(question, "question", 200)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    try:
+        answer = clean_answer(answer)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    if errors:
+        raise AccountInvalid(errors)
+    check_secret_answer(account, current_answer)
+    account.secret_question = question
+    account.secret_answer_hash = verification.hash_answer(answer)
+    db.session.flush()
+    log.info("user %s changed the secret of account %s", by.login, account.id)
+
+
+def pending_emails(account: Account) -> int:
+    """Return how many e-mails of ``account`` still wait in the outbox."""
+    return db.session.scalar(
+        select(func.count())
+        .select_from(OutboundEmail)
+        .join(Mailing, Mailing.id == OutboundEmail.mailing_id)
+        .where(Mailing.account_id == account.id, OutboundEmail.state.in_(PENDING_STATES))
+    )
+
+
+def delete_account(account: Account, current_answer: str, by: User) -> None:
+    """Delete ``account`` (after the secret answer) unless e-mails of it wait in the outbox."""
+    waiting = pending_emails(account)
+    if waiting:
+        raise AccountInvalid(
+            {
+                "delete": ngettext(
+                    "%(num)d e-mail of this account is still in the outbox. Delete the "
+                    "account once it is sent or cancelled.",
+                    "%(num)d e-mails of this account are still in the outbox. Delete the "
+                    "account once they are sent or cancelled.",
+                    waiting,
+                )
+            }
+        )
+    if account.secret_answer_hash is not None:
+        check_secret_answer(account, current_answer)
+    log.info("user %s deleted account %s <%s>", by.login, account.id, account.address)
+    db.session.delete(account)
+    db.session.flush()
+
+
+# --- authorised users --------------------------------------------------------------------------
+
+
+def member_checklist(account: Account, query: str = "") -> list[tuple[User, bool]]:
+    """Return the active users matching ``query`` (any case or accents), each with whether it
+    may send as ``account``."""
+    words = verification.normalise_answer((query or "")[:100]).split()
+    users = db.session.scalars(
+        select(User).where(User.active.is_(True)).order_by(User.display_name, User.login)
+    )
+    if words:
+        # A school has at most a few hundred users: folding accents in Python is simple and fast.
+        users = [
+            user
+            for user in users
+            if all(
+                word
+                in verification.normalise_answer(
+                    f"{user.display_name} {user.login} {user.email or ''}"
+                )
+                for word in words
+            )
+        ]
+    members = set(
+        db.session.scalars(
+            select(account_member.c.user_id).where(account_member.c.account_id == account.id)
+        )
+    )
+    return [(user, user.id in members) for user in users]
+
+
+def set_member(account: Account, user: User, authorised: bool, by: User) -> None:
+    """Authorise ``user`` to send as ``account``, or withdraw it (effective at once)."""
+    if not account.is_school:
+        raise AccountInvalid({"members": _("Only a school account has authorised users.")})
+    is_member = user in account.members
+    if authorised and not is_member:
+        account.members.append(user)
+    elif not authorised and is_member:
+        account.members.remove(user)
+    db.session.flush()
+    log.info(
+        "user %s %s user %s on account %s",
+        by.login,
+        "authorised" if authorised else "removed",
+        user.login,
+        account.id,
+    )
+
+
+def transform_refusal(account: Account) -> str | None:
+    """Return why ``account`` cannot become a personal account, or None if it can."""
+    if not account.is_school:
+        return _("This account is already a personal account.")
+    if not account.is_ready:
+        return _("Finish creating the account first.")
+    count = len(account.members)
+    if count == 0:
+        return _("No user is authorised on this account: authorise exactly one user first.")
+    if count > 1:
+        return _(
+            "%(num)d users are authorised on this account: keep exactly one to make it personal.",
+            num=count,
+        )
+    return None
+
+
+def transform_to_personal(account: Account, by: User) -> User:
+    """Give ``account`` to its only authorised user as a personal account; return that user."""
+    reason = transform_refusal(account)
+    if reason:
+        raise AccountInvalid({"transform": reason})
+    owner = account.members[0]
+    account.kind = AccountKind.PERSONAL
+    account.owner_id = owner.id
+    account.display_name = account.display_name or account.label
+    account.members.clear()
+    db.session.flush()
+    log.info("user %s gave account %s to %s as personal", by.login, account.id, owner.login)
+    return owner
