@@ -163,3 +163,13 @@ def test_index_is_filled_for_mailings_inserted_by_any_feature(
     )
     assert len(ids) == 1
     assert search.rebuild_index() == 1
+
+
+def test_a_deferred_email_shows_as_deferred_with_the_servers_words(client, sender, db, smtp_server):
+    from hpmail.accounts.service import default_account
+
+    smtp_server.recorder.data_reply = "451 4.3.0 Serveur surchargé, réessayez"
+    mailing = send(db, sender, default_account(sender), "Convocation")
+    assert "Différé" in client.get("/e-mails", headers=FR).text
+    pane = client.get(f"/e-mails/{mailing.id}", headers=HTMX).text
+    assert "451" in pane and "Serveur surchargé" in pane

@@ -295,3 +295,20 @@ def test_every_compose_form_refuses_a_post_without_csrf_token(app, client, sende
         assert response.status_code == 400, path
     db.session.refresh(template)
     assert template.label == "Rentrée"
+
+
+def test_without_delegation_the_page_gives_the_delivery_outcome(
+    client, sender, make_person, select_people, smtp_server, delivery_settings, db
+):
+    from hpmail.delivery.models import UserTransport
+
+    settings = delivery_settings(smtp_server, delegate=False)
+    db.session.add(UserTransport(user_id=sender.id, transport_id=settings.transport_id))
+    db.session.commit()
+    token = select_people(sender, [make_person("student"), make_person("student")])
+    response = client.post(
+        "/e-mail/nouveau", data=form(selection=token, one_per_recipient="1"), headers=FR
+    )
+    assert "2 e-mails envoyés" in response.text
+    assert "file d'attente" not in response.text
+    assert len(smtp_server.received) == 2
