@@ -250,8 +250,11 @@ def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tu
         headers.append(("Cc", shown(cc)))
     if mailing.reply_to:
         headers.append(("Reply-To", mailing.reply_to))
-    headers += [("Subject", mailing.subject), ("Date", str(mailing.created_at)),
-                ("Message-ID", email.message_id)]  # fmt: skip
+    headers += [
+        ("Subject", mailing.subject),
+        ("Date", str(mailing.created_at)),
+        ("Message-ID", email.message_id),
+    ]
     return headers
 
 

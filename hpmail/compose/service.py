@@ -255,8 +255,9 @@ def check_draft(
     return html, text
 
 
-def prepare_email(draft: Draft, people: list[Person], uploads: list[Upload],
-                  kept: list[KeptFile]) -> tuple[Recipients, str, str]:  # fmt: skip
+def prepare_email(
+    draft: Draft, people: list[Person], uploads: list[Upload], kept: list[KeptFile]
+) -> tuple[Recipients, str, str]:
     """Return the recipients and bodies of the draft, or raise ComposeRefused with every problem."""
     cc, cc_errors = parse_addresses(draft.cc)
     bcc, bcc_errors = parse_addresses(draft.bcc)
