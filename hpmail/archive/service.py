@@ -11,11 +11,12 @@ from email.policy import default as default_policy
 from flask import abort
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from hpmail.accounts.models import Account
 from hpmail.accounts.service import may_send_as, visible_accounts
 from hpmail.archive import search
+from hpmail.delivery.mime import MailingMessages
 from hpmail.delivery.models import (
     EmailRecipient,
     EmailState,
@@ -25,7 +26,8 @@ from hpmail.delivery.models import (
     RecipientState,
 )
 from hpmail.delivery.outbox import resend_failed_recipients
-from hpmail.delivery.sending import messages_of
+from hpmail.delivery.policy import sending_identity
+from hpmail.delivery.settings import server_settings
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -228,13 +230,36 @@ def headers_as_sent(mailing: Mailing, email: OutboundEmail) -> list[tuple[str, s
     to = [(r.name, r.address) for r in email.recipients if r.field == "to"]
     cc = [(r.name, r.address) for r in email.recipients if r.field == "cc"]
     try:
-        raw = messages_of(mailing).message_bytes(email.message_id, to, cc)
-    except (OSError, ValueError, TypeError) as error:  # a file missing from the store
+        raw = header_builder(mailing).message_bytes(email.message_id, to, cc)
+    except (ValueError, TypeError) as error:  # an address the builder no longer accepts
         log.warning("mailing %s: headers not rebuilt: %s", mailing.id, error)
         return headers_from_rows(mailing, email, to, cc)
     message = BytesHeaderParser(policy=default_policy).parsebytes(raw)
     shown = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
     return [(name, str(message[name])) for name in shown if message[name] is not None]
+
+
+def header_builder(mailing: Mailing) -> MailingMessages:
+    """Return the engine's message builder for ``mailing``'s headers (no body, no files read)."""
+    settings = server_settings()
+    identity = sending_identity(
+        name=mailing.sender_name,
+        address=mailing.sender_address,
+        reply_to=mailing.reply_to,
+        server_name=settings.sender_name,
+        server_address=settings.sender_address,
+        allowed_domains=settings.allowed_domains or "",
+    )
+    return MailingMessages(
+        identity=identity,
+        subject=mailing.subject,
+        text_body="",
+        html_body=None,
+        parts=[],
+        date=mailing.created_at,
+        hide_recipients=mailing.hide_recipients,
+        account=HeaderAddress(display_name=mailing.sender_name, addr_spec=mailing.sender_address),
+    )
 
 
 def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tuple[str, str]]:
@@ -256,6 +281,37 @@ def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tu
         ("Message-ID", email.message_id),
     ]
     return headers
+
+
+RECIPIENTS_SHOWN = 1000
+# The detail pane lists problems first: refused and failed, then deferred, waiting, sent.
+RECIPIENT_ORDER = {
+    "refused": 0,
+    "failed": 0,
+    "deferred": 1,
+    "cancelled": 3,
+    "accepted": 4,
+    "sent": 4,
+}
+
+
+def recipient_lines(
+    mailing: Mailing,
+) -> tuple[list[tuple[OutboundEmail, EmailRecipient, str]], int]:
+    """Return the (e-mail, recipient, state) lines, problems first, and how many there are."""
+    emails = db.session.scalars(
+        select(OutboundEmail)
+        .where(OutboundEmail.mailing_id == mailing.id)
+        .options(selectinload(OutboundEmail.recipients))
+        .order_by(OutboundEmail.id)
+    ).all()
+    lines = [
+        (email, r, r.state if r.state != RecipientState.PENDING else email.state)
+        for email in emails
+        for r in email.recipients
+    ]
+    lines.sort(key=lambda line: RECIPIENT_ORDER.get(line[2], 2))
+    return lines[:RECIPIENTS_SHOWN], len(lines)  # a 2,000-person mailing shows its first 1,000
 
 
 def attachment_of(mailing: Mailing, item_id: int) -> MailingAttachment:

@@ -9,9 +9,11 @@ import nh3
 from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 
 from hpmail.archive import search, service
 from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.models import OutboundEmail
 from hpmail.delivery.outbox import dispatch_emails
 from hpmail.extensions import db
 from hpmail.web import is_htmx, render
@@ -46,15 +48,21 @@ def _list_context(query: service.ArchiveQuery) -> dict:
 
 
 def _detail_context(mailing) -> dict:
-    emails = sorted(mailing.emails, key=lambda e: e.id)
+    lines, total = service.recipient_lines(mailing)
+    first_email = db.session.scalar(
+        select(OutboundEmail)
+        .where(OutboundEmail.mailing_id == mailing.id)
+        .order_by(OutboundEmail.id)
+    )
     body = None
     if mailing.html_body:
         body = nh3.clean(mailing.html_body, tags=BODY_TAGS, url_schemes={"http", "https", "mailto"})
     return {
         "mailing": mailing,
-        "emails": emails,
+        "lines": lines,
+        "total_recipients": total,
         "body_html": body,
-        "headers": service.headers_as_sent(mailing, emails[0]) if emails else [],
+        "headers": service.headers_as_sent(mailing, first_email) if first_email else [],
         "failed_count": service.failed_recipient_count(mailing),
         "may_resend": service.may_resend(current_user, mailing),
         "account": service.account_of(mailing),
