@@ -72,11 +72,35 @@ def test_counters_are_shared_and_never_pass_the_limit(db, make_transport, frozen
     frozen.now += timedelta(minutes=1)
     assert reserve(transport, 40, frozen.now) == (20, datetime(2026, 3, 3))
     db.session.commit()
-    counts = {
-        (c.window, c.window_start): c.count for c in db.session.scalars(select(SendCounter))
-    }
+    counts = {(c.window, c.window_start): c.count for c in db.session.scalars(select(SendCounter))}
     assert counts == {
         ("minute", datetime(2026, 3, 2, 10, 0)): 30,
         ("minute", datetime(2026, 3, 2, 10, 1)): 20,
         ("day", datetime(2026, 3, 2)): 50,
     }
+
+
+def test_workers_reserving_at_the_same_time_never_pass_the_limit(app, db, make_transport, frozen):
+    import threading
+
+    transport_id = make_transport(per_minute=30).id
+    granted: list[int] = []
+    start = threading.Barrier(4)
+
+    def worker():
+        from hpmail.delivery.models import Transport
+
+        with app.app_context():
+            transport = db.session.get(Transport, transport_id)
+            start.wait()
+            for _ in range(5):
+                got, _reopens = reserve(transport, 3, frozen.now)
+                db.session.commit()
+                granted.append(got)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(granted) == 30

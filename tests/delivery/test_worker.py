@@ -155,3 +155,14 @@ def test_two_consumers_and_the_sweeper_deliver_500_emails_exactly_once(
     assert len(ids) == 500
     assert set(ids.values()) == {1}
     assert len(smtp_server.received) == 500
+
+
+def test_a_task_lost_before_any_worker_took_it_is_found_by_the_sweeper(
+    db, smtp_server, delivery_settings, worker
+):
+    delivery_settings(smtp_server)
+    queue(db, 4)  # committed, but the task never reached the queue (say, the web process died)
+    worker().wait_ready()
+    time.sleep(1.2)  # older than DELIVERY_QUEUED_GRACE_SECONDS
+    sweep_until(db, lambda: all_sent(db, 4))
+    assert len(message_ids(smtp_server)) == 4
