@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import sqlite3
+import threading
 import time
 from collections import OrderedDict, defaultdict
 from datetime import datetime, timedelta
@@ -107,6 +108,7 @@ def _load(ids: list[int]) -> list[Pending]:
 # A worker keeps the built parts of its last few mailings: a mailing's e-mails come in many batches.
 _messages_cache: OrderedDict[tuple, MailingMessages] = OrderedDict()
 _CACHE_SIZE = 4
+_cache_lock = threading.Lock()  # a consumer may run several worker threads
 
 
 def messages_of(mailing: Mailing) -> MailingMessages:
@@ -120,10 +122,11 @@ def messages_of(mailing: Mailing) -> MailingMessages:
         settings.sender_address,
         settings.allowed_domains,
     )
-    cached = _messages_cache.get(key)
-    if cached is not None:
-        _messages_cache.move_to_end(key)
-        return cached
+    with _cache_lock:
+        cached = _messages_cache.get(key)
+        if cached is not None:
+            _messages_cache.move_to_end(key)
+            return cached
     identity = sending_identity(
         name=mailing.sender_name,
         address=mailing.sender_address,
@@ -156,9 +159,10 @@ def messages_of(mailing: Mailing) -> MailingMessages:
         hide_recipients=mailing.hide_recipients,
         account=HeaderAddress(display_name=mailing.sender_name, addr_spec=mailing.sender_address),
     )
-    _messages_cache[key] = built
-    while len(_messages_cache) > _CACHE_SIZE:
-        _messages_cache.popitem(last=False)
+    with _cache_lock:
+        _messages_cache[key] = built
+        while len(_messages_cache) > _CACHE_SIZE:
+            _messages_cache.popitem(last=False)
     return built
 
 
