@@ -51,6 +51,8 @@ class Pending:
     transport_id: int | None
     # (recipient id, field, name, address) of the recipients still pending
     recipients: list[tuple[int, str, str, str]] = field(default_factory=list)
+    # (field, name, address) of every To and Cc recipient, for the headers
+    shown: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Recorder:
@@ -68,21 +70,41 @@ class Recorder:
         self.flushed_at = time.monotonic()
         self.emails: list[tuple[int, dict]] = []
         self.refused: list[dict] = []
-        self.accepted: list[int] = []
+        self.accepted: list[int] = []  # recipient ids
         self.renewals: list[int] = []
 
     def sent(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
+        """Record a message the server took, with the recipients it refused one by one.
+
+        Recipients refused with a 4xx stay pending and the e-mail is deferred: the next try goes
+        to them alone. A 5xx refusal is final for that recipient.
+        """
         refused = {address.lower(): answer for address, answer in refused.items()}
+        waiting = []
         for recipient_id, _field, _name, address in email.recipients:
             answer = refused.get(address.lower())
-            if answer is not None:
+            if answer is None:
+                self.accepted.append(recipient_id)
+            elif 400 <= answer[0] < 500 and not self.final:
+                waiting.append((recipient_id, *answer))
+            else:
                 self._refuse(recipient_id, *answer)
-        self.accepted.append(email.id)
-        values = {"state": EmailState.SENT, "sent_at": self.now, "lease_until": None}
+        retry_at = None
+        if waiting:
+            retry_at = next_attempt(email.created_at, email.attempts, self.now)
+            if retry_at is None:  # waited long enough: those refusals are final
+                for recipient_id, code, text in waiting:
+                    self._refuse(recipient_id, code, text)
+        if retry_at is not None:
+            values = {"state": EmailState.DEFERRED, "next_attempt_at": retry_at}
+            self.delivery.deferred += 1
+        else:
+            values = {"state": EmailState.SENT, "sent_at": self.now}
+            self.delivery.sent += 1
+        values["lease_until"] = None
         if refused:
             code, text = next(iter(refused.values()))
             values.update(last_code=code, last_error=server_answer(code, text).message)
-        self.delivery.sent += 1
         self._save(email, values)
 
     def _refuse(self, recipient_id: int, code: int, text) -> None:
@@ -166,10 +188,7 @@ class Recorder:
         if self.accepted:
             db.session.execute(
                 update(recipients)
-                .where(
-                    recipients.c.email_id.in_(self.accepted),
-                    recipients.c.state == RecipientState.PENDING,
-                )
+                .where(recipients.c.id.in_(self.accepted))
                 .values(state=RecipientState.ACCEPTED, code=250)
             )
         emails = OutboundEmail.__table__

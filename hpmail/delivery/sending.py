@@ -97,11 +97,16 @@ def _load(ids: list[int]) -> list[Pending]:
             EmailRecipient.field,
             EmailRecipient.name,
             EmailRecipient.address,
+            EmailRecipient.state,
         )
-        .where(EmailRecipient.email_id.in_(ids), EmailRecipient.state == RecipientState.PENDING)
+        .where(EmailRecipient.email_id.in_(ids))
         .order_by(EmailRecipient.id)
     ):
-        pending[row.email_id].recipients.append((row.id, row.field, row.name, row.address))
+        email = pending[row.email_id]
+        if row.field != "bcc":
+            email.shown.append((row.field, row.name, row.address))
+        if row.state == RecipientState.PENDING:
+            email.recipients.append((row.id, row.field, row.name, row.address))
     return list(pending.values())
 
 
@@ -273,8 +278,10 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                     return
             email, builder = ready[index]
             index += 1
-            to = [(n, a) for _i, f, n, a in email.recipients if f == "to"]
-            cc = [(n, a) for _i, f, n, a in email.recipients if f == "cc"]
+            # Headers name every To/Cc recipient; the envelope only those still to reach (a
+            # retry after a 4xx for some recipients goes to them alone, same Message-ID).
+            to = [(name, address) for field, name, address in email.shown if field == "to"]
+            cc = [(name, address) for field, name, address in email.shown if field == "cc"]
             envelope = [address for _i, _f, _n, address in email.recipients]
             message = builder.message_bytes(email.message_id, to, cc)
             try:

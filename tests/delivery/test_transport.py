@@ -305,3 +305,28 @@ def test_a_long_batch_keeps_its_lease_so_no_one_else_takes_its_emails(
     assert taken_by_another == []
     assert [e.state for e in emails(db)] == [EmailState.SENT] * 8
     assert len(smtp_server.received) == 8
+
+
+def test_a_recipient_refused_with_a_4xx_alone_gets_the_same_message_later(
+    db, smtp_server, delivery_settings, later
+):
+    delivery_settings(smtp_server)
+    smtp_server.refuse("plein@example.org", "452 4.2.2 Mailbox full")
+    send(db, emails=[EmailSpec(to=[Address("a@example.org"), Address("plein@example.org")])])
+
+    (email,) = emails(db)
+    assert (email.state, email.last_code) == (EmailState.DEFERRED, 452)
+    assert [r.state for r in email.recipients] == [RecipientState.ACCEPTED, RecipientState.PENDING]
+    assert smtp_server.received[0].rcpt_tos == ["a@example.org"]
+
+    smtp_server.recorder.refused_recipients.clear()
+    later(61)
+    sweep()
+
+    (email,) = emails(db)
+    assert email.state == EmailState.SENT
+    assert [r.state for r in email.recipients] == [RecipientState.ACCEPTED] * 2
+    first, second = smtp_server.received
+    assert second.rcpt_tos == ["plein@example.org"]
+    assert first.message["Message-ID"] == second.message["Message-ID"]
+    assert str(second.message["To"]) == "a@example.org, plein@example.org"
