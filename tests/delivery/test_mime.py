@@ -157,3 +157,50 @@ def test_hidden_recipients_all_go_in_bcc_and_to_shows_the_sending_account(
 )
 def test_allowed_domains_one_per_line_with_star_for_subdomains(address, allowed):
     assert allowed_domain(address, "lycee-demo.fr\n  *.univ-exemple.fr  \n\n") is allowed
+
+
+def test_message_ids_use_the_configured_domain(app, db, smtp_server, delivery_settings):
+    delivery_settings(smtp_server)
+    app.config["MESSAGE_ID_DOMAIN"] = "courrier.lycee-demo.fr"
+    send(db, Sender("secretariat@lycee-demo.fr"), [EmailSpec(to=[Address("a@example.org")])])
+    assert smtp_server.received[0].message["Message-ID"].endswith("@courrier.lycee-demo.fr>")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {
+            "sender": Sender(
+                "secretariat@lycee-demo.fr", reply_to="a@example.org\r\nBcc: x@evil.org"
+            )
+        },
+        {"sender": Sender("secretariat@lycee-demo.fr", "Nom\nBcc: x@evil.org")},
+        {"emails": [EmailSpec(cc=[Address("a@example.org", "Nom\r\nX: y")])]},
+    ],
+)
+def test_line_breaks_anywhere_in_a_header_are_refused(db, smtp_server, delivery_settings, fields):
+    from hpmail.delivery.outbox import InvalidHeader
+
+    delivery_settings(smtp_server)
+    values = {
+        "sender": Sender("secretariat@lycee-demo.fr"),
+        "emails": [EmailSpec(to=[Address("a@example.org")])],
+    }
+    values.update(fields)
+    with pytest.raises(InvalidHeader):
+        send(db, values.pop("sender"), values.pop("emails"))
+    assert smtp_server.received == []
+
+
+def test_a_line_break_in_an_attachment_name_is_refused(db, smtp_server, delivery_settings):
+    from hpmail.delivery.outbox import InvalidHeader
+
+    delivery_settings(smtp_server)
+    pdf = store_attachment(b"%PDF-1.4", "application/pdf")
+    with pytest.raises(InvalidHeader, match="Nom de fichier"):
+        send(
+            db,
+            Sender("secretariat@lycee-demo.fr"),
+            [EmailSpec(to=[Address("a@example.org")])],
+            attachments=[AttachmentSpec(pdf, "a.pdf\r\nContent-Type: text/html")],
+        )
