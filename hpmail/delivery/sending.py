@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict, defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.headerregistry import Address as HeaderAddress
 
@@ -272,7 +273,9 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                 try:
                     smtp = connect(transport, timeout)
                 except Exception as error:  # noqa: BLE001 - every failure is classified
-                    failure = classify(error)
+                    # Refused credentials or a missing STARTTLS are the server's setup, not the
+                    # e-mails' fault: keep them (deferred) until the admin fixes it or time runs out.
+                    failure = replace(classify(error), permanent=False)
                     for email, _builder in ready[index:]:
                         recorder.failed(email, failure)
                     return

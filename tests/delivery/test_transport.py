@@ -78,7 +78,7 @@ def test_plain_smtp_with_auth(db, make_smtp_server, make_transport, delivery_set
     assert len(server.received) == 1
 
 
-def test_wrong_password_fails_with_the_servers_words(
+def test_wrong_password_keeps_the_emails_with_the_servers_words(
     db, make_smtp_server, make_transport, delivery_settings, test_ca
 ):
     server = make_smtp_server("starttls", users={"secretariat": "s3cret"})
@@ -88,7 +88,7 @@ def test_wrong_password_fails_with_the_servers_words(
     delivery_settings(transport=transport)
     send(db, "eleve@example.org")
     (email,) = emails(db)
-    assert email.state == EmailState.FAILED
+    assert email.state == EmailState.DEFERRED  # kept until the admin fixes the password
     assert "identifiant ou le mot de passe" in email.last_error and "535" in email.last_error
     assert server.received == []
 
@@ -330,3 +330,20 @@ def test_a_recipient_refused_with_a_4xx_alone_gets_the_same_message_later(
     assert second.rcpt_tos == ["plein@example.org"]
     assert first.message["Message-ID"] == second.message["Message-ID"]
     assert str(second.message["To"]) == "a@example.org, plein@example.org"
+
+
+def test_implicit_tls_against_a_plain_server_is_a_tls_failure_and_kept(
+    db, smtp_server, make_transport, delivery_settings
+):
+    delivery_settings(transport=make_transport(smtp_server, security="tls"))
+    send(db, "a@example.org")
+    (email,) = emails(db)
+    assert email.state == EmailState.DEFERRED
+    assert email.last_error.startswith("La négociation TLS a échoué")
+
+
+def test_retry_delay_doubles_from_the_first_and_stops_at_the_longest(app):
+    from hpmail.delivery.retry import retry_delay
+
+    delays = [retry_delay(n).total_seconds() for n in range(1, 9)]
+    assert delays == [60, 120, 240, 480, 960, 1920, 3600, 3600]
