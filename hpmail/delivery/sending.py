@@ -274,7 +274,7 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                     smtp = connect(transport, timeout)
                 except Exception as error:  # noqa: BLE001 - every failure is classified
                     # Refused credentials or a missing STARTTLS are the server's setup, not the
-                    # e-mails' fault: keep them (deferred) until the admin fixes it or time runs out.
+                    # e-mails' fault: keep them (deferred) until it is fixed or time runs out.
                     failure = replace(classify(error), permanent=False)
                     for email, _builder in ready[index:]:
                         recorder.failed(email, failure)
