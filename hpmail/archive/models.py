@@ -15,7 +15,10 @@ class ArchiveWord(db.Model):
     __tablename__ = "archive_word"
     __table_args__ = (Index("ix_archive_word_mailing", "mailing_id"),)
 
-    word: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Byte order on PostgreSQL too (collation "C"), so that a prefix is one index range.
+    word: Mapped[str] = mapped_column(
+        String(40).with_variant(String(40, collation="C"), "postgresql"), primary_key=True
+    )
     mailing_id: Mapped[int] = mapped_column(
         ForeignKey("mailing.id", ondelete="CASCADE"), primary_key=True
     )
