@@ -291,6 +291,9 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                 refused = smtp.sendmail(builder.identity.envelope_from, envelope, message)
             except smtplib.SMTPRecipientsRefused as error:
                 recorder.failed(email, recorder.recipients_refused(email, error.recipients))
+                if any(code == 421 for code, _text in error.recipients.values()):
+                    smtp.close()  # 421: the server is closing; smtplib has hung up already
+                    smtp = None
                 continue
             except Exception as error:  # noqa: BLE001 - every failure is classified
                 failure = classify(error)

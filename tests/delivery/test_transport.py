@@ -273,6 +273,7 @@ def test_a_connection_dropped_mid_batch_is_reopened_for_the_rest(
 
     first, dropped, third = emails(db)
     assert (first.state, third.state) == (EmailState.SENT, EmailState.SENT)
+    assert third.attempts == 1  # sent on the new connection, not deferred
     assert dropped.state == EmailState.DEFERRED
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.org", "c@example.org"]
 
@@ -347,3 +348,16 @@ def test_retry_delay_doubles_from_the_first_and_stops_at_the_longest(app):
 
     delays = [retry_delay(n).total_seconds() for n in range(1, 9)]
     assert delays == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+
+
+def test_a_421_closing_the_connection_is_retried_and_the_next_email_goes_on_a_new_one(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    smtp_server.refuse("b@example.org", "421 4.3.2 Service shutting down")
+
+    send(db, "a@example.org", "b@example.org", "c@example.org")
+
+    first, refused, third = emails(db)
+    assert (refused.state, refused.last_code) == (EmailState.DEFERRED, 421)
+    assert (first.state, third.state, third.attempts) == (EmailState.SENT, EmailState.SENT, 1)
