@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from flask import url_for
+from werkzeug.security import generate_password_hash
 
 from hpmail.auth.models import User, utcnow
 from hpmail.web import MENUS
@@ -92,6 +93,8 @@ def _account(walk: Walk):
         label=f"Secrétariat {next(_unique)}",
         address=f"secretariat{next(_unique)}@lycee.example",
         verified_at=utcnow(),
+        secret_question="Ville de naissance de la directrice ?",
+        secret_answer_hash=generate_password_hash("Nantes"),
         members=[walk.user],
     )
     return walk.add(account)
@@ -111,6 +114,7 @@ def _mailing(walk: Walk):
     n = next(_unique)
     mailing = Mailing(
         author_id=walk.user.id,
+        account_id=walk.get("account_id"),
         kind="email",
         subject="Conseil de classe",
         text_body="Bonjour,",
