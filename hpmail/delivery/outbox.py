@@ -351,10 +351,20 @@ def counts_by_state() -> dict[str, int]:
 
 
 def retry_now(email_ids: Iterable[int]) -> list[int]:
-    """Make deferred, queued or failed e-mails due now (flushed); enqueue the ids after commit."""
+    """Make deferred, queued or failed e-mails due now (flushed); enqueue the ids after commit.
+
+    The recipients a failed e-mail did not reach are tried again.
+    """
     ids = list(email_ids)
     if not ids:
         return []
+    failed = list(
+        db.session.scalars(
+            select(OutboundEmail.id).where(
+                OutboundEmail.id.in_(ids), OutboundEmail.state == EmailState.FAILED
+            )
+        )
+    )
     revived = db.session.scalars(
         update(OutboundEmail)
         .where(
@@ -365,6 +375,16 @@ def retry_now(email_ids: Iterable[int]) -> list[int]:
         .returning(OutboundEmail.id)
         .execution_options(synchronize_session=False)
     ).all()
+    if failed:
+        db.session.execute(
+            update(EmailRecipient)
+            .where(
+                EmailRecipient.email_id.in_(failed),
+                EmailRecipient.state == RecipientState.REFUSED,
+            )
+            .values(state=RecipientState.PENDING, code=None, reply=None)
+            .execution_options(synchronize_session=False)
+        )
     log.info("retry now: %s e-mails", len(revived))
     return sorted(revived)
 

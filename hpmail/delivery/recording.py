@@ -130,6 +130,11 @@ class Recorder:
         if retry_at is None:
             values = {"state": EmailState.FAILED, "next_attempt_at": self.now}
             self.delivery.failed += 1
+            # Each recipient it did not reach is marked so, with the reason (shown in the archive).
+            done = {row["r_id"] for row in self.refused}
+            for recipient_id, _field, _name, _address in email.recipients:
+                if recipient_id not in done:
+                    self._refuse(recipient_id, failure.code, failure.message)
         else:
             values = {"state": EmailState.DEFERRED, "next_attempt_at": retry_at}
             self.delivery.deferred += 1

@@ -183,6 +183,9 @@ def test_a_550_fails_at_once_with_the_servers_text(db, smtp_server, delivery_set
     (email,) = emails(db)
     assert (email.state, email.last_code) == (EmailState.FAILED, 550)
     assert email.last_error == "Refusé par le serveur (550) : 5.7.1 Message refused by policy"
+    (recipient,) = email.recipients
+    assert (recipient.state, recipient.code) == (RecipientState.REFUSED, 550)
+    assert recipient.reply == email.last_error
 
 
 def test_one_recipient_of_three_refused_the_two_others_are_delivered(
