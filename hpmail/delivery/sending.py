@@ -257,6 +257,15 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
         _send_batch(transport, ready, recorder, timeout)
 
 
+def _reset(smtp: smtplib.SMTP) -> bool:
+    """End the transaction a failed e-mail may have left open; tell whether the link still works."""
+    try:
+        smtp.rset()
+    except (smtplib.SMTPException, OSError):
+        return False
+    return True
+
+
 def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> None:
     """Send over one connection; after a drop, reconnect once for the rest, else defer them."""
     smtp = None
@@ -298,6 +307,8 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
             except Exception as error:  # noqa: BLE001 - every failure is classified
                 failure = classify(error)
                 recorder.failed(email, failure)
+                if not (failure.connection_lost or failure.code == 421) and not _reset(smtp):
+                    failure = replace(failure, connection_lost=True)
                 if failure.connection_lost or failure.code == 421:
                     if failure.code == 421:
                         close_quietly(smtp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import socket
 import ssl
@@ -12,6 +13,8 @@ from flask_babel import gettext as _
 
 from hpmail.delivery.models import Security, Transport
 from hpmail.delivery.secrets import decrypt_secret
+
+log = logging.getLogger(__name__)
 
 
 def tls_context(transport: Transport) -> ssl.SSLContext:
@@ -153,4 +156,10 @@ def classify(error: BaseException, timeout: float | None = None) -> Failure:
         return Failure(
             False, _("Cannot reach the server: %(text)s", text=error), connection_lost=True
         )
-    raise error
+    if isinstance(error, UnicodeError):
+        return Failure(
+            True, _("An address has accented or non-Latin characters, which SMTP cannot carry.")
+        )
+    # Anything else is unexpected: keep the e-mail (retried with the growing delay) and say so.
+    log.exception("unexpected delivery error")
+    return Failure(False, _("Unexpected error: %(text)s", text=error), connection_lost=True)

@@ -364,3 +364,13 @@ def test_a_421_closing_the_connection_is_retried_and_the_next_email_goes_on_a_ne
     first, refused, third = emails(db)
     assert (refused.state, refused.last_code) == (EmailState.DEFERRED, 421)
     assert (first.state, third.state, third.attempts) == (EmailState.SENT, EmailState.SENT, 1)
+
+
+def test_a_non_ascii_address_fails_alone_and_the_batch_goes_on(db, smtp_server, delivery_settings):
+    delivery_settings(smtp_server)
+    send(db, "a@example.org", "eleve@école.fr", "c@example.org")  # IDN, not punycode
+    first, accented, third = emails(db)
+    assert (first.state, third.state, third.attempts) == (EmailState.SENT, EmailState.SENT, 1)
+    assert accented.state == EmailState.FAILED
+    assert "caractères accentués" in accented.last_error
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.org", "c@example.org"]
