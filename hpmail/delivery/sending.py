@@ -295,8 +295,8 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
             to = [(name, address) for field, name, address in email.shown if field == "to"]
             cc = [(name, address) for field, name, address in email.shown if field == "cc"]
             envelope = [address for _i, _f, _n, address in email.recipients]
-            message = builder.message_bytes(email.message_id, to, cc)
             try:
+                message = builder.message_bytes(email.message_id, to, cc)
                 refused = smtp.sendmail(builder.identity.envelope_from, envelope, message)
             except smtplib.SMTPRecipientsRefused as error:
                 recorder.failed(email, recorder.recipients_refused(email, error.recipients))
