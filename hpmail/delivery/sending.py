@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from email.headerregistry import Address as HeaderAddress
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select, update
 
 from hpmail.delivery import clock
@@ -214,8 +215,6 @@ def deliver(email_ids, *, final: bool = False, timeout: float | None = None) -> 
 
 
 def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, timeout) -> None:
-    from flask_babel import gettext as _
-
     transport = db.session.get(Transport, transport_id) if transport_id else None
     if transport is None or not transport.host:
         failure = Failure(False, _("No SMTP server is configured for these e-mails."))
@@ -230,7 +229,13 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
             mailing = db.session.get(Mailing, email.mailing_id)
             refusals[email.mailing_id] = sender_refusal(mailing)
             if not refusals[email.mailing_id]:
-                builders[email.mailing_id] = messages_of(mailing)
+                try:
+                    builders[email.mailing_id] = messages_of(mailing)
+                except OSError as error:  # an attachment file gone from the store
+                    log.exception("mailing %s cannot be built", mailing.id)
+                    refusals[email.mailing_id] = _(
+                        "The e-mail could not be built: %(text)s", text=error
+                    )
         reason = refusals[email.mailing_id]
         if reason:
             recorder.failed(email, Failure(True, reason))

@@ -204,3 +204,26 @@ def test_a_line_break_in_an_attachment_name_is_refused(db, smtp_server, delivery
             [EmailSpec(to=[Address("a@example.org")])],
             attachments=[AttachmentSpec(pdf, "a.pdf\r\nContent-Type: text/html")],
         )
+
+
+def test_an_attachment_missing_from_the_store_fails_the_email_with_the_reason(
+    db, smtp_server, delivery_settings
+):
+    from hpmail.delivery.attachments import attachment_path
+
+    delivery_settings(smtp_server)
+    pdf = store_attachment(b"%PDF-1.4 perdu", "application/pdf")
+    db.session.commit()
+    attachment_path(pdf.sha256).unlink()
+
+    send(
+        db,
+        Sender("secretariat@lycee-demo.fr"),
+        [EmailSpec(to=[Address("a@example.org")])],
+        attachments=[AttachmentSpec(pdf, "perdu.pdf")],
+    )
+
+    email = db.session.scalars(select(OutboundEmail)).one()
+    assert email.state == "failed"
+    assert email.last_error.startswith("L'e-mail n'a pas pu être construit")
+    assert smtp_server.received == []
