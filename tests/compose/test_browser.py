@@ -103,3 +103,44 @@ def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
     expect(page.locator("#pane")).to_contain_text("programme visite.pdf")
     expect(page.locator("#pane")).to_contain_text("Envoyé")
     assert re.search(r"/e-mails/\d+$", page.url)
+
+
+@pytest.mark.browser
+def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
+    page, sign_in_page, make_user, make_person, make_cohort, make_course, personal_account
+):
+    cohort = make_cohort("L2 Chimie")
+    teachers = [make_person("teacher"), make_person("teacher")]
+    make_person("student", cohort=cohort)
+    course = make_course("Chimie organique", teachers=teachers, cohorts=[cohort])
+    user = make_user("teacher", display_name="Paul Prof")
+    personal_account(user)
+    sign_in_page(user)
+
+    page.goto(f"/cours/{course.id}")
+    page.get_by_role("link", name="E-mail à toutes les personnes concernées").click()
+    expect(page.locator(".recipients")).to_contain_text("Enseignants (2)")
+    expect(page.locator(".recipients")).to_contain_text("Étudiants (1)")
+    page.fill("#subject", "TP annulé")
+    page.locator(".editor-area").click()
+    page.keyboard.type("Le TP de jeudi est annulé.")
+    page.uncheck("input[name=kinds][value=student]")
+    page.fill("#template_label", "Annulation")
+    page.get_by_role("button", name="Enregistrer comme modèle").click()
+    expect(page.locator(".flash-success")).to_contain_text("Modèle « Annulation » enregistré")
+
+    page.goto(f"/e-mail/cours/{course.id}")
+    expect(page.locator("#subject")).to_have_value("")
+    page.get_by_role("link", name="Annulation").click()
+    expect(page.locator("#subject")).to_have_value("TP annulé")
+    expect(page.locator(".editor-area")).to_contain_text("Le TP de jeudi est annulé.")
+    expect(page.locator("input[name=kinds][value=student]")).not_to_be_checked()
+    expect(page.locator("input[name=kinds][value=teacher]")).to_be_checked()
+
+    page.locator(".template-list summary").click()
+    page.fill(".template-list input[name=label]", "Annulation de TP")
+    page.get_by_role("button", name="Renommer").click()
+    expect(page.locator(".template-list")).to_contain_text("Annulation de TP")
+    page.locator(".template-list summary").click()
+    page.get_by_role("button", name="Supprimer").click()
+    expect(page.locator(".templates")).to_contain_text("Aucun modèle pour l'instant.")
