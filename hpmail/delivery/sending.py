@@ -214,6 +214,22 @@ def deliver(email_ids, *, final: bool = False, timeout: float | None = None) -> 
     return delivery
 
 
+def _prepare(mailing: Mailing) -> MailingMessages | Failure:
+    """Run the sender checks on ``mailing`` and build its messages, or say why it cannot go."""
+    try:
+        reason = sender_refusal(mailing)
+    except Exception as error:  # a check that breaks must not stop the worker: retry later
+        log.exception("sender check failed on mailing %s", mailing.id)
+        return Failure(False, _("Unexpected error: %(text)s", text=error))
+    if reason:
+        return Failure(True, reason)
+    try:
+        return messages_of(mailing)
+    except OSError as error:  # an attachment file gone from the store
+        log.exception("mailing %s cannot be built", mailing.id)
+        return Failure(True, _("The e-mail could not be built: %(text)s", text=error))
+
+
 def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, timeout) -> None:
     transport = db.session.get(Transport, transport_id) if transport_id else None
     if transport is None or not transport.host:
@@ -222,28 +238,17 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
             recorder.failed(email, failure)
         return
     ready: list[tuple[Pending, MailingMessages]] = []
-    refusals: dict[int, str | None] = {}
-    builders: dict[int, MailingMessages] = {}
+    prepared: dict[int, MailingMessages | Failure] = {}
     for email in emails:
-        if email.mailing_id not in refusals:
-            mailing = db.session.get(Mailing, email.mailing_id)
-            refusals[email.mailing_id] = sender_refusal(mailing)
-            if not refusals[email.mailing_id]:
-                try:
-                    builders[email.mailing_id] = messages_of(mailing)
-                except OSError as error:  # an attachment file gone from the store
-                    log.exception("mailing %s cannot be built", mailing.id)
-                    refusals[email.mailing_id] = _(
-                        "The e-mail could not be built: %(text)s", text=error
-                    )
-        reason = refusals[email.mailing_id]
-        if reason:
-            recorder.failed(email, Failure(True, reason))
-            continue
-        if not email.recipients:
+        if email.mailing_id not in prepared:
+            prepared[email.mailing_id] = _prepare(db.session.get(Mailing, email.mailing_id))
+        builder = prepared[email.mailing_id]
+        if isinstance(builder, Failure):
+            recorder.failed(email, builder)
+        elif not email.recipients:
             recorder.sent(email, {})
-            continue
-        ready.append((email, builders[email.mailing_id]))
+        else:
+            ready.append((email, builder))
     if transport.per_minute or transport.per_day:
         allowed, reopens = reserve(transport, len(ready), recorder.now)
         for email, _builder in ready[allowed:]:
