@@ -302,11 +302,20 @@ def dispatch_emails(email_ids: list[int]) -> DispatchResult:
 
     if not email_ids:
         return DispatchResult()
-    if server_settings().delegate:
-        db.session.commit()  # the settings row may have just been created
-        enqueue_delivery(email_ids)
-        return DispatchResult(queued=len(email_ids))
-    delivery = sending.deliver(email_ids, final=True)
+    try:
+        if server_settings().delegate:
+            db.session.commit()  # the settings row may have just been created
+            enqueue_delivery(email_ids)
+            return DispatchResult(queued=len(email_ids))
+        delivery = sending.deliver(email_ids, final=True)
+    except OperationalError as error:
+        # The rows are committed: the worker's sweeper sends them once the database is free.
+        db.session.rollback()
+        log.warning("database busy while dispatching %s e-mails: %s", len(email_ids), error)
+        return DispatchResult(
+            queued=len(email_ids),
+            errors=[_("The server is busy: the e-mails are kept and will be sent shortly.")],
+        )
     return DispatchResult(
         sent=delivery.sent,
         deferred=delivery.deferred,

@@ -124,3 +124,21 @@ def test_queue_mailing_itself_reports_a_locked_database_in_french(
         queue_mailing(**mailing_values())
     db.session.commit()  # the session was rolled back and stays usable
     assert counts(db) == (0, 0)
+
+
+def test_sending_in_the_request_while_locked_keeps_the_emails_for_the_worker(
+    app, db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server, delegate=False)
+    mailing = queue_mailing(**mailing_values(2), kind="verification")
+    db.session.commit()
+    with locked(database_file(app)):
+        result = dispatch(mailing)
+    assert result.queued == 2
+    assert result.errors == [
+        "Le serveur est occupé : les e-mails sont conservés et partiront dans quelques instants."
+    ]
+    assert smtp_server.received == []
+    db.session.rollback()
+    states = set(db.session.scalars(select(OutboundEmail.state)))
+    assert states == {EmailState.QUEUED}  # the sweeper hands them to a worker
