@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask import current_app
 from sqlalchemy import bindparam, update
@@ -53,6 +54,37 @@ class Pending:
     recipients: list[tuple[int, str, str, str]] = field(default_factory=list)
     # (field, name, address) of every To and Cc recipient, for the headers
     shown: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+# Statements built once: the worker writes after every e-mail.
+_emails = OutboundEmail.__table__
+_recipients = EmailRecipient.__table__
+RENEW_LEASES = (
+    update(_emails)
+    .where(_emails.c.id.in_(bindparam("ids", expanding=True)))
+    .where(_emails.c.state == EmailState.SENDING)
+    .values(lease_until=bindparam("lease_until"))
+)
+REFUSE_RECIPIENT = (
+    update(_recipients)
+    .where(_recipients.c.id == bindparam("r_id"))
+    .values(state=RecipientState.REFUSED, code=bindparam("r_code"), reply=bindparam("r_reply"))
+)
+ACCEPT_RECIPIENTS = (
+    update(_recipients)
+    .where(_recipients.c.id.in_(bindparam("ids", expanding=True)))
+    .values(state=RecipientState.ACCEPTED, code=250)
+)
+
+
+@cache
+def _email_update(columns: tuple[str, ...]):
+    """Return the UPDATE of an e-mail's ``columns``, by id (one per set of columns)."""
+    return (
+        update(_emails)
+        .where(_emails.c.id == bindparam("e_id"))
+        .values({name: bindparam(f"v_{name}") for name in columns})
+    )
 
 
 class Recorder:
@@ -168,46 +200,22 @@ class Recorder:
         self.flush()
 
     def _write(self) -> None:
+        connection = db.session.connection()  # Core statements: no ORM work per e-mail
         if self.renewals:
             lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
-            db.session.execute(
-                update(OutboundEmail.__table__)
-                .where(
-                    OutboundEmail.__table__.c.id.in_(self.renewals),
-                    OutboundEmail.__table__.c.state == EmailState.SENDING,
-                )
-                .values(lease_until=clock.now() + lease)
+            connection.execute(
+                RENEW_LEASES, {"ids": self.renewals, "lease_until": clock.now() + lease}
             )
-        recipients = EmailRecipient.__table__
         if self.refused:
-            db.session.execute(
-                update(recipients)
-                .where(recipients.c.id == bindparam("r_id"))
-                .values(
-                    state=RecipientState.REFUSED,
-                    code=bindparam("r_code"),
-                    reply=bindparam("r_reply"),
-                ),
-                self.refused,
-            )
+            connection.execute(REFUSE_RECIPIENT, self.refused)
         if self.accepted:
-            db.session.execute(
-                update(recipients)
-                .where(recipients.c.id.in_(self.accepted))
-                .values(state=RecipientState.ACCEPTED, code=250)
-            )
-        emails = OutboundEmail.__table__
+            connection.execute(ACCEPT_RECIPIENTS, {"ids": self.accepted})
         by_columns: dict[tuple, list[dict]] = defaultdict(list)
         for email_id, values in self.emails:
             columns = tuple(sorted(values))
             by_columns[columns].append({"e_id": email_id, **{f"v_{k}": values[k] for k in columns}})
         for columns, rows in by_columns.items():
-            db.session.execute(
-                update(emails)
-                .where(emails.c.id == bindparam("e_id"))
-                .values({name: bindparam(f"v_{name}") for name in columns}),
-                rows,
-            )
+            connection.execute(_email_update(columns), rows)
 
     def flush(self, attempts: int = 5) -> None:
         """Write and commit what was recorded, retrying while another connection holds the lock."""
