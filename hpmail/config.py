@@ -55,7 +55,7 @@ class Defaults:
     DELIVERY_MAX_RETRY_SECONDS = 3600
     DELIVERY_QUEUED_GRACE_SECONDS = 60  # a queued row older than this lost its task: sweep it
     # Commit answers every N e-mails: 1 means a crash can resend only the e-mail in flight;
-    # 20 doubles the throughput on loopback but a crash may resend up to 20 (same Message-ID).
+    # 20 is about 1.5x faster on loopback, but a crash may resend up to 20 (same Message-ID).
     DELIVERY_RECORD_EVERY = 1
     SWEEP_INTERVAL_MINUTES = 1
     DEMO_MAILBOX_HOST = "127.0.0.1"
