@@ -95,7 +95,7 @@ def server_answer(code: int, text) -> Failure:
     return Failure(False, _("Server busy (%(code)s): %(text)s", code=code, text=words), code)
 
 
-def classify(error: BaseException, timeout: float | None = None) -> Failure:
+def classify(error: BaseException) -> Failure:
     """Turn an exception of ``connect`` or ``sendmail`` into a ``Failure``."""
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return Failure(
