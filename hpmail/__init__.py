@@ -51,7 +51,9 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if test_config:
         app.config.update(test_config)
     configuration.finish(app.config, instance)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 @event.listens_for(Engine, "connect")

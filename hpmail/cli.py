@@ -57,7 +57,9 @@ def load_demo(scale: int) -> None:
     from hpmail import demo
 
     if db.session.scalar(select(User.id).limit(1)) is not None:
-        raise click.ClickException("La base n'est pas vide : l'école de démonstration n'est pas chargée.")
+        raise click.ClickException(
+            "La base n'est pas vide : l'école de démonstration n'est pas chargée."
+        )
     demo.load(scale=scale)
     db.session.commit()
     click.echo(demo.sign_in_help())

@@ -19,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class Defaults:
     """Values used when neither ``instance/config.py`` nor the environment says otherwise."""
 
-    # Demo mode loads the demo school and starts the local test mailbox (``HPMAIL_DEMO=0`` disables).
+    # Demo mode loads the demo school and starts the local test mailbox (HPMAIL_DEMO=0: off).
     DEMO = True
     # Web
     SESSION_COOKIE_HTTPONLY = True

@@ -10,7 +10,7 @@ DEMO_USERS = (
     ("secretariat", "Sophie Bernard (secrétariat)", Role.STAFF, "sophie.bernard@lycee-demo.fr"),
     ("prof", "Julien Petit (enseignant)", Role.TEACHER, "julien.petit@lycee-demo.fr"),
 )
-DEMO_PASSWORD = "demo-hpmail"
+DEMO_PASSWORD = "demo-hpmail"  # noqa: S105  (printed to every newcomer: demo only)
 
 
 def load(scale: int = 1) -> None:
@@ -31,6 +31,6 @@ def load(scale: int = 1) -> None:
 
 def sign_in_help() -> str:
     """Return the lines that tell a newcomer how to sign in to the demo."""
-    lines = ["Connexions de démonstration (mot de passe « %s ») :" % DEMO_PASSWORD]
+    lines = [f"Connexions de démonstration (mot de passe « {DEMO_PASSWORD} ») :"]
     lines += [f"  {login:<12} {name}" for login, name, _role, _email in DEMO_USERS]
     return "\n".join(lines)

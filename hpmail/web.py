@@ -1,4 +1,4 @@
-"""Request-layer glue shared by every feature: sign-in by default, roles, menus, htmx fragments, errors."""
+"""Request glue shared by all features: sign-in by default, roles, menus, htmx fragments."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ admin_required = roles_required("admin")
 
 def is_htmx() -> bool:
     """Tell whether this request wants a fragment (htmx, but not a boosted navigation)."""
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    return (
+        request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+    )
 
 
 def render(template: str, fragment: str | None = None, **context):
@@ -107,7 +109,8 @@ def visible_menus() -> list[tuple[str, list[tuple[str, str]]]]:
         links = [
             (label, url_for(endpoint, **args))
             for label, endpoint, args, role in items
-            if endpoint in current_app.view_functions and (role is None or current_user.role == role)
+            if endpoint in current_app.view_functions
+            and (role is None or current_user.role == role)
         ]
         if links:
             menus.append((title, links))

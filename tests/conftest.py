@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
 from flask import g
 from flask.testing import FlaskClient
+from itsdangerous import URLSafeTimedSerializer
 
 from hpmail import create_app
 from hpmail.auth.models import User
@@ -23,7 +23,7 @@ PASSWORD = "correct horse battery"
 
 
 class CsrfClient(FlaskClient):
-    """A test client that sends a valid CSRF token with every state change, unless ``csrf=False``."""
+    """A test client that sends a valid CSRF token with each state change, unless ``csrf=False``."""
 
     def open(self, *args, csrf: bool = True, **kwargs):
         method = (kwargs.get("method") or "GET").upper()
@@ -60,6 +60,7 @@ def app_config(tmp_path) -> dict:
 def app(app_config):
     app = create_app(app_config)
     app.test_client_class = CsrfClient
+
     # The test's app context (below) is shared by every request of the test, and so is ``g``:
     # forget the user Flask-Login cached there, as a server does between two requests.
     def forget_cached_user() -> None:
@@ -90,7 +91,9 @@ def make_user(db):
 
     def make(role: str = "staff", login: str | None = None, **fields) -> User:
         login = login or f"{role}{next(counter)}"
-        user = create_user(login, fields.pop("display_name", login.title()), PASSWORD, role, **fields)
+        user = create_user(
+            login, fields.pop("display_name", login.title()), PASSWORD, role, **fields
+        )
         db.session.commit()
         return user
 

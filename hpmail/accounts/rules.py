@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from email_validator import EmailNotValidError, validate_email
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountKind
+from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,9 @@ def clean_address(value: str | None, field: str = "address") -> str:
     if len(value) > 254:
         raise AccountInvalid({field: _("At most %(num)d characters.", num=254)})
     try:
-        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
+        return normalized_address(value)
     except EmailNotValidError:
         raise AccountInvalid({field: _("This is not a valid e-mail address.")}) from None
-    return checked.ascii_email or checked.normalized  # an IDN domain in its ASCII form
 
 
 def _holders(address: str, account: Account | None):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, SelectField, StringField
@@ -19,6 +18,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.auth.models import Role
 from hpmail.auth.service import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
@@ -51,7 +51,7 @@ def email_address(form, field) -> None:
         field.data = None
         return
     try:
-        field.data = validate_email(field.data, check_deliverability=False).normalized
+        field.data = normalized_address(field.data)
     except EmailNotValidError as error:
         raise StopValidation(_l("This e-mail address is not valid.")) from error
 

@@ -7,13 +7,13 @@ import re
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 
-from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from hpmail.accounts.service import sender_for
+from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.compose.models import Signature
 from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
@@ -127,11 +127,11 @@ def parse_addresses(text: str) -> tuple[list[tuple[str, str]], list[str]]:
             continue
         name, address = parseaddr(chunk) if "<" in chunk else ("", chunk)
         try:
-            valid = validate_email(address or chunk, check_deliverability=False)
+            valid = normalized_address(address or chunk)
         except EmailNotValidError:
             errors.append(_("« %(address)s » is not a valid e-mail address.", address=chunk))
             continue
-        pairs.append((name.strip(), valid.normalized))
+        pairs.append((name.strip(), valid))
     return pairs, errors
 
 

@@ -7,7 +7,6 @@ import os
 import re
 import ssl
 
-from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -28,6 +27,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
+from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.delivery.models import Security
 from hpmail.delivery.transports import SenderValues, TransportValues
 
@@ -90,7 +90,7 @@ def email_address(form, field) -> None:
     if not value:
         return
     try:
-        field.data = validate_email(value, check_deliverability=False).normalized
+        field.data = normalized_address(value)
     except EmailNotValidError:
         raise ValidationError(
             _l("Enter a valid e-mail address, such as name@example.fr.")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
-
+from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.directory.models import EmailStatus
 
 
@@ -12,7 +11,7 @@ def email_status_of(address: str | None) -> EmailStatus:
     if address is None or not address.strip():
         return EmailStatus.MISSING
     try:
-        validate_email(address.strip(), check_deliverability=False)
+        normalized_address(address)
     except EmailNotValidError:
         return EmailStatus.INVALID
     return EmailStatus.VALID
