@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from io import BytesIO
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.exc import OperationalError
 
 from hpmail.accounts.service import NotAuthorised, default_account, settings_for, usable_accounts
 from hpmail.compose import saved, service
@@ -20,7 +22,7 @@ from hpmail.compose.uploads import (
     upload_errors,
 )
 from hpmail.delivery.attachments import read_attachment
-from hpmail.delivery.outbox import NoTransport, dispatch
+from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
 from hpmail.delivery.policy import InvalidHeader
 from hpmail.directory.models import Cohort, Course
 from hpmail.directory.selection import create_selection, selected_people, selection_for
@@ -29,6 +31,7 @@ from hpmail.extensions import db
 from hpmail.web import render
 
 bp = Blueprint("compose", __name__, cli_group=None)
+log = logging.getLogger(__name__)
 
 
 def _selection_people(token: str | None):
@@ -147,9 +150,22 @@ def _send(people, token):
         return _composer(
             draft, people, token, errors={"recipients": [str(refused)]}, kept=kept, status=422
         )
-    db.session.commit()
+    except OutboxBusy as busy:
+        return _busy(draft, people, token, kept, busy)
+    try:
+        db.session.commit()
+    except OperationalError as error:  # the database stayed locked past its busy timeout
+        return _busy(draft, people, token, kept, error)
     result = dispatch(mailing)
     return render("compose/sent.html", mailing=mailing, result=result, refused=recipients.refused)
+
+
+def _busy(draft, people, token, kept, error):
+    """Say that nothing was sent because the database was busy, keeping what the user wrote."""
+    db.session.rollback()
+    log.warning("user %s could not queue a mailing: %s", current_user.login, error)
+    message = _("The server is busy: nothing was sent. Please try again in a moment.")
+    return _composer(draft, people, token, errors={"recipients": [message]}, kept=kept, status=503)
 
 
 @bp.route("/e-mail/personnes")
