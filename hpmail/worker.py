@@ -1,9 +1,13 @@
 """Entry point of ``huey_consumer hpmail.worker.huey``: builds the app, then exposes its queue."""
 
+import logging
+
 from hpmail import create_app
 from hpmail.queue import huey
 
 app = create_app()
+# huey_consumer logs through its own handler; without this every line would be printed twice.
+logging.getLogger("huey").propagate = False
 
 import hpmail.delivery.tasks  # noqa: E402,F401  (registers the tasks and the periodic sweeper)
 
