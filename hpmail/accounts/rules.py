@@ -96,6 +96,41 @@ def clean_answer(value: str | None, field: str = "answer") -> str:
     return value
 
 
+def clean_name_and_address(
+    name: str | None, field: str, address: str | None, account: Account | None = None
+) -> tuple[str, str]:
+    """Return the cleaned name and free address, or raise AccountInvalid with every error."""
+    errors = {}
+    try:
+        name = clean_name(name, field)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    try:
+        address = clean_address(address)
+        ensure_address_free(address, account)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    if errors:
+        raise AccountInvalid(errors)
+    return name, address
+
+
+def clean_secret(question: str | None, answer: str | None) -> tuple[str, str]:
+    """Return the cleaned secret question and answer, or raise AccountInvalid with every error."""
+    errors = {}
+    try:
+        question = clean_name(question, "question", 200)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    try:
+        answer = clean_answer(answer)
+    except AccountInvalid as invalid:
+        errors.update(invalid.errors)
+    if errors:
+        raise AccountInvalid(errors)
+    return question, answer
+
+
 def check_secret_answer(account: Account, answer: str | None) -> None:
     try:
         verification.check_answer(account, answer or "")

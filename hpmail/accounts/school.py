@@ -14,10 +14,8 @@ from hpmail.accounts.models import Account, AccountKind, account_member
 from hpmail.accounts.rules import (
     AccountInvalid,
     check_secret_answer,
-    clean_address,
-    clean_answer,
-    clean_name,
-    ensure_address_free,
+    clean_name_and_address,
+    clean_secret,
     release_address,
 )
 from hpmail.accounts.service import send_code
@@ -41,18 +39,7 @@ def school_accounts() -> list[Account]:
 
 def create_school_account(label: str, address: str, by: User) -> tuple[Account, Mailing]:
     """Create an unverified school account and queue its verification code."""
-    errors = {}
-    try:
-        label = clean_name(label, "label")
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    try:
-        address = clean_address(address)
-        ensure_address_free(address)
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    if errors:
-        raise AccountInvalid(errors)
+    label, address = clean_name_and_address(label, "label", address)
     release_address(address)
     account = Account(kind=AccountKind.SCHOOL, label=label, address=address, display_name=label)
     db.session.add(account)
@@ -68,17 +55,7 @@ def set_secret(account: Account, question: str, answer: str, by: User) -> None:
         raise AccountInvalid({"code": _("Verify the address with its code first.")})
     if account.secret_answer_hash is not None:
         raise AccountInvalid({"question": _("This account already has a secret question.")})
-    errors = {}
-    try:
-        question = clean_name(question, "question", 200)
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    try:
-        answer = clean_answer(answer)
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    if errors:
-        raise AccountInvalid(errors)
+    question, answer = clean_secret(question, answer)
     account.secret_question = question
     account.secret_answer_hash = verification.hash_answer(answer)
     db.session.flush()
@@ -89,18 +66,7 @@ def update_school_account(
     account: Account, label: str, address: str, current_answer: str, by: User
 ) -> bool:
     """Change label and address (after the secret answer); return True if a new code is needed."""
-    errors = {}
-    try:
-        label = clean_name(label, "label")
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    try:
-        address = clean_address(address)
-        ensure_address_free(address, account)
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    if errors:
-        raise AccountInvalid(errors)
+    label, address = clean_name_and_address(label, "label", address, account)
     check_secret_answer(account, current_answer)
     address_changed = address.lower() != account.address.lower()
     if address_changed:
@@ -124,17 +90,7 @@ def change_secret(
     account: Account, current_answer: str, question: str, answer: str, by: User
 ) -> None:
     """Replace the secret question and answer (after the current answer)."""
-    errors = {}
-    try:
-        question = clean_name(question, "question", 200)
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    try:
-        answer = clean_answer(answer)
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    if errors:
-        raise AccountInvalid(errors)
+    question, answer = clean_secret(question, answer)
     check_secret_answer(account, current_answer)
     account.secret_question = question
     account.secret_answer_hash = verification.hash_answer(answer)

@@ -19,8 +19,7 @@ from hpmail.accounts.models import Account, AccountKind, MailSettings, account_m
 from hpmail.accounts.rules import (
     AccountInvalid,
     clean_address,
-    clean_name,
-    ensure_address_free,
+    clean_name_and_address,
     release_address,
 )
 from hpmail.auth.models import User, utcnow
@@ -120,19 +119,8 @@ def personal_account(user: User) -> Account | None:
 
 def save_personal_account(user: User, display_name: str, address: str) -> tuple[Account, bool]:
     """Create or change ``user``'s personal account; return it and whether a code must be sent."""
-    errors = {}
     account = personal_account(user)
-    try:
-        display_name = clean_name(display_name, "display_name")
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    try:
-        address = clean_address(address)
-        ensure_address_free(address, account)
-    except AccountInvalid as invalid:
-        errors.update(invalid.errors)
-    if errors:
-        raise AccountInvalid(errors)
+    display_name, address = clean_name_and_address(display_name, "display_name", address, account)
     release_address(address, account)
     if account is None:
         account = Account(kind=AccountKind.PERSONAL, owner_id=user.id, address=address)
