@@ -19,9 +19,7 @@ class SecretForm(FlaskForm):
     answer = PasswordField(_l("Secret answer"))
 
 
-class EditAccountForm(FlaskForm):
-    label = StringField(_l("Label"))
-    address = StringField(_l("E-mail address"))
+class EditAccountForm(SchoolAccountForm):
     current_answer = PasswordField(_l("Secret answer"))
 
 
