@@ -77,6 +77,20 @@ def server_settings():
     ), status
 
 
+def _test_send_result(form, diagnosis, problem, action: str, back: str):
+    """Show the outcome of a test-send (or the form again with its errors)."""
+    return render(
+        "delivery/test_send.html",
+        "result",
+        test_form=form,
+        diagnosis=diagnosis,
+        problem=problem,
+        test_action=url_for(action),
+        back=url_for(back),
+        title=_("Test e-mail sending"),
+    ), 200 if diagnosis or problem else _invalid()
+
+
 @bp.route("/serveur/parametres-envoi/essai", methods=["POST"])
 @admin_required
 def test_send():
@@ -95,16 +109,9 @@ def test_send():
                 transport, settings.sender_address, recipient, settings.sender_name
             )
             current_app.logger.info("%s ran the server test-send", current_user.login)
-    return render(
-        "delivery/test_send.html",
-        "result",
-        test_form=form,
-        diagnosis=diagnosis,
-        problem=problem,
-        test_action=url_for("delivery.test_send"),
-        back=url_for("delivery.server_settings"),
-        title=_("Test e-mail sending"),
-    ), 200 if diagnosis or problem else _invalid()
+    return _test_send_result(
+        form, diagnosis, problem, "delivery.test_send", "delivery.server_settings"
+    )
 
 
 # --- Configuration › Gérer les profils d'envoi d'e-mails --------------------------------------
@@ -275,16 +282,9 @@ def personal_test_send():
             problem = _("Save your SMTP server, or retrieve a sending profile, first.")
         else:
             diagnosis = diagnose(transport, address, address, current_user.display_name)
-    return render(
-        "delivery/test_send.html",
-        "result",
-        test_form=form,
-        diagnosis=diagnosis,
-        problem=problem,
-        test_action=url_for("delivery.personal_test_send"),
-        back=url_for("delivery.personal_transport"),
-        title=_("Test e-mail sending"),
-    ), 200 if diagnosis or problem else _invalid()
+    return _test_send_result(
+        form, diagnosis, problem, "delivery.personal_test_send", "delivery.personal_transport"
+    )
 
 
 # --- Serveur › File d'envoi ------------------------------------------------------------------
