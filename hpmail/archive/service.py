@@ -16,7 +16,6 @@ from sqlalchemy.orm import aliased, selectinload
 from hpmail.accounts.models import Account
 from hpmail.accounts.service import may_send_as, visible_accounts
 from hpmail.archive import search
-from hpmail.delivery.mime import MailingMessages
 from hpmail.delivery.models import (
     EmailRecipient,
     EmailState,
@@ -26,7 +25,7 @@ from hpmail.delivery.models import (
     RecipientState,
 )
 from hpmail.delivery.outbox import resend_failed_recipients
-from hpmail.delivery.policy import sending_identity
+from hpmail.delivery.sending import mailing_messages
 from hpmail.delivery.settings import server_settings
 from hpmail.extensions import db
 
@@ -230,36 +229,14 @@ def headers_as_sent(mailing: Mailing, email: OutboundEmail) -> list[tuple[str, s
     to = [(r.name, r.address) for r in email.recipients if r.field == "to"]
     cc = [(r.name, r.address) for r in email.recipients if r.field == "cc"]
     try:
-        raw = header_builder(mailing).message_bytes(email.message_id, to, cc)
+        # The engine's own builder, without the body or files: only the headers are read.
+        raw = mailing_messages(mailing, server_settings()).message_bytes(email.message_id, to, cc)
     except (ValueError, TypeError) as error:  # an address the builder no longer accepts
         log.warning("mailing %s: headers not rebuilt: %s", mailing.id, error)
         return headers_from_rows(mailing, email, to, cc)
     message = BytesHeaderParser(policy=default_policy).parsebytes(raw)
     shown = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
     return [(name, str(message[name])) for name in shown if message[name] is not None]
-
-
-def header_builder(mailing: Mailing) -> MailingMessages:
-    """Return the engine's message builder for ``mailing``'s headers (no body, no files read)."""
-    settings = server_settings()
-    identity = sending_identity(
-        name=mailing.sender_name,
-        address=mailing.sender_address,
-        reply_to=mailing.reply_to,
-        server_name=settings.sender_name,
-        server_address=settings.sender_address,
-        allowed_domains=settings.allowed_domains or "",
-    )
-    return MailingMessages(
-        identity=identity,
-        subject=mailing.subject,
-        text_body="",
-        html_body=None,
-        parts=[],
-        date=mailing.created_at,
-        hide_recipients=mailing.hide_recipients,
-        account=HeaderAddress(display_name=mailing.sender_name, addr_spec=mailing.sender_address),
-    )
 
 
 def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tuple[str, str]]:

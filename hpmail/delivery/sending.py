@@ -31,6 +31,7 @@ from hpmail.delivery.models import (
     MailingAttachment,
     OutboundEmail,
     RecipientState,
+    ServerSettings,
     Transport,
 )
 from hpmail.delivery.policy import sending_identity
@@ -118,6 +119,35 @@ _CACHE_SIZE = 4
 _cache_lock = threading.Lock()  # a consumer may run several worker threads
 
 
+def mailing_messages(
+    mailing: Mailing,
+    settings: ServerSettings,
+    *,
+    text_body: str = "",
+    html_body: str | None = None,
+    parts: list[Part] | None = None,
+) -> MailingMessages:
+    """Return the message builder of ``mailing`` under the server's From policy."""
+    identity = sending_identity(
+        name=mailing.sender_name,
+        address=mailing.sender_address,
+        reply_to=mailing.reply_to,
+        server_name=settings.sender_name,
+        server_address=settings.sender_address,
+        allowed_domains=settings.allowed_domains or "",
+    )
+    return MailingMessages(
+        identity=identity,
+        subject=mailing.subject,
+        text_body=text_body,
+        html_body=html_body,
+        parts=parts or [],
+        date=mailing.created_at,
+        hide_recipients=mailing.hide_recipients,
+        account=HeaderAddress(display_name=mailing.sender_name, addr_spec=mailing.sender_address),
+    )
+
+
 def messages_of(mailing: Mailing) -> MailingMessages:
     """Return the message builder of ``mailing``, built once per worker and From policy."""
     settings = server_settings()
@@ -134,14 +164,6 @@ def messages_of(mailing: Mailing) -> MailingMessages:
         if cached is not None:
             _messages_cache.move_to_end(key)
             return cached
-    identity = sending_identity(
-        name=mailing.sender_name,
-        address=mailing.sender_address,
-        reply_to=mailing.reply_to,
-        server_name=settings.sender_name,
-        server_address=settings.sender_address,
-        allowed_domains=settings.allowed_domains or "",
-    )
     attachments = db.session.scalars(
         select(MailingAttachment)
         .where(MailingAttachment.mailing_id == mailing.id)
@@ -156,15 +178,8 @@ def messages_of(mailing: Mailing) -> MailingMessages:
         )
         for item in attachments
     ]
-    built = MailingMessages(
-        identity=identity,
-        subject=mailing.subject,
-        text_body=mailing.text_body,
-        html_body=mailing.html_body,
-        parts=parts,
-        date=mailing.created_at,
-        hide_recipients=mailing.hide_recipients,
-        account=HeaderAddress(display_name=mailing.sender_name, addr_spec=mailing.sender_address),
+    built = mailing_messages(
+        mailing, settings, text_body=mailing.text_body, html_body=mailing.html_body, parts=parts
     )
     with _cache_lock:
         _messages_cache[key] = built
