@@ -225,21 +225,11 @@ def queue_mailing(
             )
         domain = message_id_domain(sender.address)
         email_ids = _insert_emails(mailing.id, domain, len(specs), now)
-        db.session.execute(
-            insert(EmailRecipient.__table__),
-            [
-                {
-                    "email_id": email_id,
-                    "field": field_name,
-                    "name": recipient.name,
-                    "address": recipient.address,
-                    "person_id": recipient.person_id,
-                    "state": RecipientState.PENDING,
-                }
-                for email_id, spec in zip(email_ids, specs, strict=True)
-                for field_name, recipients in zip(("to", "cc", "bcc"), spec, strict=True)
-                for recipient in recipients
-            ],
+        _insert_recipients(
+            (email_id, field_name, recipient)
+            for email_id, spec in zip(email_ids, specs, strict=True)
+            for field_name, recipients in zip(("to", "cc", "bcc"), spec, strict=True)
+            for recipient in recipients
         )
     except OperationalError as error:
         # The database stayed locked past the busy timeout: nothing of this mailing is kept.
@@ -277,6 +267,24 @@ def _insert_emails(mailing_id: int, domain: str, count: int, now) -> list[int]:
             insert(table).returning(table.c.id, sort_by_parameter_order=True),
             rows,
         )
+    )
+
+
+def _insert_recipients(rows) -> None:
+    """Add a pending recipient for each ``(email_id, field, address)``: Core, like the e-mails."""
+    db.session.execute(
+        insert(EmailRecipient.__table__),
+        [
+            {
+                "email_id": email_id,
+                "field": field_name,
+                "name": recipient.name,
+                "address": recipient.address,
+                "person_id": recipient.person_id,
+                "state": RecipientState.PENDING,
+            }
+            for email_id, field_name, recipient in rows
+        ],
     )
 
 
@@ -435,20 +443,7 @@ def resend_failed_recipients(target: Mailing | OutboundEmail) -> list[int]:
         if not again:
             continue
         (email_id,) = _insert_emails(mailing.id, domain, 1, now)
-        db.session.execute(
-            insert(EmailRecipient.__table__),
-            [
-                {
-                    "email_id": email_id,
-                    "field": r.field,
-                    "name": r.name,
-                    "address": r.address,
-                    "person_id": r.person_id,
-                    "state": RecipientState.PENDING,
-                }
-                for r in again
-            ],
-        )
+        _insert_recipients((email_id, r.field, r) for r in again)
         new_ids.append(email_id)
     log.info("mailing %s: %s e-mails queued again for failed recipients", mailing.id, len(new_ids))
     return new_ids
