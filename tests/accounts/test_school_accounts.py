@@ -25,6 +25,17 @@ def only_account(db) -> Account:
     return db.session.scalars(select(Account)).one()
 
 
+def created_with_code(client, db, mail_server) -> tuple[Account, str]:
+    """Create the school account; return it and the code e-mailed to its address."""
+    create(client)
+    account = only_account(db)
+    return account, code_in(mail_server, account.address)
+
+
+def type_code(client, account, code, **kwargs):
+    return client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX, **kwargs)
+
+
 def latest_code_row(db, account) -> VerificationCode:
     return db.session.scalars(
         select(VerificationCode)
@@ -58,7 +69,7 @@ def test_admin_creates_a_school_account_with_the_code_received_by_e_mail(
     page = client.get(response.headers["Location"], headers=FR)
     assert "Code de vérification" in page.text and "Renvoyer le code" in page.text
 
-    checked = client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    checked = type_code(client, account, code)
     assert checked.status_code == 200
     assert (
         "L&#39;adresse est vérifiée." in checked.text or "L'adresse est vérifiée." in checked.text
@@ -79,46 +90,40 @@ def test_admin_creates_a_school_account_with_the_code_received_by_e_mail(
 
 
 def test_wrong_code_is_refused_and_five_wrong_tries_end_the_attempt(client, db, admin, mail_server):
-    create(client)
-    account = only_account(db)
-    code = code_in(mail_server, account.address)
+    account, code = created_with_code(client, db, mail_server)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
-    answer = client.post(f"{URL}/{account.id}/code", data={"code": wrong}, headers=HTMX)
+    answer = type_code(client, account, wrong)
     assert "Code incorrect. Il vous reste 4 essais." in answer.text
     for _ in range(4):
-        answer = client.post(f"{URL}/{account.id}/code", data={"code": wrong}, headers=HTMX)
+        answer = type_code(client, account, wrong)
     assert "Trop de codes erronés" in answer.text
     # Even the right code no longer works: the attempt is over (brute force stops here).
-    answer = client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    answer = type_code(client, account, code)
     assert "Trop de codes erronés" in answer.text
     db.session.expire_all()
     assert only_account(db).verified_at is None
 
 
 def test_expired_code_is_refused(client, db, admin, mail_server):
-    create(client)
-    account = only_account(db)
-    code = code_in(mail_server, account.address)
+    account, code = created_with_code(client, db, mail_server)
     row = latest_code_row(db, account)
     row.expires_at -= timedelta(minutes=16)
     db.session.commit()
-    answer = client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    answer = type_code(client, account, code)
     assert "Ce code a expiré" in answer.text
     db.session.expire_all()
     assert only_account(db).verified_at is None
 
 
 def test_a_used_code_cannot_be_replayed(client, db, admin, mail_server):
-    create(client)
-    account = only_account(db)
-    code = code_in(mail_server, account.address)
-    client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    account, code = created_with_code(client, db, mail_server)
+    type_code(client, account, code)
     # The admin changes the address back to unverified state through a new code; replay the old one.
     db.session.expire_all()
     account = only_account(db)
     account.verified_at = None
     db.session.commit()
-    answer = client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    answer = type_code(client, account, code)
     assert "déjà été utilisé" in answer.text
     db.session.expire_all()
     assert only_account(db).verified_at is None
@@ -128,7 +133,7 @@ def test_a_used_code_cannot_be_replayed(client, db, admin, mail_server):
 def test_malformed_code_is_refused_without_counting_a_try(client, db, admin, mail_server, typed):
     create(client)
     account = only_account(db)
-    answer = client.post(f"{URL}/{account.id}/code", data={"code": typed}, headers=HTMX)
+    answer = type_code(client, account, typed)
     assert "Saisissez les 6 chiffres" in answer.text
     assert latest_code_row(db, account).tries == 0
 
@@ -153,9 +158,9 @@ def test_resending_the_code_waits_60_seconds_and_ends_the_previous_code(
     assert len(mail_server.received) == 2
     second = code_in(mail_server, account.address)
     if first != second:
-        old = client.post(f"{URL}/{account.id}/code", data={"code": first}, headers=HTMX)
+        old = type_code(client, account, first)
         assert "Code incorrect" in old.text
-    ok = client.post(f"{URL}/{account.id}/code", data={"code": second}, headers=HTMX)
+    ok = type_code(client, account, second)
     assert "adresse est vérifiée" in ok.text
 
 
@@ -225,12 +230,8 @@ def test_creation_without_csrf_token_is_refused(client, db, admin, mail_server):
 
 
 def test_code_check_without_csrf_token_is_refused(client, db, admin, mail_server):
-    create(client)
-    account = only_account(db)
-    code = code_in(mail_server, account.address)
-    response = client.post(
-        f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX, csrf=False
-    )
+    account, code = created_with_code(client, db, mail_server)
+    response = type_code(client, account, code, csrf=False)
     assert response.status_code == 400
     db.session.expire_all()
     assert only_account(db).verified_at is None
@@ -315,7 +316,7 @@ def test_changing_the_address_restarts_verification(client, db, admin, mail_serv
     assert account.address == "accueil@lycee.example" and account.verified_at is None
     assert not account.is_ready
     code = code_in(mail_server, "accueil@lycee.example")
-    client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    type_code(client, account, code)
     db.session.expire_all()
     assert db.session.get(Account, account.id).is_ready
 
@@ -396,7 +397,7 @@ def test_an_address_typo_can_be_fixed_while_the_new_address_awaits_its_code(
     data["edit-address"] = "accueil@lycee.example"
     assert client.post(f"{URL}/{account.id}/modifier", data=data, headers=FR).status_code == 302
     code = code_in(mail_server, "accueil@lycee.example")
-    client.post(f"{URL}/{account.id}/code", data={"code": code}, headers=HTMX)
+    type_code(client, account, code)
     db.session.expire_all()
     account = db.session.get(Account, account.id)
     assert account.address == "accueil@lycee.example" and account.is_ready
