@@ -252,6 +252,14 @@ def own_form(**changes) -> dict:
     return form
 
 
+def save_own_server(client, server, test_ca, **changes) -> None:
+    """Save the test's STARTTLS server, trusted through the test's CA, as the user's own."""
+    form = own_form(
+        host="127.0.0.1", port=str(server.port), security="starttls", ca_file=test_ca.ca_file
+    )
+    client.post(PERSONAL, data={**form, **changes}, headers=FR)
+
+
 def test_with_delegation_on_the_user_is_told_there_is_nothing_to_set(client, login_as, db):
     delegation(db, True)
     login_as("teacher")
@@ -340,13 +348,7 @@ def test_personal_test_send_goes_through_the_users_own_server(
     delegation(db, False)
     server = make_smtp_server("starttls", users={"julien.petit": "mon-secret"})
     login_as("teacher", email="julien.petit@lycee-demo.fr")
-    client.post(
-        PERSONAL,
-        data=own_form(
-            host="127.0.0.1", port=str(server.port), security="starttls", ca_file=test_ca.ca_file
-        ),
-        headers=FR,
-    )
+    save_own_server(client, server, test_ca)
     response = client.post(f"{PERSONAL}/essai", headers=HTMX)
     assert "Le serveur a accepté l'e-mail d'essai pour julien.petit@lycee-demo.fr" in text(response)
     [received] = server.received
@@ -359,17 +361,7 @@ def test_personal_test_send_with_a_wrong_password_says_so(
     delegation(db, False)
     server = make_smtp_server("starttls", users={"julien.petit": "mon-secret"})
     login_as("teacher", email="julien.petit@lycee-demo.fr")
-    client.post(
-        PERSONAL,
-        data=own_form(
-            host="127.0.0.1",
-            port=str(server.port),
-            security="starttls",
-            ca_file=test_ca.ca_file,
-            password="faux",
-        ),
-        headers=FR,
-    )
+    save_own_server(client, server, test_ca, password="faux")
     response = client.post(f"{PERSONAL}/essai", headers=HTMX)
     assert "L'essai a échoué à l'étape « Authentification »" in text(response)
     assert server.received == []
