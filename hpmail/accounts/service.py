@@ -207,15 +207,21 @@ def may_send_as(user_id: int | None, account_id: int | None) -> bool:
     return account.owner_id == user_id
 
 
+def authorised_school_accounts(user: User) -> list[Account]:
+    """Return the school accounts ``user`` is authorised on, by label."""
+    return list(
+        db.session.scalars(
+            select(Account)
+            .join(account_member, account_member.c.account_id == Account.id)
+            .where(Account.kind == AccountKind.SCHOOL, account_member.c.user_id == user.id)
+            .order_by(Account.label)
+        )
+    )
+
+
 def usable_accounts(user: User) -> list[Account]:
     """Return the accounts ``user`` may send from: authorised school accounts, then personal."""
-    school = db.session.scalars(
-        select(Account)
-        .join(account_member, account_member.c.account_id == Account.id)
-        .where(Account.kind == AccountKind.SCHOOL, account_member.c.user_id == user.id)
-        .order_by(Account.label)
-    )
-    accounts = [account for account in school if account.is_ready]
+    accounts = [account for account in authorised_school_accounts(user) if account.is_ready]
     accounts += [account for account in personal_accounts(user) if _is_usable(account)]
     return accounts
 
@@ -260,13 +266,7 @@ def visible_accounts(user: User) -> list[Account]:
     """Return the accounts whose sent e-mails ``user`` may read in the archive."""
     if user.is_admin:
         return list(db.session.scalars(select(Account).order_by(Account.label)))
-    school = db.session.scalars(
-        select(Account)
-        .join(account_member, account_member.c.account_id == Account.id)
-        .where(Account.kind == AccountKind.SCHOOL, account_member.c.user_id == user.id)
-        .order_by(Account.label)
-    )
-    return list(school) + personal_accounts(user)
+    return authorised_school_accounts(user) + personal_accounts(user)
 
 
 def sender_check(mailing: Mailing) -> str | None:
