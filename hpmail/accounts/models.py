@@ -105,6 +105,6 @@ class MailSettings(db.Model):
     )
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     reply_to: Mapped[str | None] = mapped_column(String(254))
-    hide_recipients: Mapped[bool] = mapped_column(Boolean, default=False)
+    hide_recipients: Mapped[bool] = mapped_column(Boolean, default=True)
 
     account: Mapped[Account | None] = relationship()

@@ -227,10 +227,14 @@ def usable_accounts(user: User) -> list[Account]:
 
 
 def settings_for(user: User) -> MailSettings:
-    """Return ``user``'s mail settings, creating them on first use."""
+    """Return ``user``'s mail settings, creating them on first use.
+
+    Recipients are hidden (Bcc) until the user chooses otherwise: an e-mail to a cohort must not
+    hand every student's address to every other student unless someone decided it should.
+    """
     settings = db.session.get(MailSettings, user.id)
     if settings is None:
-        settings = MailSettings(user_id=user.id, hide_recipients=False)
+        settings = MailSettings(user_id=user.id, hide_recipients=True)
         db.session.add(settings)
         db.session.flush()
     return settings

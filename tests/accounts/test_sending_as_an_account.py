@@ -87,12 +87,23 @@ def test_reply_to_and_hidden_recipients_reach_the_e_mail(db, make_user, make_acc
     assert b"parent1@example.org" not in received.data
 
 
-def test_without_options_recipients_are_visible_and_replies_go_to_the_account(
+def test_by_default_recipients_are_hidden_and_replies_go_to_the_account(
     db, make_user, make_account, mail_server
 ):
     sophie = make_user("staff")
     account = make_account(members=[sophie])
     send(sophie, account.id, to=("parent1@example.org", "parent2@example.org"))
+    [received] = mail_server.received
+    assert sorted(received.rcpt_tos) == ["parent1@example.org", "parent2@example.org"]
+    assert [a.addr_spec for a in received.message["To"].addresses] == [account.address]
+    assert received.message["Reply-To"] is None
+    assert b"parent1@example.org" not in received.data
+
+
+def test_with_hiding_switched_off_recipients_are_visible(db, make_user, make_account, mail_server):
+    sophie = make_user("staff")
+    account = make_account(members=[sophie])
+    send(sophie, account.id, to=("parent1@example.org", "parent2@example.org"), hide=False)
     message = mail_server.received[0].message
     assert sorted(a.addr_spec for a in message["To"].addresses) == [
         "parent1@example.org",
