@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hpmail import config as configuration
 from hpmail import queue
@@ -51,6 +52,9 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if test_config:
         app.config.update(test_config)
     configuration.finish(app.config, instance)
+    if app.config["PROXY_COUNT"]:
+        proxies = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -8,7 +8,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from hpmail.auth.models import Role, User
-from hpmail.auth.service import create_user
+from hpmail.auth.service import PASSWORD_MIN_LENGTH, create_user
 from hpmail.extensions import db
 
 
@@ -43,8 +43,10 @@ def create_admin(login: str, display_name: str, email: str | None, password: str
     """Create an administrator (the first sign-in of a real installation)."""
     if db.session.scalar(select(User).where(User.login == login.strip().lower())):
         raise click.ClickException(f"L'identifiant « {login} » existe déjà.")
-    if len(password) < 8:
-        raise click.ClickException("Le mot de passe doit compter au moins 8 caractères.")
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise click.ClickException(
+            f"Le mot de passe doit compter au moins {PASSWORD_MIN_LENGTH} caractères."
+        )
     create_user(login, display_name, password, Role.ADMIN, email=email)
     db.session.commit()
     click.echo(f"Administrateur « {login} » créé.")

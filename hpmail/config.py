@@ -28,6 +28,9 @@ class Defaults:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = 8 * 3600
+    # Behind a reverse proxy (nginx, Apache): how many proxies set X-Forwarded-For/-Proto. The
+    # sign-in throttle counts failures per client address, which must then come from the proxy.
+    PROXY_COUNT = 0
     MAX_CONTENT_LENGTH = 25 * 1024 * 1024
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     BABEL_DEFAULT_LOCALE = "fr"

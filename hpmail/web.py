@@ -41,9 +41,15 @@ admin_required = roles_required("admin")
 
 
 def is_htmx() -> bool:
-    """Tell whether this request wants a fragment (htmx, but not a boosted navigation)."""
+    """Tell whether this request wants a fragment.
+
+    Not for a boosted navigation, nor for htmx restoring a page from history: both want the page.
+    """
+    headers = request.headers
     return (
-        request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+        headers.get("HX-Request") == "true"
+        and headers.get("HX-Boosted") != "true"
+        and headers.get("HX-History-Restore-Request") != "true"
     )
 
 
