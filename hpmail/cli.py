@@ -7,6 +7,7 @@ from flask import Flask, current_app
 from flask_migrate import upgrade
 from sqlalchemy import select
 
+from hpmail import demo
 from hpmail.auth.models import Role, User
 from hpmail.auth.service import PASSWORD_MIN_LENGTH, create_user
 from hpmail.extensions import db
@@ -22,16 +23,13 @@ def init_app(app: Flask) -> None:
 def setup() -> None:
     """Apply the migrations, then load the demo school the first time (unless HPMAIL_DEMO=0)."""
     upgrade()
-    if current_app.config["DEMO"] and db.session.scalar(select(User.id).limit(1)) is None:
-        from hpmail import demo
-
+    if not current_app.config["DEMO"]:
+        return
+    if db.session.scalar(select(User.id).limit(1)) is None:
         demo.load(scale=1)
         db.session.commit()
         click.echo("École de démonstration chargée.")
-    if current_app.config["DEMO"]:
-        from hpmail import demo
-
-        click.echo(demo.sign_in_help())
+    click.echo(demo.sign_in_help())
 
 
 @click.command("create-admin")
@@ -56,8 +54,6 @@ def create_admin(login: str, display_name: str, email: str | None, password: str
 @click.option("--scale", type=int, default=1, help="1: ~1,500 students; 13: ~20,000 students.")
 def load_demo(scale: int) -> None:
     """Load the demo school into an empty database (for trying hpmail, or for benchmarks)."""
-    from hpmail import demo
-
     if db.session.scalar(select(User.id).limit(1)) is not None:
         raise click.ClickException(
             "La base n'est pas vide : l'école de démonstration n'est pas chargée."

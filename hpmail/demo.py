@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from hpmail.accounts.demo import load_demo_accounts
 from hpmail.auth.models import Role
 from hpmail.auth.service import create_user
+from hpmail.delivery.demo import configure_demo_delivery
+from hpmail.directory.demo import build_school
 
 DEMO_USERS = (
     ("admin", "Agnès Martin (administratrice)", Role.ADMIN, "admin.demo@lycee-demo.fr"),
@@ -15,17 +18,11 @@ DEMO_PASSWORD = "demo-hpmail"  # noqa: S105  (printed to every newcomer: demo on
 
 def load(scale: int = 1) -> None:
     """Build the demo school, its users and its delivery settings (the caller commits)."""
-    from hpmail.directory.demo import build_school
-
     school = build_school(scale=scale)
     for login, name, role, email in DEMO_USERS:
         user = create_user(login, name, DEMO_PASSWORD, role, email=email)
         user.person_id = school.person_ids.get(email)  # "prof" is the teacher Julien Petit
-    from hpmail.delivery.demo import configure_demo_delivery
-
     configure_demo_delivery()
-    from hpmail.accounts.demo import load_demo_accounts
-
     load_demo_accounts()
 
 

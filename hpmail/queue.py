@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 from flask import Flask, has_app_context
-from huey import Huey, MemoryHuey
+from huey import MemoryHuey
 from huey.storage import MemoryStorage, SqliteStorage
 
 huey = MemoryHuey("hpmail", utc=True, results=False)
@@ -43,4 +43,4 @@ def app_context():
     return _app.app_context()
 
 
-__all__ = ["Huey", "app_context", "huey", "init_app"]
+__all__ = ["app_context", "huey", "init_app"]
