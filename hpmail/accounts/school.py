@@ -8,6 +8,7 @@ import logging
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountKind, account_member
@@ -32,7 +33,10 @@ def school_accounts() -> list[Account]:
     """Return every school account, by label."""
     return list(
         db.session.scalars(
-            select(Account).where(Account.kind == AccountKind.SCHOOL).order_by(Account.label)
+            select(Account)
+            .where(Account.kind == AccountKind.SCHOOL)
+            .order_by(Account.label)
+            .options(selectinload(Account.members))  # the list shows each account's member count
         )
     )
 
