@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import unicodedata
 from datetime import timedelta
 
 from flask import current_app
@@ -15,6 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from hpmail.auth.models import Role, SignInAttempt, User, utcnow
 from hpmail.directory.models import Person
+from hpmail.directory.text import fold
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,11 @@ def list_users(text: str = "", role: str | None = None) -> list[User]:
     query = select(User).order_by(func.lower(User.display_name), User.login)
     text = text.strip().lower()
     if text:
-        pattern = f"%{_escape_like(text)}%"
         query = query.where(
             or_(
-                func.lower(User.login).like(pattern, escape="\\"),
-                func.lower(User.display_name).like(pattern, escape="\\"),
-                func.lower(User.email).like(pattern, escape="\\"),
+                func.lower(User.login).contains(text, autoescape=True),
+                func.lower(User.display_name).contains(text, autoescape=True),
+                func.lower(User.email).contains(text, autoescape=True),
             )
         )
     if role:
@@ -252,20 +251,12 @@ def suggest_people(text: str, limit: int = 10) -> list[tuple[Person, User | None
     query = select(Person, User).outerjoin(User, User.person_id == Person.id)
     for word in words[:5]:
         # The search text is meant accent-free; match the word as typed too.
-        patterns = {f"%{_escape_like(fold(word))}%", f"%{_escape_like(word)}%"}
-        query = query.where(or_(*(Person.search_text.like(p, escape="\\") for p in patterns)))
+        variants = {fold(word), word}
+        query = query.where(
+            or_(*(Person.search_text.contains(v, autoescape=True) for v in variants))
+        )
     query = query.order_by(Person.last_name, Person.first_name).limit(limit)
     return [(person, user) for person, user in db.session.execute(query).unique()]
-
-
-def fold(text: str) -> str:
-    """Return ``text`` lower-case and without accents, as the directory's search text is."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _who(actor: User | None) -> str:
