@@ -52,22 +52,27 @@ def require_returning() -> None:
         raise RuntimeError(f"hpmail needs SQLite 3.35 or later, not {sqlite3.sqlite_version}")
 
 
+def due(now: datetime, queued_grace: timedelta = timedelta(0)):
+    """Return the condition of rows a worker may take: due, queued for ``queued_grace``, or lost."""
+    return or_(
+        and_(OutboundEmail.state == EmailState.DEFERRED, OutboundEmail.next_attempt_at <= now),
+        and_(
+            OutboundEmail.state == EmailState.QUEUED,
+            OutboundEmail.next_attempt_at <= now - queued_grace,
+        ),
+        and_(OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now),
+    )
+
+
 def claim(email_ids: list[int], now: datetime) -> list[int]:
     """Take the due rows among ``email_ids`` with one conditional UPDATE and a lease; commit."""
     if not email_ids:
         return []
     require_returning()
     lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
-    due = or_(
-        and_(
-            OutboundEmail.state.in_((EmailState.QUEUED, EmailState.DEFERRED)),
-            OutboundEmail.next_attempt_at <= now,
-        ),
-        and_(OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now),
-    )
     claimed = db.session.scalars(
         update(OutboundEmail)
-        .where(OutboundEmail.id.in_(email_ids), due)
+        .where(OutboundEmail.id.in_(email_ids), due(now))
         .values(
             state=EmailState.SENDING, lease_until=now + lease, attempts=OutboundEmail.attempts + 1
         )

@@ -10,13 +10,13 @@ from datetime import timedelta
 
 from flask import current_app
 from huey import crontab
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from hpmail import queue
 from hpmail.delivery import clock, sending
 from hpmail.delivery.limits import forget_old_counters
-from hpmail.delivery.models import EmailState, OutboundEmail
+from hpmail.delivery.models import OutboundEmail
 from hpmail.extensions import db
 from hpmail.queue import huey
 
@@ -56,26 +56,10 @@ def enqueue_delivery(email_ids: list[int]) -> int:
 def due_email_ids(now) -> list[int]:
     """Return the ids of rows a worker should look at: due, lost or abandoned."""
     # A queued row older than the grace was never picked up (its task was lost).
-    grace = timedelta(seconds=current_app.config.get("DELIVERY_QUEUED_GRACE_SECONDS", 60))
+    grace = timedelta(seconds=current_app.config["DELIVERY_QUEUED_GRACE_SECONDS"])
     return list(
         db.session.scalars(
-            select(OutboundEmail.id)
-            .where(
-                or_(
-                    and_(
-                        OutboundEmail.state == EmailState.DEFERRED,
-                        OutboundEmail.next_attempt_at <= now,
-                    ),
-                    and_(
-                        OutboundEmail.state == EmailState.QUEUED,
-                        OutboundEmail.next_attempt_at <= now - grace,
-                    ),
-                    and_(
-                        OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now
-                    ),
-                )
-            )
-            .order_by(OutboundEmail.id)
+            select(OutboundEmail.id).where(sending.due(now, grace)).order_by(OutboundEmail.id)
         )
     )
 
