@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from hpmail.accounts.models import Account, VerificationCode
 from hpmail.accounts.verification import hash_code
@@ -423,3 +423,27 @@ def test_a_verified_personal_address_stays_taken(client, db, admin, make_user, m
     response = create(client, label="Julien", address="julien@lycee.example")
     assert response.status_code == 422
     assert "Un autre compte utilise déjà cette adresse." in response.text
+
+
+def test_the_account_list_costs_the_same_queries_whatever_the_number_of_accounts(
+    client, db, admin, make_account
+):
+    def queries_of_the_list() -> int:
+        statements = []
+        db.session.expire_all()  # nothing cached from setting up: the page loads what it shows
+
+        def count(*_args):
+            statements.append(1)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert client.get(URL, headers=FR).status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        return len(statements)
+
+    make_account("a1@lycee.example", members=[admin])
+    few = queries_of_the_list()
+    for n in range(2, 7):
+        make_account(f"a{n}@lycee.example", members=[admin])
+    assert queries_of_the_list() == few
