@@ -430,20 +430,29 @@ def resend_failed_recipients(target: Mailing | OutboundEmail) -> list[int]:
     The new e-mails belong to the same mailing, with new Message-IDs (flushed; commit, then
     call ``dispatch_emails`` with the ids).
     """
-    emails = target.emails if isinstance(target, Mailing) else [target]
-    mailing = target if isinstance(target, Mailing) else target.mailing
-    now = clock.now()
-    domain = message_id_domain(mailing.sender_address)
-    new_ids: list[int] = []
-    for email in emails:
-        if email.state == EmailState.FAILED:
-            again = [r for r in email.recipients if r.state != RecipientState.ACCEPTED]
-        else:
-            again = [r for r in email.recipients if r.state == RecipientState.REFUSED]
-        if not again:
-            continue
-        (email_id,) = _insert_emails(mailing.id, domain, 1, now)
-        _insert_recipients((email_id, r.field, r) for r in again)
-        new_ids.append(email_id)
+    if isinstance(target, Mailing):
+        mailing, of_target = target, OutboundEmail.mailing_id == target.id
+    else:
+        mailing, of_target = target.mailing, OutboundEmail.id == target.id
+    # One query for the recipients of all the e-mails; one insert of e-mails, one of recipients.
+    rows = db.session.execute(
+        select(OutboundEmail.id, OutboundEmail.state, EmailRecipient)
+        .join(EmailRecipient, EmailRecipient.email_id == OutboundEmail.id)
+        .where(of_target, EmailRecipient.state != RecipientState.ACCEPTED)
+        .order_by(OutboundEmail.id, EmailRecipient.id)
+    ).all()
+    again: dict[int, list[EmailRecipient]] = {}
+    for email_id, state, recipient in rows:
+        if state == EmailState.FAILED or recipient.state == RecipientState.REFUSED:
+            again.setdefault(email_id, []).append(recipient)
+    new_ids = []
+    if again:
+        domain = message_id_domain(mailing.sender_address)
+        new_ids = _insert_emails(mailing.id, domain, len(again), clock.now())
+        _insert_recipients(
+            (new_id, recipient.field, recipient)
+            for new_id, recipients in zip(new_ids, again.values(), strict=True)
+            for recipient in recipients
+        )
     log.info("mailing %s: %s e-mails queued again for failed recipients", mailing.id, len(new_ids))
     return new_ids

@@ -157,6 +157,44 @@ def test_failed_recipients_are_sent_again_after_retry(db, smtp_server, delivery_
     assert db.session.get(OutboundEmail, new_ids[0]).state == EmailState.SENT
 
 
+def test_resending_a_mailing_queues_one_email_per_email_with_failed_recipients(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    for address in ("absent@example.org", "parti@example.org", "copie@example.org"):
+        smtp_server.refuse(address, "550 5.1.1 Mailbox unknown")
+    mailing = queue(
+        db,
+        [
+            EmailSpec(to=[Address("ok@example.org"), Address("absent@example.org")]),
+            EmailSpec(to=[Address("parti@example.org")], cc=[Address("copie@example.org")]),
+            EmailSpec(to=[Address("recu@example.org")]),
+        ],
+    )
+    dispatch(mailing)
+    smtp_server.recorder.refused_recipients.clear()
+    received_before = len(smtp_server.received)
+
+    new_ids = resend_failed_recipients(mailing)
+    db.session.commit()
+    dispatch(mailing)
+
+    assert len(new_ids) == 2
+    again = [
+        [(r.field, r.address) for r in db.session.get(OutboundEmail, email_id).recipients]
+        for email_id in new_ids
+    ]
+    assert again == [
+        [("to", "absent@example.org")],
+        [("to", "parti@example.org"), ("cc", "copie@example.org")],
+    ]
+    assert sorted(sorted(r.rcpt_tos) for r in smtp_server.received[received_before:]) == [
+        ["absent@example.org"],
+        ["copie@example.org", "parti@example.org"],
+    ]
+    assert resend_failed_recipients(db.session.get(OutboundEmail, new_ids[0])) == []
+
+
 def test_cancel_and_retry_now(db, smtp_server, delivery_settings):
     delivery_settings(smtp_server)
     mailing = queue(db, [EmailSpec(to=[Address("a@example.org")])])
