@@ -272,16 +272,22 @@ RECIPIENT_ORDER = {
 }
 
 
+def emails_of(mailing: Mailing) -> list[OutboundEmail]:
+    """Return the e-mails of ``mailing`` in the order they were queued, with their recipients."""
+    return list(
+        db.session.scalars(
+            select(OutboundEmail)
+            .where(OutboundEmail.mailing_id == mailing.id)
+            .options(selectinload(OutboundEmail.recipients))
+            .order_by(OutboundEmail.id)
+        )
+    )
+
+
 def recipient_lines(
-    mailing: Mailing,
+    emails: list[OutboundEmail],
 ) -> tuple[list[tuple[OutboundEmail, EmailRecipient, str]], int]:
     """Return the (e-mail, recipient, state) lines, problems first, and how many there are."""
-    emails = db.session.scalars(
-        select(OutboundEmail)
-        .where(OutboundEmail.mailing_id == mailing.id)
-        .options(selectinload(OutboundEmail.recipients))
-        .order_by(OutboundEmail.id)
-    ).all()
     lines = [
         (email, r, r.state if r.state != RecipientState.PENDING else email.state)
         for email in emails

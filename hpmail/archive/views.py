@@ -9,11 +9,9 @@ import nh3
 from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import select
 
 from hpmail.archive import search, service
 from hpmail.delivery.attachments import read_attachment
-from hpmail.delivery.models import OutboundEmail
 from hpmail.delivery.outbox import dispatch_emails
 from hpmail.extensions import db
 from hpmail.web import is_htmx, render
@@ -48,12 +46,8 @@ def _list_context(query: service.ArchiveQuery) -> dict:
 
 
 def _detail_context(mailing) -> dict:
-    lines, total = service.recipient_lines(mailing)
-    first_email = db.session.scalar(
-        select(OutboundEmail)
-        .where(OutboundEmail.mailing_id == mailing.id)
-        .order_by(OutboundEmail.id)
-    )
+    emails = service.emails_of(mailing)
+    lines, total = service.recipient_lines(emails)
     body = None
     if mailing.html_body:
         body = nh3.clean(mailing.html_body, tags=BODY_TAGS, url_schemes={"http", "https", "mailto"})
@@ -62,7 +56,7 @@ def _detail_context(mailing) -> dict:
         "lines": lines,
         "total_recipients": total,
         "body_html": body,
-        "headers": service.headers_as_sent(mailing, first_email) if first_email else [],
+        "headers": service.headers_as_sent(mailing, emails[0]) if emails else [],
         "failed_count": service.failed_recipient_count(mailing),
         "may_resend": service.may_resend(current_user, mailing),
         "account": service.account_of(mailing),
