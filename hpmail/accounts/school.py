@@ -22,6 +22,7 @@ from hpmail.accounts.rules import (
 from hpmail.accounts.service import send_code
 from hpmail.auth.models import User
 from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
+from hpmail.directory.text import fold
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def delete_account(account: Account, current_answer: str, by: User) -> None:
 def member_checklist(account: Account, query: str = "") -> list[tuple[User, bool]]:
     """Return the active users matching ``query`` (any case or accents), each with whether it
     may send as ``account``."""
-    words = verification.normalise_answer((query or "")[:100]).split()
+    words = fold((query or "")[:100]).split()
     users = db.session.scalars(
         select(User).where(User.active.is_(True)).order_by(User.display_name, User.login)
     )
@@ -150,10 +151,7 @@ def member_checklist(account: Account, query: str = "") -> list[tuple[User, bool
             user
             for user in users
             if all(
-                word
-                in verification.normalise_answer(
-                    f"{user.display_name} {user.login} {user.email or ''}"
-                )
+                word in fold(f"{user.display_name} {user.login} {user.email or ''}")
                 for word in words
             )
         ]
