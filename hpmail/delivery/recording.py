@@ -98,7 +98,7 @@ class Recorder:
         self.now = now
         self.final = final  # in a request: no retry later, the user sees the outcome
         self.delivery = delivery
-        self.every = current_app.config.get("DELIVERY_RECORD_EVERY", 1)
+        self.every = current_app.config["DELIVERY_RECORD_EVERY"]
         self.flushed_at = time.monotonic()
         self.emails: list[tuple[int, dict]] = []
         self.refused: list[dict] = []

@@ -78,7 +78,7 @@ def sweep() -> int:
 
 def _sweep_every() -> int:
     if queue._app is not None:
-        return max(1, int(queue._app.config.get("SWEEP_INTERVAL_MINUTES", 1)))
+        return max(1, int(queue._app.config["SWEEP_INTERVAL_MINUTES"]))
     return 1
 
 
