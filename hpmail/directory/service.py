@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Select, func, or_, select, union
 from sqlalchemy.orm import selectinload
@@ -19,7 +19,7 @@ from hpmail.directory.models import (
     course_teacher,
     person_group,
 )
-from hpmail.directory.people import positive_int
+from hpmail.directory.people import MAX_QUERY_LENGTH, positive_int
 from hpmail.directory.text import fold
 from hpmail.extensions import db
 
@@ -83,21 +83,21 @@ class CourseFilter:
         """Read a course filter from the query string, ignoring what makes no sense."""
         course_type = args.get("type", "")
         return cls(
-            q=(args.get("q") or "").strip()[:100],
+            q=(args.get("q") or "").strip()[:MAX_QUERY_LENGTH],
             cohort_id=positive_int(args.get("cohort")),
             course_type=course_type if course_type in ("CM", "TD", "TP") else "",
             page=positive_int(args.get("page")) or 1,
         )
 
     def as_args(self, **changes) -> dict:
+        """Return the query-string values of this filter (defaults left out)."""
+        that = replace(self, **changes)
         values = {
-            "q": changes.get("q", self.q),
-            "cohort": changes.get("cohort_id", self.cohort_id),
-            "type": changes.get("course_type", self.course_type),
-            "page": changes.get("page", self.page),
+            "q": that.q,
+            "cohort": that.cohort_id,
+            "type": that.course_type,
+            "page": that.page if that.page != 1 else None,
         }
-        if values["page"] == 1:
-            values["page"] = None
         return {name: value for name, value in values.items() if value}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, time
 
-from hpmail.directory.models import CourseSession
+from hpmail.directory.models import Course, CourseSession
 from hpmail.directory.reach import reachability
 from hpmail.directory.service import course_audience, teaching_team
 
@@ -135,3 +135,18 @@ def test_sheets_and_lists_link_to_the_composer_when_it_exists(
     token = location.split("selection=")[1].split("&")[0]
     assert f'href="/e-mail/nouveau?selection={token}"' in listing
     assert "Envoyer un e-mail" in listing
+
+
+def test_course_pager_keeps_the_filter_and_leaves_the_first_page_out(
+    client, db, login_as, make_course
+):
+    db.session.add_all(Course(subject=f"Option {n:02d}", course_type="TD") for n in range(51))
+    db.session.commit()
+    make_course("Algorithmique", "CM")
+    login_as("teacher")
+    first = client.get("/cours?q=option&type=TD", headers=FR).text
+    assert "Page 1 sur 2" in first
+    assert 'href="/cours?q=option&amp;type=TD&amp;page=2"' in first
+    second = client.get("/cours?q=option&type=TD&page=2", headers=FR).text
+    assert "Option 50" in second and "Option 49" not in second
+    assert 'href="/cours?q=option&amp;type=TD"' in second
