@@ -68,14 +68,16 @@ def test_delivers_over_tls_with_auth_trusting_the_school_ca(
     send(db, "eleve@example.org")
 
     assert [(e.state, e.last_error) for e in emails(db)] == [(EmailState.SENT, None)]
-    assert server.received[0].rcpt_tos == ["eleve@example.org"]
+    assert [(r.rcpt_tos, r.login) for r in server.received] == [
+        (["eleve@example.org"], "secretariat")
+    ]
 
 
 def test_plain_smtp_with_auth(db, make_smtp_server, make_transport, delivery_settings):
     server = make_smtp_server("none", users={"secretariat": "s3cret"})
     delivery_settings(transport=make_transport(server, username="secretariat", password="s3cret"))
     send(db, "eleve@example.org")
-    assert len(server.received) == 1
+    assert [received.login for received in server.received] == ["secretariat"]
 
 
 def test_wrong_password_keeps_the_emails_with_the_servers_words(
