@@ -56,6 +56,7 @@ class Defaults:
     DELIVERY_GIVE_UP_AFTER_SECONDS = 3 * 24 * 3600
     DELIVERY_FIRST_RETRY_SECONDS = 60
     DELIVERY_MAX_RETRY_SECONDS = 3600
+    OUTBOX_COMMIT_ATTEMPTS = 3  # tries to commit a new mailing while the database is locked
     DELIVERY_QUEUED_GRACE_SECONDS = 60  # a queued row older than this lost its task: sweep it
     # Commit answers every N e-mails: 1 means a crash can resend only the e-mail in flight;
     # 20 is about 1.5x faster on loopback, but a crash may resend up to 20 (same Message-ID).

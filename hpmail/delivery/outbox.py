@@ -338,7 +338,7 @@ def queue_and_dispatch(**mailing) -> tuple[Mailing, DispatchResult]:
     Raise ``OutboxBusy`` with a French message when the database stayed locked: then nothing
     was written and the user can simply try again.
     """
-    attempts = current_app.config.get("OUTBOX_COMMIT_ATTEMPTS", 3)
+    attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]
     for attempt in range(attempts):
         try:
             queued = queue_mailing(**mailing)
