@@ -17,17 +17,19 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
+from werkzeug.datastructures import CombinedMultiDict
 from wtforms.fields.choices import SelectChoice
 
 from hpmail.delivery import mailbox, outbox_admin, transports
+from hpmail.delivery.destinations import restricted_user
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
     ChooseProfileForm,
     OutboxActionForm,
+    PersonalTransportForm,
     ProfileForm,
     ServerSettingsForm,
     TestSendForm,
-    TransportForm,
 )
 from hpmail.delivery.models import SendingProfile
 from hpmail.delivery.settings import server_settings as load_server_settings
@@ -250,11 +252,13 @@ def personal_transport():
     ), status
 
 
-def _personal_forms(action: str | None) -> tuple[TransportForm, ChooseProfileForm]:
+def _personal_forms(action: str | None) -> tuple[PersonalTransportForm, ChooseProfileForm]:
     """Return the two forms of the fragment: the one posted reads the request, the other the DB."""
     choice = transports.user_transport_of(current_user)
     own = choice.transport if choice else None
-    own_form = TransportForm(formdata=request.form if action == "own" else None)
+    posted = CombinedMultiDict((request.files, request.form))
+    own_form = PersonalTransportForm(formdata=posted if action == "own" else None)
+    own_form.public_only = restricted_user(current_user)
     profile_form = ChooseProfileForm(formdata=request.form if action == "profile" else None)
     profile_form.profile_id.choices = [
         SelectChoice(p.id, p.name) for p in transports.all_profiles()
