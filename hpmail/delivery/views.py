@@ -368,12 +368,30 @@ def demo_mailbox():
 
 @admin_required
 def demo_mailbox_message(name: str):
-    raw = mailbox.read_message(current_app.config["DEMO_MAILBOX_DIR"], name)
-    if raw is None:
+    message = mailbox.open_message(current_app.config["DEMO_MAILBOX_DIR"], name)
+    if message is None:
         abort(404)
-    return render(
-        "delivery/demo_mailbox_message.html", name=name, raw=raw.decode("utf-8", "replace")
-    )
+    return render("delivery/demo_mailbox_message.html", message=message)
+
+
+# The HTML part is the sender's: shown in a frame that may run nothing, load nothing, send nothing.
+HTML_PART_POLICY = (
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+)
+
+
+@admin_required
+def demo_mailbox_html(name: str):
+    body = mailbox.html_body(current_app.config["DEMO_MAILBOX_DIR"], name)
+    if body is None:
+        abort(404)
+    response = current_app.make_response(body)
+    response.mimetype = "text/html"
+    response.headers["Content-Security-Policy"] = HTML_PART_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.cli.command("demo-mailbox")
@@ -405,4 +423,7 @@ def init_app(app: Flask) -> None:
         app.add_url_rule("/serveur/boite-de-test", "delivery.demo_mailbox", demo_mailbox)
         app.add_url_rule(
             "/serveur/boite-de-test/<name>", "delivery.demo_mailbox_message", demo_mailbox_message
+        )
+        app.add_url_rule(
+            "/serveur/boite-de-test/<name>/html", "delivery.demo_mailbox_html", demo_mailbox_html
         )
