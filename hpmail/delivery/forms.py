@@ -358,7 +358,7 @@ class ServerSettingsForm(TransportForm):
         _l("Require the verification of personal accounts")
     )
     allow_internal_hosts = BooleanField(
-        _l("Let users choose an SMTP server inside the network"),
+        _l("Allow internal addresses for the users' own servers"),
         description=_l(
             "Off (advised), a user's own SMTP server may not be a local, private or reserved "
             "address such as 127.0.0.1, 10.0.0.1 or 169.254.169.254; the sending profiles and "

@@ -31,18 +31,21 @@ def _pem_of(path: str) -> str | None:
     return text
 
 
-def upgrade():
-    with op.batch_alter_table("server_settings", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "allow_internal_hosts", sa.Boolean(), nullable=False, server_default=sa.false()
-            )
-        )
-    with op.batch_alter_table("server_settings", schema=None) as batch_op:
-        batch_op.alter_column("allow_internal_hosts", server_default=None)
+def _drop_column(table: str, column: str) -> None:
+    # SQLite (3.35+) drops a column in place: a batch rebuild would drop the table, which the
+    # foreign keys pointing at it (enforced by hpmail) refuse.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    else:
+        op.drop_column(table, column)
 
-    with op.batch_alter_table("transport", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("ca_certificates", sa.Text(), nullable=True))
+
+def upgrade():
+    op.add_column(
+        "server_settings",
+        sa.Column("allow_internal_hosts", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.add_column("transport", sa.Column("ca_certificates", sa.Text(), nullable=True))
     connection = op.get_bind()
     rows = connection.execute(
         sa.text("SELECT id, ca_file FROM transport WHERE ca_file IS NOT NULL AND ca_file != ''")
@@ -52,8 +55,7 @@ def upgrade():
             sa.text("UPDATE transport SET ca_certificates = :pem WHERE id = :id"),
             {"pem": _pem_of(path), "id": transport_id},
         )
-    with op.batch_alter_table("transport", schema=None) as batch_op:
-        batch_op.drop_column("ca_file")
+    _drop_column("transport", "ca_file")
 
     # Users' own servers: the test-send no longer waits longer than this for them.
     connection.execute(
@@ -66,8 +68,6 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table("transport", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("ca_file", sa.String(length=500), nullable=True))
-        batch_op.drop_column("ca_certificates")
-    with op.batch_alter_table("server_settings", schema=None) as batch_op:
-        batch_op.drop_column("allow_internal_hosts")
+    op.add_column("transport", sa.Column("ca_file", sa.String(length=500), nullable=True))
+    _drop_column("transport", "ca_certificates")
+    _drop_column("server_settings", "allow_internal_hosts")

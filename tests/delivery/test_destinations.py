@@ -184,7 +184,7 @@ def test_the_admins_own_server_may_be_internal(client, login_as, db, smtp_server
 def test_the_admin_switches_internal_servers_on_in_the_server_settings(client, login_as, db):
     login_as("admin")
     page = text(client.get("/serveur/parametres-envoi", headers=FR))
-    assert "Permettre aux utilisateurs de choisir un serveur SMTP du réseau interne" in page
+    assert "Autoriser les adresses internes pour les serveurs personnels des utilisateurs" in page
     assert server_settings().allow_internal_hosts is False
 
 
