@@ -270,3 +270,21 @@ class TestWithoutDemo:
         result = app.test_cli_runner().invoke(args=["demo-mailbox"])
         assert result.exit_code == 1
         assert "mode démonstration" in result.output
+
+
+@pytest.mark.browser
+def test_in_the_browser_the_html_part_shows_in_its_frame_and_its_script_never_runs(
+    page, sign_in_page, app, running_mailbox
+):
+    send_newsletter(app.config["DEMO_MAILBOX_PORT"])
+    [message] = mailbox.list_messages(running_mailbox)
+    sign_in_page("admin")
+    page.goto("/serveur/boite-de-test")
+    page.get_by_role("link", name="Réunion parents-professeurs").click()
+    page.get_by_role("heading", name="Réunion parents-professeurs").wait_for()
+    title = page.title()
+    body = page.frame_locator("iframe.mail-body").locator("b")
+    assert body.inner_text() == "à 18 h"
+    assert page.title() == title != "pris"
+    assert page.url.endswith(message.name)
+    assert page.get_by_text("Réunion à 18 h — salle 2.").is_visible()
