@@ -33,19 +33,19 @@ def is_internal(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def resolve(host: str, port: int) -> list[str]:
+def resolve(host: str) -> list[str]:
     """Return every address ``host`` resolves to (socket.gaierror when it does not)."""
-    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    infos = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-def refuse_internal(host: str, port: int) -> list[str]:
+def refuse_internal(host: str) -> list[str]:
     """Return the addresses of ``host``; raise InternalAddressRefused if one is internal.
 
     Every address is checked, not the first: a name with one public and one private address
     would otherwise reach the private one on the next lookup.
     """
-    addresses = resolve(host, port)
+    addresses = resolve(host)
     if any(is_internal(address) for address in addresses):
         raise InternalAddressRefused(
             _(
@@ -98,4 +98,4 @@ def is_restricted(transport: Transport) -> bool:
 def check_destination(transport: Transport) -> None:
     """Refuse to connect a non-admin user's own SMTP server to an internal address."""
     if is_restricted(transport):
-        refuse_internal(transport.host, transport.port)
+        refuse_internal(transport.host)

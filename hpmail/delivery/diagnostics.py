@@ -191,7 +191,7 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
         timeout = min(timeout, USER_TIMEOUT_CAP)
     step = "resolve"
     try:
-        addresses = refuse_internal(host, port) if restricted else resolve(host, port)
+        addresses = refuse_internal(host) if restricted else resolve(host)
     except InternalAddressRefused as refused:
         raise _Failed(step, str(refused)) from None
     except (socket.gaierror, UnicodeError) as error:

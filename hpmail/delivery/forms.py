@@ -314,7 +314,7 @@ class PersonalTransportForm(TransportForm):
         if not self.public_only or field.errors or not field.data:
             return
         try:
-            refuse_internal(field.data, self.port.data or 25)
+            refuse_internal(field.data)
         except InternalAddressRefused as refused:
             raise ValidationError(str(refused)) from None
         except (OSError, UnicodeError):
