@@ -198,6 +198,7 @@ class TransportForm(FlaskForm):
             InputRequired(_l("Enter the timeout in seconds.")),
             NumberRange(1, 600, message=_l("The timeout is a number of seconds from 1 to 600.")),
         ],
+        render_kw={"min": 1, "max": 600},
     )
     limit_preset = SelectField(
         _l("Sending limits"),
@@ -308,6 +309,7 @@ class PersonalTransportForm(TransportForm):
                 message=_l("The timeout is a number of seconds from 1 to %(max)d."),
             ),
         ],
+        render_kw={"min": 1, "max": USER_TIMEOUT_CAP},
     )
 
     def validate_host(self, field) -> None:

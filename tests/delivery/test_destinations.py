@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import socket
 import threading
 
@@ -203,6 +204,9 @@ def test_a_service_that_does_not_speak_smtp_is_named_but_its_banner_never_shown(
 def test_a_users_test_send_never_waits_more_than_a_minute(client, login_as, db):
     settings(db, allow_internal_hosts=True)
     login_as("teacher")
+    page = client.get(PERSONAL, headers=FR).text
+    [field] = re.findall(r'<input[^>]*name="timeout_seconds"[^>]*>', page)
+    assert 'max="60"' in field
     response = client.post(
         PERSONAL, data={**own_form("smtp.exemple.fr", 587), "timeout_seconds": "600"}, headers=FR
     )
