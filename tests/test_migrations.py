@@ -4,7 +4,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from hpmail import create_app
 from hpmail.auth.models import User
@@ -57,3 +57,33 @@ def test_setup_in_demo_mode_loads_the_demo_school_once(empty_app):
     assert "chargée" not in again.output
     assert db.session.scalar(select(func.count()).select_from(Person)) == people
     assert db.session.scalar(select(func.count()).select_from(User)) == 3
+
+
+def test_a_ca_file_named_before_is_kept_by_its_content_and_users_timeouts_are_capped(
+    empty_app, tmp_path, test_ca
+):
+    upgrade(revision="7f51dc3c2496")
+    missing = str(tmp_path / "gone.pem")
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO transport (id, host, port, security, username, timeout_seconds,"
+                " ca_file) VALUES (1, 'a', 587, 'starttls', '', 600, :ca),"
+                " (2, 'b', 587, 'starttls', '', 600, :missing)"
+            ),
+            {"ca": test_ca.ca_file, "missing": missing},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO user (id, login, display_name, role, active, password_hash,"
+                " session_token, created_at)"
+                " VALUES (1, 'prof', 'Prof', 'teacher', 1, 'x', 't', '2026-01-01')"
+            )
+        )
+        connection.execute(text("INSERT INTO user_transport (user_id, transport_id) VALUES (1, 2)"))
+    upgrade(revision="f8f1c0ffee06")
+    with db.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT id, ca_certificates, timeout_seconds FROM transport ORDER BY id")
+        ).all()
+    assert rows == [(1, test_ca.cert_pem.decode(), 600), (2, None, 60)]

@@ -36,7 +36,7 @@ def configure_demo_delivery() -> ServerSettings:
     transport.secret_encrypted = None
     transport.timeout_seconds = 10
     transport.per_minute = transport.per_day = None
-    transport.ca_file = None
+    transport.ca_certificates = None
     db.session.flush()
     log.info("demo delivery: server settings point at %s:%s", transport.host, transport.port)
     return settings

@@ -19,6 +19,13 @@ from email.utils import formatdate, make_msgid
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from hpmail.delivery.destinations import (
+    USER_TIMEOUT_CAP,
+    InternalAddressRefused,
+    is_restricted,
+    refuse_internal,
+    resolve,
+)
 from hpmail.delivery.models import Security, Transport
 
 log = logging.getLogger(__name__)
@@ -103,8 +110,8 @@ def _tls_advice(error: ssl.SSLError, transport: Transport) -> str:
     if isinstance(error, ssl.SSLCertVerificationError):
         return _(
             "The server's certificate is not trusted (%(reason)s). If the school uses its own "
-            "certificate authority, give its file in “Certificate authority file”; otherwise check "
-            "the server name, which must match the certificate.",
+            "certificate authority, upload its certificate in “Certificate authority”; otherwise "
+            "check the server name, which must match the certificate.",
             reason=error.verify_message or error.reason or str(error),
         )
     if transport.security == Security.TLS:
@@ -179,20 +186,26 @@ def diagnose(transport: Transport, sender: str, recipient: str, sender_name: str
 
 def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.SMTP | None:
     host, port, timeout = transport.host, transport.port, transport.timeout_seconds
+    restricted = is_restricted(transport)
+    if restricted:
+        timeout = min(timeout, USER_TIMEOUT_CAP)
     step = "resolve"
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        addresses = refuse_internal(host) if restricted else resolve(host)
+    except InternalAddressRefused as refused:
+        raise _Failed(step, str(refused)) from None
     except (socket.gaierror, UnicodeError) as error:
         raise _Failed(
             step,
             str(error),
             _("The name “%(host)s” is unknown. Check the “SMTP server” field.", host=host),
         ) from None
-    diagnosis.ok(step, ", ".join(dict.fromkeys(info[4][0] for info in infos)))
+    diagnosis.ok(step, ", ".join(addresses))
 
     step = "connect"
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        # The addresses checked above, never a second lookup that could answer differently.
+        sock = _connect_any(addresses, port, timeout)
     except ConnectionRefusedError as error:
         raise _Failed(
             step,
@@ -225,6 +238,16 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
             tls_detail = f"{sock.version()}, " + _("certificate verified")
         smtp.sock = sock
         code, reply = smtp.getreply()
+        if not 200 <= code <= 599:
+            # Not an SMTP reply (an SSH or HTTP banner, say): its words are never shown.
+            raise _Failed(
+                step,
+                _("The service on this port does not speak SMTP."),
+                _(
+                    "Check the “Port”: 587 for STARTTLS, 465 for TLS, 25 without encryption, "
+                    "as your provider indicates."
+                ),
+            )
         if code != 220:
             raise _Failed(step, _words(code, reply), _("The server refuses connections for now."))
         greeting = _words(code, reply)
@@ -309,6 +332,17 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
     except (smtplib.SMTPException, OSError) as error:
         _close(smtp, sock)
         raise _Failed(step, str(error)) from None
+
+
+def _connect_any(addresses: list[str], port: int, timeout: float) -> socket.socket:
+    """Open a connection to the first of ``addresses`` that answers (raise the last error)."""
+    error: OSError = OSError("no address")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as failure:
+            error = failure
+    raise error
 
 
 def _close(smtp: smtplib.SMTP, sock: socket.socket) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import ssl
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -28,6 +28,11 @@ from wtforms.validators import (
 )
 
 from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.delivery.destinations import (
+    USER_TIMEOUT_CAP,
+    InternalAddressRefused,
+    refuse_internal,
+)
 from hpmail.delivery.models import Security
 from hpmail.delivery.transports import SenderValues, TransportValues
 
@@ -97,20 +102,26 @@ def email_address(form, field) -> None:
         ) from None
 
 
-def ca_file_path(form, field) -> None:
-    """Accept the absolute path of a readable PEM file holding at least one certificate."""
-    value = (field.data or "").strip()
-    field.data = value or None
-    if not value:
+MAX_CA_BYTES = 256 * 1024
+
+
+def pem_certificates(form, field) -> None:
+    """Accept an uploaded PEM file holding at least one certificate; keep its text in ``pem``."""
+    field.pem = None
+    upload = field.data
+    if not upload or not getattr(upload, "filename", ""):
         return
-    if not os.path.isabs(value):
-        raise ValidationError(_l("Enter an absolute path, such as /etc/ssl/certs/school-ca.pem."))
-    if not os.path.isfile(value) or not os.access(value, os.R_OK):
-        raise ValidationError(_l("This file does not exist on the server or cannot be read."))
+    content = upload.read(MAX_CA_BYTES + 1)
+    if len(content) > MAX_CA_BYTES:
+        raise ValidationError(_l("This file is too large for a certificate."))
     try:
-        ssl.create_default_context(cafile=value)
-    except (ssl.SSLError, OSError, ValueError):
+        text = content.decode("ascii")
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError
+        ssl.create_default_context(cadata=text)
+    except (UnicodeError, ssl.SSLError, ValueError):
         raise ValidationError(_l("This file does not hold a certificate in PEM format.")) from None
+    field.pem = text
 
 
 def allowed_domain_lines(form, field) -> None:
@@ -187,6 +198,7 @@ class TransportForm(FlaskForm):
             InputRequired(_l("Enter the timeout in seconds.")),
             NumberRange(1, 600, message=_l("The timeout is a number of seconds from 1 to 600.")),
         ],
+        render_kw={"min": 1, "max": 600},
     )
     limit_preset = SelectField(
         _l("Sending limits"),
@@ -216,17 +228,15 @@ class TransportForm(FlaskForm):
             NumberRange(1, 10_000_000, message=_l("Leave empty for no limit, or a number from 1.")),
         ],
     )
-    ca_file = StringField(
-        _l("Certificate authority file (optional)"),
-        validators=[
-            Length(max=500, message=_l("At most %(max)d characters.")),
-            single_line,
-            ca_file_path,
-        ],
+    ca_certificates = FileField(
+        _l("Certificate authority (optional)"),
+        validators=[pem_certificates],
         description=_l(
-            "Only if the SMTP server's certificate comes from the school's own authority."
+            "Only if the SMTP server's certificate comes from the school's own authority: "
+            "upload its certificate (PEM file, .pem or .crt)."
         ),
     )
+    forget_ca_certificates = BooleanField(_l("Remove the saved certificate authority"))
 
     def validate_security(self, field) -> None:
         if field.data not in {choice.value for choice in SECURITY_CHOICES}:
@@ -240,7 +250,7 @@ class TransportForm(FlaskForm):
         """Fill the fields from a saved transport (the password is never sent back)."""
         if transport is None:
             return
-        for name in ("host", "port", "security", "username", "timeout_seconds", "ca_file"):
+        for name in ("host", "port", "security", "username", "timeout_seconds"):
             getattr(self, name).data = getattr(transport, name)
         self.per_minute.data, self.per_day.data = transport.per_minute, transport.per_day
         limits = (transport.per_minute, transport.per_day)
@@ -250,10 +260,15 @@ class TransportForm(FlaskForm):
         )
 
     def show_saved_password(self, transport) -> None:
-        """Say in the password field that one is saved, without ever sending it back."""
+        """Say that a password or a CA is saved, without ever sending the password back."""
         if transport is not None and transport.secret_encrypted:
             self.password.render_kw = {"placeholder": _l("••• saved")}
             self.password.description = _l("Leave empty to keep the saved password.")
+        if transport is not None and transport.ca_certificates:
+            self.ca_certificates.saved = True
+            self.ca_certificates.description = _l(
+                "A certificate authority is saved; upload a file only to replace it."
+            )
 
     def transport_values(self) -> TransportValues:
         """Return what the admin or user typed, as plain values for the service functions."""
@@ -270,8 +285,42 @@ class TransportForm(FlaskForm):
             timeout_seconds=self.timeout_seconds.data,
             per_minute=per_minute,
             per_day=per_day,
-            ca_file=self.ca_file.data or None,
+            ca_certificates=getattr(self.ca_certificates, "pem", None),
+            forget_ca_certificates=bool(self.forget_ca_certificates.data),
         )
+
+
+class PersonalTransportForm(TransportForm):
+    """A user's own SMTP server: a public host (unless the admin allows others), a short timeout.
+
+    ``public_only`` is set by the view for the users whose server must not be internal.
+    """
+
+    public_only = False
+
+    timeout_seconds = WholeNumberField(
+        _l("Timeout (seconds)"),
+        default=30,
+        validators=[
+            InputRequired(_l("Enter the timeout in seconds.")),
+            NumberRange(
+                1,
+                USER_TIMEOUT_CAP,
+                message=_l("The timeout is a number of seconds from 1 to %(max)d."),
+            ),
+        ],
+        render_kw={"min": 1, "max": USER_TIMEOUT_CAP},
+    )
+
+    def validate_host(self, field) -> None:
+        if not self.public_only or field.errors or not field.data:
+            return
+        try:
+            refuse_internal(field.data)
+        except InternalAddressRefused as refused:
+            raise ValidationError(str(refused)) from None
+        except (OSError, UnicodeError):
+            pass  # an unknown name: the test-send says so, and every connection checks again
 
 
 class ServerSettingsForm(TransportForm):
@@ -310,6 +359,14 @@ class ServerSettingsForm(TransportForm):
     require_personal_verification = BooleanField(
         _l("Require the verification of personal accounts")
     )
+    allow_internal_hosts = BooleanField(
+        _l("Allow internal addresses for the users' own servers"),
+        description=_l(
+            "Off (advised), a user's own SMTP server may not be a local, private or reserved "
+            "address such as 127.0.0.1, 10.0.0.1 or 169.254.169.254; the sending profiles and "
+            "the server above may."
+        ),
+    )
 
     def sender_values(self) -> SenderValues:
         """Return the server-wide choices as plain values."""
@@ -319,6 +376,7 @@ class ServerSettingsForm(TransportForm):
             sender_address=self.sender_address.data,
             allowed_domains=self.allowed_domains.data or "",
             require_personal_verification=bool(self.require_personal_verification.data),
+            allow_internal_hosts=bool(self.allow_internal_hosts.data),
         )
 
 

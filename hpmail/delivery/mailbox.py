@@ -6,17 +6,19 @@ Serveur › Boîte de test without any real mail server.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import secrets
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import parsedate_to_datetime
+from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -27,6 +29,17 @@ log = logging.getLogger(__name__)
 MESSAGE_NAME = re.compile(r"^[0-9]{8}T[0-9]{12}-[0-9a-f]{16}\.eml$")
 
 
+ENVELOPE_SUFFIX = ".envelope.json"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who the SMTP dialogue says the message is from and for (Bcc included), not its headers."""
+
+    mail_from: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+
+
 class MailboxHandler:
     """aiosmtpd handler: write each message to ``folder`` (temporary name, then rename)."""
 
@@ -34,23 +47,49 @@ class MailboxHandler:
         self.folder = Path(folder)
 
     async def handle_DATA(self, server, session, envelope):
-        save_message(self.folder, envelope.original_content or envelope.content)
+        save_message(
+            self.folder,
+            envelope.original_content or envelope.content,
+            Envelope(envelope.mail_from or "", tuple(envelope.rcpt_tos)),
+        )
         return "250 Message accepted for delivery"
 
 
-def save_message(folder: Path, content: bytes) -> str:
-    """Store one received message and return its file name."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(8)}.eml"
-    temporary = folder / f".{name}.tmp"
+def _write(path: Path, content: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as out:
         out.write(content)
         out.flush()
         os.fsync(out.fileno())
-    os.replace(temporary, folder / name)
+    os.replace(temporary, path)
+
+
+def save_message(folder: Path, content: bytes, envelope: Envelope | None = None) -> str:
+    """Store one received message (and its envelope, beside it) and return its file name.
+
+    The envelope goes in a file of its own, written first: a header added to the message could
+    be confused with one the sender wrote.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(8)}.eml"
+    if envelope is not None:
+        sidecar = {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos)}
+        _write(folder / (name + ENVELOPE_SUFFIX), json.dumps(sidecar).encode())
+    _write(folder / name, content)
     log.info("demo mailbox received %s (%d bytes)", name, len(content))
     return name
+
+
+def read_envelope(folder: Path, name: str) -> Envelope | None:
+    """Return the envelope kept beside a message, or None (a message saved without one)."""
+    if not MESSAGE_NAME.match(name or ""):
+        return None
+    try:
+        kept = json.loads((Path(folder) / (name + ENVELOPE_SUFFIX)).read_text())
+        return Envelope(str(kept["mail_from"]), tuple(str(to) for to in kept["rcpt_tos"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -63,6 +102,7 @@ class StoredMessage:
     recipients: str
     date: datetime | None
     size: int
+    delivered_to: tuple[str, ...] = ()
 
 
 def list_messages(folder: Path, limit: int = 200) -> list[StoredMessage]:
@@ -76,10 +116,8 @@ def list_messages(folder: Path, limit: int = 200) -> list[StoredMessage]:
         path = folder / name
         with open(path, "rb") as source:
             headers = BytesParser(policy=policy.default).parse(source, headersonly=True)
-        try:
-            date = parsedate_to_datetime(str(headers["Date"])) if headers["Date"] else None
-        except (TypeError, ValueError):
-            date = None
+        date = _date(headers)
+        envelope = read_envelope(folder, name)
         messages.append(
             StoredMessage(
                 name=name,
@@ -90,9 +128,107 @@ def list_messages(folder: Path, limit: int = 200) -> list[StoredMessage]:
                 ),
                 date=date,
                 size=path.stat().st_size,
+                delivered_to=envelope.rcpt_tos if envelope else (),
             )
         )
     return messages
+
+
+def _date(headers) -> datetime | None:
+    try:
+        return parsedate_to_datetime(str(headers["Date"])) if headers["Date"] else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class AttachedFile:
+    """An attachment as the message carries it."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class OpenedMessage:
+    """One message as a reader sees it: decoded headers and bodies, who it was delivered to."""
+
+    name: str
+    subject: str
+    sender: str
+    to: str
+    cc: str
+    reply_to: str
+    date: datetime | None
+    envelope: Envelope | None
+    text: str | None
+    has_html: bool
+    attachments: list[AttachedFile] = field(default_factory=list)
+    raw: str = ""
+
+    @property
+    def hidden_recipients(self) -> list[str]:
+        """The envelope recipients that no To or Cc header names: the Bcc."""
+        if self.envelope is None:
+            return []
+        shown = {address.lower() for _name, address in getaddresses([self.to, self.cc])}
+        return [to for to in self.envelope.rcpt_tos if to.lower() not in shown]
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+def _content(part) -> str | None:
+    try:
+        content = part.get_content()
+    except (LookupError, ValueError, AssertionError):  # unknown charset, broken encoding
+        payload = part.get_payload(decode=True) or b""
+        return payload.decode("utf-8", "replace")
+    return content if isinstance(content, str) else None
+
+
+def open_message(folder: Path, name: str) -> OpenedMessage | None:
+    """Return one stored message decoded (headers, bodies, attachments), or None."""
+    raw = read_message(folder, name)
+    if raw is None:
+        return None
+    message = _parse(raw)
+    text_part = message.get_body(preferencelist=("plain",))
+    attachments = []
+    for part in message.iter_attachments():
+        payload = part.get_payload(decode=True) or b""
+        attachments.append(
+            AttachedFile(
+                filename=part.get_filename() or "",
+                content_type=part.get_content_type(),
+                size=len(payload),
+            )
+        )
+    return OpenedMessage(
+        name=name,
+        subject=str(message["Subject"] or ""),
+        sender=str(message["From"] or ""),
+        to=", ".join(str(value) for value in message.get_all("To", [])),
+        cc=", ".join(str(value) for value in message.get_all("Cc", [])),
+        reply_to=str(message["Reply-To"] or ""),
+        date=_date(message),
+        envelope=read_envelope(folder, name),
+        text=_content(text_part) if text_part is not None else None,
+        has_html=message.get_body(preferencelist=("html",)) is not None,
+        attachments=attachments,
+        raw=raw.decode("utf-8", "replace"),
+    )
+
+
+def html_body(folder: Path, name: str) -> str | None:
+    """Return the decoded HTML part of one stored message, or None when it has none."""
+    raw = read_message(folder, name)
+    if raw is None:
+        return None
+    part = _parse(raw).get_body(preferencelist=("html",))
+    return _content(part) if part is not None else None
 
 
 def read_message(folder: Path, name: str) -> bytes | None:

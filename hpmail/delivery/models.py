@@ -74,7 +74,8 @@ class Transport(db.Model):
     timeout_seconds: Mapped[int] = mapped_column(Integer, default=30)
     per_minute: Mapped[int | None] = mapped_column(Integer)
     per_day: Mapped[int | None] = mapped_column(Integer)
-    ca_file: Mapped[str | None] = mapped_column(String(500))
+    # The school's certificate authority, uploaded as PEM text (never a path on the server).
+    ca_certificates: Mapped[str | None] = mapped_column(Text)
 
 
 class ServerSettings(db.Model):
@@ -89,6 +90,8 @@ class ServerSettings(db.Model):
     allowed_domains: Mapped[str] = mapped_column(Text, default="")  # one per line
     transport_id: Mapped[int | None] = mapped_column(ForeignKey("transport.id"))
     require_personal_verification: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Off: a user's own SMTP server may not be a local, private or reserved address.
+    allow_internal_hosts: Mapped[bool] = mapped_column(Boolean, default=False)
 
     transport: Mapped[Transport | None] = relationship()
 

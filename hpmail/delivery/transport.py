@@ -11,6 +11,7 @@ from functools import cache
 
 from flask_babel import gettext as _
 
+from hpmail.delivery.destinations import check_destination
 from hpmail.delivery.models import Security, Transport
 from hpmail.delivery.secrets import decrypt_secret
 
@@ -18,8 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def tls_context(transport: Transport) -> ssl.SSLContext:
-    """Return a verifying TLS context, trusting the school's CA file when one is set."""
-    return ssl.create_default_context(cafile=transport.ca_file or None)
+    """Return a verifying TLS context, trusting the school's uploaded CA when one is set."""
+    return ssl.create_default_context(cadata=transport.ca_certificates or None)
 
 
 @cache
@@ -31,6 +32,7 @@ def helo_name() -> str:
 def connect(transport: Transport, timeout: float | None = None) -> smtplib.SMTP:
     """Return an SMTP connection: connected, TLS as configured, logged in, with a timeout."""
     timeout = timeout or transport.timeout_seconds or 30
+    check_destination(transport)  # a user's own server: public addresses only
     if transport.security == Security.TLS:
         smtp = smtplib.SMTP_SSL(
             transport.host,

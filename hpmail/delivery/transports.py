@@ -35,7 +35,8 @@ class TransportValues:
     timeout_seconds: int = 30
     per_minute: int | None = None
     per_day: int | None = None
-    ca_file: str | None = None
+    ca_certificates: str | None = None  # an uploaded PEM; None keeps the saved one
+    forget_ca_certificates: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class SenderValues:
     sender_address: str
     allowed_domains: str
     require_personal_verification: bool
+    allow_internal_hosts: bool = False
 
 
 class ProfileInUse(Exception):
@@ -84,7 +86,10 @@ def fill_transport(transport: Transport, values: TransportValues) -> Transport:
     transport.timeout_seconds = values.timeout_seconds
     transport.per_minute = values.per_minute
     transport.per_day = values.per_day
-    transport.ca_file = values.ca_file
+    if values.ca_certificates:
+        transport.ca_certificates = values.ca_certificates
+    elif values.forget_ca_certificates:
+        transport.ca_certificates = None
     if values.password:
         transport.secret_encrypted = encrypt_secret(values.password)
     elif values.forget_password:
@@ -101,15 +106,17 @@ def save_server_settings(
     settings.sender_address = sender.sender_address
     settings.allowed_domains = sender.allowed_domains
     settings.require_personal_verification = sender.require_personal_verification
+    settings.allow_internal_hosts = sender.allow_internal_hosts
     if settings.transport is None:
         settings.transport = Transport()
         db.session.add(settings.transport)
     fill_transport(settings.transport, values)
     db.session.flush()
     log.info(
-        "%s saved the server sending settings (delegate=%s, host=%s:%s %s)",
+        "%s saved the server sending settings (delegate=%s, internal hosts=%s, host=%s:%s %s)",
         actor.login,
         settings.delegate,
+        settings.allow_internal_hosts,
         values.host,
         values.port,
         values.security,

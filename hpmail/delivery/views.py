@@ -17,17 +17,19 @@ from flask import (
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user
+from werkzeug.datastructures import CombinedMultiDict
 from wtforms.fields.choices import SelectChoice
 
 from hpmail.delivery import mailbox, outbox_admin, transports
+from hpmail.delivery.destinations import restricted_user
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
     ChooseProfileForm,
     OutboxActionForm,
+    PersonalTransportForm,
     ProfileForm,
     ServerSettingsForm,
     TestSendForm,
-    TransportForm,
 )
 from hpmail.delivery.models import SendingProfile
 from hpmail.delivery.settings import server_settings as load_server_settings
@@ -250,11 +252,13 @@ def personal_transport():
     ), status
 
 
-def _personal_forms(action: str | None) -> tuple[TransportForm, ChooseProfileForm]:
+def _personal_forms(action: str | None) -> tuple[PersonalTransportForm, ChooseProfileForm]:
     """Return the two forms of the fragment: the one posted reads the request, the other the DB."""
     choice = transports.user_transport_of(current_user)
     own = choice.transport if choice else None
-    own_form = TransportForm(formdata=request.form if action == "own" else None)
+    posted = CombinedMultiDict((request.files, request.form))
+    own_form = PersonalTransportForm(formdata=posted if action == "own" else None)
+    own_form.public_only = restricted_user(current_user)
     profile_form = ChooseProfileForm(formdata=request.form if action == "profile" else None)
     profile_form.profile_id.choices = [
         SelectChoice(p.id, p.name) for p in transports.all_profiles()
@@ -364,12 +368,30 @@ def demo_mailbox():
 
 @admin_required
 def demo_mailbox_message(name: str):
-    raw = mailbox.read_message(current_app.config["DEMO_MAILBOX_DIR"], name)
-    if raw is None:
+    message = mailbox.open_message(current_app.config["DEMO_MAILBOX_DIR"], name)
+    if message is None:
         abort(404)
-    return render(
-        "delivery/demo_mailbox_message.html", name=name, raw=raw.decode("utf-8", "replace")
-    )
+    return render("delivery/demo_mailbox_message.html", message=message)
+
+
+# The HTML part is the sender's: shown in a frame that may run nothing, load nothing, send nothing.
+HTML_PART_POLICY = (
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; form-action 'none'; base-uri 'none'"
+)
+
+
+@admin_required
+def demo_mailbox_html(name: str):
+    body = mailbox.html_body(current_app.config["DEMO_MAILBOX_DIR"], name)
+    if body is None:
+        abort(404)
+    response = current_app.make_response(body)
+    response.mimetype = "text/html"
+    response.headers["Content-Security-Policy"] = HTML_PART_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.cli.command("demo-mailbox")
@@ -401,4 +423,7 @@ def init_app(app: Flask) -> None:
         app.add_url_rule("/serveur/boite-de-test", "delivery.demo_mailbox", demo_mailbox)
         app.add_url_rule(
             "/serveur/boite-de-test/<name>", "delivery.demo_mailbox_message", demo_mailbox_message
+        )
+        app.add_url_rule(
+            "/serveur/boite-de-test/<name>/html", "delivery.demo_mailbox_html", demo_mailbox_html
         )

@@ -83,7 +83,7 @@ def test_plain_server_receives_the_test_email_and_every_step_is_ok(app, smtp_ser
 def test_starttls_with_the_schools_ca_and_a_login_delivers(app, make_smtp_server, test_ca):
     server = make_smtp_server("starttls", users={"secretariat": "s3cret"})
     transport = transport_to(
-        server, username="secretariat", password="s3cret", ca_file=test_ca.ca_file
+        server, username="secretariat", password="s3cret", ca_certificates=test_ca.cert_pem.decode()
     )
     diagnosis = diagnose(transport, SENDER, ADMIN)
     assert diagnosis.succeeded, diagnosis.steps
@@ -95,7 +95,9 @@ def test_starttls_with_the_schools_ca_and_a_login_delivers(app, make_smtp_server
 
 def test_implicit_tls_delivers(app, make_smtp_server, test_ca):
     server = make_smtp_server("tls")
-    diagnosis = diagnose(transport_to(server, ca_file=test_ca.ca_file), SENDER, ADMIN)
+    diagnosis = diagnose(
+        transport_to(server, ca_certificates=test_ca.cert_pem.decode()), SENDER, ADMIN
+    )
     assert diagnosis.succeeded, diagnosis.steps
     assert "TLSv1" in step(diagnosis, "tls").detail
     assert len(server.received) == 1
@@ -108,7 +110,7 @@ def test_untrusted_certificate_stops_at_tls_and_points_to_the_ca_file(app, make_
     failed = diagnosis.failed_step
     assert failed.key == "tls"
     assert "certificate verify failed" in failed.detail
-    assert "Fichier de l'autorité de certification" in failed.advice
+    assert "déposez son certificat dans « Autorité de certification »" in failed.advice
     assert statuses(diagnosis)["auth"] == "not_tried"
     assert server.received == []
 
@@ -127,7 +129,7 @@ def test_starttls_against_an_implicit_tls_server_times_out_and_suggests_tls(
 ):
     server = make_smtp_server("tls")
     transport = transport_to(
-        server, security="starttls", timeout_seconds=1, ca_file=test_ca.ca_file
+        server, security="starttls", timeout_seconds=1, ca_certificates=test_ca.cert_pem.decode()
     )
     started = time.monotonic()
     diagnosis = diagnose(transport, SENDER, ADMIN)
@@ -167,7 +169,7 @@ def test_unknown_host_name_stops_at_name_lookup(app):
 def test_refused_credentials_stop_at_authentication(app, make_smtp_server, test_ca):
     server = make_smtp_server("starttls", users={"secretariat": "s3cret"})
     transport = transport_to(
-        server, username="secretariat", password="nope", ca_file=test_ca.ca_file
+        server, username="secretariat", password="nope", ca_certificates=test_ca.cert_pem.decode()
     )
     diagnosis = diagnose(transport, SENDER, ADMIN)
     failed = diagnosis.failed_step

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 
 import pytest
 
@@ -46,7 +47,6 @@ def valid_form(**changes) -> dict:
         "limit_preset": "custom",
         "per_minute": "",
         "per_day": "",
-        "ca_file": "",
         "require_personal_verification": "y",
     }
     form.update(changes)
@@ -161,11 +161,31 @@ def test_typed_limits_are_kept_with_the_custom_choice(client, login_as, db):
     assert 'value="12"' in page and 'value="900"' in page
 
 
-def test_a_readable_ca_file_is_accepted(client, login_as, db, test_ca):
+def test_an_uploaded_ca_certificate_is_kept_by_content_until_removed(client, login_as, db, test_ca):
     login_as("admin")
-    response = client.post(URL, data=valid_form(ca_file=test_ca.ca_file), headers=FR)
+    upload = (io.BytesIO(test_ca.cert_pem), "ac-lycee.pem")
+    response = client.post(URL, data=valid_form(ca_certificates=upload), headers=FR)
     assert response.status_code == 302
-    assert saved_settings(db).transport.ca_file == test_ca.ca_file
+    assert saved_settings(db).transport.ca_certificates == test_ca.cert_pem.decode()
+    page = text(client.get(URL, headers=FR))
+    assert "Une autorité de certification est enregistrée" in page
+    client.post(URL, data=valid_form(), headers=FR)  # no new file: the saved one stays
+    assert saved_settings(db).transport.ca_certificates == test_ca.cert_pem.decode()
+    client.post(URL, data=valid_form(forget_ca_certificates="y"), headers=FR)
+    assert saved_settings(db).transport.ca_certificates is None
+
+
+def test_the_ca_field_is_an_upload_and_never_names_or_reads_a_server_path(client, login_as, db):
+    login_as("admin")
+    page = client.get(URL, headers=FR).text
+    assert 'type="file"' in page and 'name="ca_certificates"' in page
+    assert "/etc/ssl" not in page and 'name="ca_file"' not in page
+    # A path typed into the form is not a file: nothing on the server is opened or named.
+    response = client.post(
+        URL, data=valid_form(ca_certificates="/etc/ssl/certs/ca-certificates.crt"), headers=FR
+    )
+    assert response.status_code == 302
+    assert saved_settings(db).transport.ca_certificates is None
 
 
 BAD_INPUT = [
@@ -197,9 +217,18 @@ BAD_INPUT = [
     ({"username": "envoi\r\nAUTH"}, "Les retours à la ligne ne sont pas"),
     ({"password": "secret\r\nQUIT"}, "Les retours à la ligne ne sont pas"),
     ({"password": "p" * 501}, "500 caractères au maximum."),
-    ({"ca_file": "certs/ac.pem"}, "Saisissez un chemin complet"),
-    ({"ca_file": "/nulle/part/ac.pem"}, "Ce fichier n'existe pas sur le serveur"),
-    ({"ca_file": "/etc/hostname"}, "Ce fichier ne contient pas de certificat au format PEM."),
+    (
+        {"ca_certificates": (io.BytesIO(b"ac-lycee.local\n"), "ac.pem")},
+        "Ce fichier ne contient pas de certificat au format PEM.",
+    ),
+    (
+        {"ca_certificates": (io.BytesIO(b"-----BEGIN CERTIFICATE-----\nAAAA\n"), "ac.pem")},
+        "Ce fichier ne contient pas de certificat au format PEM.",
+    ),
+    (
+        {"ca_certificates": (io.BytesIO(b"x" * 300_000), "ac.pem")},
+        "Ce fichier est trop grand pour un certificat.",
+    ),
 ]
 
 
@@ -335,7 +364,7 @@ def test_settings_saved_then_tested_through_the_page_reach_a_starttls_server_wit
             port=str(server.port),
             username="envoi",
             password="s3cret",
-            ca_file=test_ca.ca_file,
+            ca_certificates=(io.BytesIO(test_ca.cert_pem), "ac-lycee.pem"),
             timeout_seconds="5",
         ),
         headers=FR,

@@ -132,3 +132,42 @@ def test_teacher_retrieves_a_profile_in_the_workstation_settings_page_and_tests_
     assert smtp_server.received[0].rcpt_tos == ["julien.petit@lycee-demo.fr"]
     _db.session.expire_all()
     assert db.session.get(UserTransport, teacher.id).profile.name == "Relais du lycée"
+
+
+def test_admin_uploads_the_schools_ca_in_a_profile_row_and_a_teacher_in_their_own_form(
+    page, sign_in_page, make_user, db, test_ca
+):
+    sign_in_page("admin")
+    page.goto("/configuration/profils-envoi")
+    creation = page.locator("#profile-new")
+    assert creation.locator('input[type="file"][name="ca_certificates"]').count() == 1
+    creation.get_by_label("Nom").fill("Relais interne")
+    creation.get_by_label("Serveur SMTP").fill("127.0.0.1")
+    creation.locator('input[name="ca_certificates"]').set_input_files(test_ca.ca_file)
+    creation.get_by_role("button", name="Ajouter").click()
+    page.locator("#profile-rows tr", has_text="Relais interne").wait_for()
+    _db.session.expire_all()
+    profile = db.session.query(SendingProfile).one()
+    assert profile.transport.ca_certificates == test_ca.cert_pem.decode()
+
+    from hpmail.delivery.settings import server_settings
+
+    server_settings().delegate = False
+    db.session.commit()
+    page.context.clear_cookies()
+    sign_in_page("teacher")
+    page.goto("/configuration/envoi-personnel")
+    own = page.locator("section", has_text="Mon propre serveur SMTP")
+    own.get_by_label("Serveur SMTP").fill("169.254.169.254")
+    own.locator('input[name="ca_certificates"]').set_input_files(test_ca.ca_file)
+    own.get_by_role("button", name="Enregistrer").click()
+    page.get_by_text("se trouve dans le réseau de l'établissement").wait_for()
+    assert db.session.query(UserTransport).count() == 0
+    own = page.locator("section", has_text="Mon propre serveur SMTP")
+    own.get_by_label("Serveur SMTP").fill("smtp.fournisseur.example")
+    own.locator('input[name="ca_certificates"]').set_input_files(test_ca.ca_file)
+    own.get_by_role("button", name="Enregistrer").click()
+    page.get_by_text("Votre serveur SMTP est enregistré.").wait_for()
+    _db.session.expire_all()
+    [chosen] = db.session.query(UserTransport).all()
+    assert chosen.transport.ca_certificates == test_ca.cert_pem.decode()

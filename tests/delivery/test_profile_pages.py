@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import io
 
 import pytest
 
@@ -32,7 +33,6 @@ def profile_form(**changes) -> dict:
         "limit_preset": "microsoft365",
         "per_minute": "",
         "per_day": "",
-        "ca_file": "",
     }
     form.update(changes)
     return {key: value for key, value in form.items() if value is not None}
@@ -57,9 +57,10 @@ def profile(db):
     return make
 
 
-def delegation(db, on: bool) -> None:
+def delegation(db, on: bool, allow_internal_hosts: bool = False) -> None:
     settings = server_settings()
     settings.delegate = on
+    settings.allow_internal_hosts = allow_internal_hosts
     db.session.commit()
 
 
@@ -246,7 +247,6 @@ def own_form(**changes) -> dict:
         "limit_preset": "custom",
         "per_minute": "",
         "per_day": "",
-        "ca_file": "",
     }
     form.update(changes)
     return form
@@ -255,7 +255,10 @@ def own_form(**changes) -> dict:
 def save_own_server(client, server, test_ca, **changes) -> None:
     """Save the test's STARTTLS server, trusted through the test's CA, as the user's own."""
     form = own_form(
-        host="127.0.0.1", port=str(server.port), security="starttls", ca_file=test_ca.ca_file
+        host="127.0.0.1",
+        port=str(server.port),
+        security="starttls",
+        ca_certificates=(io.BytesIO(test_ca.cert_pem), "ac-lycee.pem"),
     )
     client.post(PERSONAL, data={**form, **changes}, headers=FR)
 
@@ -304,7 +307,8 @@ def test_user_saves_their_own_smtp_server(client, login_as, db):
     [
         ({"host": ""}, "Saisissez le nom du serveur SMTP."),
         ({"port": "0"}, "Le port est un nombre de 1 à 65535."),
-        ({"timeout_seconds": "-3"}, "Le délai d'attente est un nombre de secondes de 1 à 600."),
+        ({"timeout_seconds": "-3"}, "Le délai d'attente est un nombre de secondes de 1 à 60."),
+        ({"timeout_seconds": "600"}, "Le délai d'attente est un nombre de secondes de 1 à 60."),
         ({"username": "a\nb"}, "Les retours à la ligne ne sont pas autorisés"),
     ],
 )
@@ -345,7 +349,7 @@ def test_personal_settings_need_the_csrf_token(client, login_as, db):
 def test_personal_test_send_goes_through_the_users_own_server(
     client, login_as, db, make_smtp_server, test_ca
 ):
-    delegation(db, False)
+    delegation(db, False, allow_internal_hosts=True)  # the test server listens on 127.0.0.1
     server = make_smtp_server("starttls", users={"julien.petit": "mon-secret"})
     login_as("teacher", email="julien.petit@lycee-demo.fr")
     save_own_server(client, server, test_ca)
@@ -358,7 +362,7 @@ def test_personal_test_send_goes_through_the_users_own_server(
 def test_personal_test_send_with_a_wrong_password_says_so(
     client, login_as, db, make_smtp_server, test_ca
 ):
-    delegation(db, False)
+    delegation(db, False, allow_internal_hosts=True)
     server = make_smtp_server("starttls", users={"julien.petit": "mon-secret"})
     login_as("teacher", email="julien.petit@lycee-demo.fr")
     save_own_server(client, server, test_ca, password="faux")

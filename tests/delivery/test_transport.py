@@ -61,7 +61,7 @@ def test_delivers_over_tls_with_auth_trusting_the_school_ca(
 ):
     server = make_smtp_server(security, users={"secretariat": "s3cret"})
     transport = make_transport(
-        server, username="secretariat", password="s3cret", ca_file=test_ca.ca_file
+        server, username="secretariat", password="s3cret", ca_certificates=test_ca.cert_pem.decode()
     )
     delivery_settings(transport=transport)
 
@@ -85,7 +85,7 @@ def test_wrong_password_keeps_the_emails_with_the_servers_words(
 ):
     server = make_smtp_server("starttls", users={"secretariat": "s3cret"})
     transport = make_transport(
-        server, username="secretariat", password="faux", ca_file=test_ca.ca_file
+        server, username="secretariat", password="faux", ca_certificates=test_ca.cert_pem.decode()
     )
     delivery_settings(transport=transport)
     send(db, "eleve@example.org")
