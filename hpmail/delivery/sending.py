@@ -329,7 +329,7 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                 message = builder.message_bytes(email.message_id, to, cc)
                 refused = smtp.sendmail(builder.identity.envelope_from, envelope, message)
             except smtplib.SMTPRecipientsRefused as error:
-                recorder.failed(email, recorder.recipients_refused(email, error.recipients))
+                recorder.recipients_refused(email, error.recipients)
                 if any(code == 421 for code, _text in error.recipients.values()):
                     smtp.close()  # 421: the server is closing; smtplib has hung up already
                     smtp = None

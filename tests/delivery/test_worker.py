@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from hpmail.delivery.models import EmailState, OutboundEmail
+from hpmail.delivery.models import EmailState, OutboundEmail, RecipientState
 from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
 from hpmail.delivery.tasks import sweep
 from tests.fixtures.smtp import free_port
@@ -42,6 +42,13 @@ def count_in(db, *states):
     return db.session.scalar(
         select(func.count()).select_from(OutboundEmail).where(OutboundEmail.state.in_(states))
     )
+
+
+def emails_of(db, mailing) -> list[OutboundEmail]:
+    db.session.rollback()
+    return db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.mailing_id == mailing.id)
+    ).all()
 
 
 def all_sent(db, total):
@@ -166,3 +173,49 @@ def test_a_task_lost_before_any_worker_took_it_is_found_by_the_sweeper(
     time.sleep(1.2)  # older than DELIVERY_QUEUED_GRACE_SECONDS
     sweep_until(db, lambda: all_sent(db, 4))
     assert len(message_ids(smtp_server)) == 4
+
+
+@pytest.mark.parametrize("unknown_first", [True, False], ids=["550 first", "451 first"])
+def test_one_recipient_refused_for_good_and_the_others_greylisted_each_keep_their_own_outcome(
+    db, smtp_server, delivery_settings, worker, unknown_first
+):
+    delivery_settings(smtp_server)
+    greylisted = [f"eleve{i}@example.org" for i in range(4)]
+    smtp_server.refuse("parti@example.org", "550 5.1.1 User unknown")
+    for address in greylisted:
+        smtp_server.refuse(address, "451 4.7.1 Greylisted, try again later")
+    addresses = (
+        ["parti@example.org", *greylisted] if unknown_first else [*greylisted, "parti@example.org"]
+    )
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Rentrée",
+        text_body="Bonjour",
+        emails=[EmailSpec(to=[Address(address) for address in addresses])],
+    )
+    db.session.commit()
+    dispatch(mailing)
+    worker()
+
+    wait_until(lambda: count_in(db, EmailState.DEFERRED) == 1, message="not deferred")
+    (email,) = emails_of(db, mailing)
+    assert email.last_code == 451
+    by_address = {r.address: (r.state, r.code, r.reply) for r in email.recipients}
+    assert by_address.pop("parti@example.org") == (
+        RecipientState.REFUSED,
+        550,
+        "5.1.1 User unknown",
+    )
+    assert set(by_address.values()) == {(RecipientState.PENDING, None, None)}
+
+    for address in greylisted:  # the greylisting ends
+        del smtp_server.recorder.refused_recipients[address]
+    sweep_until(db, lambda: all_sent(db, 1))
+
+    (received,) = smtp_server.received
+    assert sorted(received.rcpt_tos) == greylisted  # the retry goes to them alone
+    (email,) = emails_of(db, mailing)
+    by_address = {r.address: (r.state, r.code) for r in email.recipients}
+    assert by_address.pop("parti@example.org") == (RecipientState.REFUSED, 550)
+    assert set(by_address.values()) == {(RecipientState.ACCEPTED, 250)}
