@@ -104,6 +104,7 @@ class Recorder:
         self.refused: list[dict] = []
         self.accepted: list[int] = []  # recipient ids
         self.renewals: list[int] = []
+        self.recorded: set[int] = set()  # e-mails whose outcome is recorded (written or not yet)
 
     def sent(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
         """Record a message the server took, with the recipients it refused one by one."""
@@ -204,6 +205,7 @@ class Recorder:
 
     def _save(self, email: Pending, values: dict) -> None:
         self.emails.append((email.id, values))
+        self.recorded.add(email.id)
         # Commit every N e-mails, or sooner on a slow server, so that few are unrecorded at once.
         if len(self.emails) >= self.every or time.monotonic() - self.flushed_at > RECORD_SECONDS:
             self.flush()

@@ -8,7 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from hpmail.delivery import clock
 from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
@@ -376,3 +376,30 @@ def test_a_non_ascii_address_fails_alone_and_the_batch_goes_on(db, smtp_server, 
     assert accented.state == EmailState.FAILED
     assert "caractères accentués" in accented.last_error
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.org", "c@example.org"]
+
+
+def test_an_error_outside_any_one_email_defers_the_batch_then_fails_it_with_the_reason(
+    app, db, smtp_server, make_transport, delivery_settings, later
+):
+    from hpmail.delivery.tasks import deliver
+
+    delivery_settings(transport=make_transport(smtp_server, per_minute=100))
+    db.session.execute(text("DROP TABLE send_counter"))  # the sending limits cannot be counted
+    db.session.commit()
+
+    send(db, "a@example.org", "b@example.org")
+
+    # Not left claimed (taken again and again when the lease ends): retried with the delay.
+    assert [(e.state, e.attempts) for e in emails(db)] == [(EmailState.DEFERRED, 1)] * 2
+    reason = "Erreur inattendue : no such table: send_counter"
+    assert {e.last_error for e in emails(db)} == {reason}
+
+    later(app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"] + 1)
+    deliver([e.id for e in emails(db)])
+
+    assert [(e.state, e.attempts, e.last_error) for e in emails(db)] == [
+        (EmailState.FAILED, 2, reason)
+    ] * 2
+    recipients = db.session.scalars(select(EmailRecipient)).all()
+    assert {(r.state, r.reply) for r in recipients} == {(RecipientState.REFUSED, reason)}
+    assert smtp_server.received == []
