@@ -69,6 +69,7 @@ def claim(email_ids: list[int], now: datetime) -> list[int]:
     if not email_ids:
         return []
     require_returning()
+    _give_up_interrupted(email_ids, now)
     lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
     claimed = db.session.scalars(
         update(OutboundEmail)
@@ -81,6 +82,40 @@ def claim(email_ids: list[int], now: datetime) -> list[int]:
     ).all()
     db.session.commit()
     return sorted(claimed)
+
+
+def _give_up_interrupted(email_ids: list[int], now: datetime) -> None:
+    """Fail the rows among ``email_ids`` whose delivery was interrupted after the retry time.
+
+    A worker that dies on an e-mail (killed, out of memory) records nothing: its lease ends and
+    the sweeper hands the row out again. Only a recorded failure applies the give-up time, so
+    without this an e-mail that kills its worker would be taken again for ever.
+    """
+    give_up = timedelta(seconds=current_app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"])
+    reason = _("The delivery was interrupted and the time for retries is over: not sent.")
+    failed = db.session.scalars(
+        update(OutboundEmail)
+        .where(
+            OutboundEmail.id.in_(email_ids),
+            OutboundEmail.state == EmailState.SENDING,
+            OutboundEmail.lease_until < now,
+            OutboundEmail.created_at <= now - give_up,
+        )
+        .values(state=EmailState.FAILED, lease_until=None, next_attempt_at=now, last_error=reason)
+        .returning(OutboundEmail.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if failed:
+        log.warning("given up %s e-mails whose delivery was interrupted", len(failed))
+        db.session.execute(
+            update(EmailRecipient)
+            .where(
+                EmailRecipient.email_id.in_(failed),
+                EmailRecipient.state == RecipientState.PENDING,
+            )
+            .values(state=RecipientState.REFUSED, reply=reason)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _load(ids: list[int]) -> list[Pending]:
@@ -378,7 +413,9 @@ def _message(email: Pending, builder: MailingMessages, recorder: Recorder) -> by
         return None
 
 
-def _send(smtp, email: Pending, builder: MailingMessages, message: bytes, recorder: Recorder):
+def _send(
+    smtp, email: Pending, builder: MailingMessages, message: bytes, recorder: Recorder
+) -> Failure | None:
     """Send one e-mail and record the answer; return what lost the connection, if it was lost."""
     envelope = [address for _i, _f, _n, address in email.recipients]
     try:

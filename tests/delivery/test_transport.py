@@ -513,3 +513,34 @@ def test_a_large_message_is_given_time_in_proportion_to_its_size(
     (email,) = emails(db)
     assert (email.state, email.last_error) == (EmailState.SENT, None)
     assert len(smtp_server.received) == 1
+
+
+def test_an_email_whose_delivery_was_interrupted_after_the_retry_time_fails_with_the_reason(
+    app, db, smtp_server, delivery_settings, later
+):
+    from hpmail.delivery.sending import claim
+
+    delivery_settings(smtp_server)
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Conseil de classe",
+        text_body="Bonjour",
+        emails=[EmailSpec(to=[Address("a@example.org")])],
+    )
+    db.session.commit()
+    # A worker claimed it and died while sending (killed, out of memory): nothing recorded.
+    assert len(claim([email.id for email in mailing.emails], clock.now())) == 1
+
+    later(app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"] + 1)
+    sweep()
+
+    (email,) = emails(db)
+    reason = (
+        "L'envoi a été interrompu et le délai des nouveaux essais est écoulé : e-mail non envoyé."
+    )
+    assert (email.state, email.lease_until, email.last_error) == (EmailState.FAILED, None, reason)
+    assert [(r.state, r.reply) for r in email.recipients] == [(RecipientState.REFUSED, reason)]
+    assert smtp_server.received == []
+    later(3600)
+    assert sweep() == 0
