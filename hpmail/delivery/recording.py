@@ -127,7 +127,7 @@ class Recorder:
         long enough, or inside a request (``final``).
         """
         refused = {address.lower(): answer for address, answer in refused.items()}
-        waiting, final = [], []
+        waiting, refusals = [], []
         for recipient_id, _field, _name, address in email.recipients:
             answer = refused.get(address.lower())
             if answer is None and taken:
@@ -138,14 +138,14 @@ class Recorder:
                 waiting.append((recipient_id, code, text))
             else:
                 self._refuse(recipient_id, code, text)
-                final.append((code, text))
+                refusals.append((code, text))
         retry_at = None
         if waiting:
             retry_at = next_attempt(email.created_at, email.attempts, self.now)
             if retry_at is None:  # waited long enough: those refusals are final
                 for recipient_id, code, text in waiting:
                     self._refuse(recipient_id, code, text)
-                    final.append((code, text))
+                    refusals.append((code, text))
         if retry_at is not None:
             values = {"state": EmailState.DEFERRED, "next_attempt_at": retry_at}
             self.delivery.deferred += 1
@@ -153,11 +153,11 @@ class Recorder:
         elif taken:
             values = {"state": EmailState.SENT, "sent_at": self.now}
             self.delivery.sent += 1
-            reason = final[0] if final else None
+            reason = refusals[0] if refusals else None
         else:
             values = {"state": EmailState.FAILED, "next_attempt_at": self.now}
             self.delivery.failed += 1
-            reason = final[0]
+            reason = refusals[0]
         values["lease_until"] = None
         if reason is not None:
             failure = server_answer(*reason)

@@ -15,7 +15,7 @@ from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, Re
 from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
 from hpmail.delivery.tasks import sweep
 from hpmail.delivery.transport import connect
-from tests.fixtures.smtp import free_port
+from tests.fixtures.smtp import SlowDripServer, free_port
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
 
@@ -404,77 +404,6 @@ def test_an_error_outside_any_one_email_defers_the_batch_then_fails_it_with_the_
     recipients = db.session.scalars(select(EmailRecipient)).all()
     assert {(r.state, r.reply) for r in recipients} == {(RecipientState.REFUSED, reason)}
     assert smtp_server.received == []
-
-
-class SlowDripServer:
-    """A loopback SMTP server that answers at once until ``stage``, then one byte every 0.5 s.
-
-    ``stage`` is "greeting", "EHLO" or "DATA" (the answer to the message). The drip never ends
-    a line; the server hangs up after ``lasting`` seconds, so a client without a deadline for
-    the whole exchange waits that long.
-    """
-
-    def __init__(self, stage: str, lasting: float = 12) -> None:
-        self.stage = stage
-        self.lasting = lasting
-        self.stop = threading.Event()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    def _accept(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                connection, _address = self.listener.accept()
-            except TimeoutError:
-                continue
-            thread = threading.Thread(target=self._serve, args=(connection,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
-    def _answer(self, connection, stage: str, line: bytes) -> bool:
-        if stage != self.stage:
-            connection.sendall(line)
-            return True
-        end = time.monotonic() + self.lasting
-        for byte in (line[:4] + b"x" * 10_000)[: int(self.lasting * 2)]:
-            if self.stop.is_set() or time.monotonic() > end:
-                break
-            connection.sendall(bytes([byte]))
-            time.sleep(0.5)
-        return False
-
-    def _serve(self, connection) -> None:
-        with connection, connection.makefile("rb") as lines:
-            try:
-                if not self._answer(connection, "greeting", b"220 lent.example ESMTP\r\n"):
-                    return
-                for line in lines:
-                    command = line[:4].upper()
-                    if command == b"EHLO":
-                        answer = self._answer(connection, "EHLO", b"250 lent.example\r\n")
-                    elif command == b"DATA":
-                        connection.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                        while lines.readline() not in (b".\r\n", b""):
-                            pass
-                        answer = self._answer(connection, "DATA", b"250 2.0.0 Queued\r\n")
-                    elif command == b"QUIT":
-                        connection.sendall(b"221 Bye\r\n")
-                        return
-                    else:
-                        answer = self._answer(connection, "other", b"250 OK\r\n")
-                    if not answer:
-                        return
-            except OSError:  # the client gave up and hung up
-                return
-
-    def close(self) -> None:
-        self.stop.set()
-        for thread in list(self.threads):
-            thread.join(5)
-        self.listener.close()
 
 
 @pytest.mark.parametrize("stage", ["greeting", "EHLO", "DATA"])

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from hpmail.delivery.models import EmailState, OutboundEmail, RecipientState
 from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
 from hpmail.delivery.tasks import enqueue_delivery, sweep
-from tests.fixtures.smtp import free_port
+from tests.fixtures.smtp import SlowDripServer, free_port
 from tests.fixtures.worker import wait_until, worker_app_config
 
 pytestmark = pytest.mark.worker
@@ -281,3 +281,23 @@ def test_one_recipient_refused_for_good_and_the_others_greylisted_each_keep_thei
     by_address = {r.address: (r.state, r.code) for r in email.recipients}
     assert by_address.pop("parti@example.org") == (RecipientState.REFUSED, 550)
     assert set(by_address.values()) == {(RecipientState.ACCEPTED, 250)}
+
+
+def test_a_server_dripping_its_greeting_holds_the_worker_no_longer_than_the_timeout(
+    db, make_transport, delivery_settings, worker
+):
+    server = SlowDripServer("greeting", lasting=40)
+    try:
+        delivery_settings(
+            transport=make_transport(port=server.port, security="none", timeout_seconds=1)
+        )
+        worker().wait_ready()
+        started = time.monotonic()
+        dispatch(queue(db, 3))
+        wait_until(lambda: count_in(db, EmailState.DEFERRED) == 3, timeout=30, message="held")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert elapsed < 8  # the timeout of 1 s, and the worker's own pace (the drip lasts 40 s)
+    errors = set(db.session.scalars(select(OutboundEmail.last_error)))
+    assert errors == {"Délai dépassé : augmentez le délai d'attente du serveur"}
