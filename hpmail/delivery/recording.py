@@ -104,55 +104,70 @@ class Recorder:
         self.refused: list[dict] = []
         self.accepted: list[int] = []  # recipient ids
         self.renewals: list[int] = []
+        self.recorded: set[int] = set()  # e-mails whose outcome is recorded (written or not yet)
 
     def sent(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
-        """Record a message the server took, with the recipients it refused one by one.
+        """Record a message the server took, with the recipients it refused one by one."""
+        self._answers(email, refused, taken=True)
+
+    def recipients_refused(self, email: Pending, refused: dict[str, tuple[int, bytes]]) -> None:
+        """Record an e-mail whose every recipient was refused, each with its own answer.
+
+        A mix of 5xx and 4xx is common (one address unknown, the others greylisted): the unknown
+        one is refused for good, the others wait for the next try, so the e-mail fails only when
+        no recipient is left to try.
+        """
+        self._answers(email, refused, taken=False)
+
+    def _answers(self, email: Pending, refused: dict, *, taken: bool) -> None:
+        """Record each recipient's answer, then the e-mail's state that follows from them.
 
         Recipients refused with a 4xx stay pending and the e-mail is deferred: the next try goes
-        to them alone. A 5xx refusal is final for that recipient.
+        to them alone. A 5xx refusal is final for that recipient, and so is a 4xx after waiting
+        long enough, or inside a request (``final``).
         """
         refused = {address.lower(): answer for address, answer in refused.items()}
-        waiting = []
+        waiting, refusals = [], []
         for recipient_id, _field, _name, address in email.recipients:
             answer = refused.get(address.lower())
-            if answer is None:
+            if answer is None and taken:
                 self.accepted.append(recipient_id)
-            elif 400 <= answer[0] < 500 and not self.final:
-                waiting.append((recipient_id, *answer))
+                continue
+            code, text = answer or (550, b"")
+            if 400 <= code < 500 and not self.final:
+                waiting.append((recipient_id, code, text))
             else:
-                self._refuse(recipient_id, *answer)
+                self._refuse(recipient_id, code, text)
+                refusals.append((code, text))
         retry_at = None
         if waiting:
             retry_at = next_attempt(email.created_at, email.attempts, self.now)
             if retry_at is None:  # waited long enough: those refusals are final
                 for recipient_id, code, text in waiting:
                     self._refuse(recipient_id, code, text)
+                    refusals.append((code, text))
         if retry_at is not None:
             values = {"state": EmailState.DEFERRED, "next_attempt_at": retry_at}
             self.delivery.deferred += 1
-        else:
+            reason = waiting[0][1:]
+        elif taken:
             values = {"state": EmailState.SENT, "sent_at": self.now}
             self.delivery.sent += 1
+            reason = refusals[0] if refusals else None
+        else:
+            values = {"state": EmailState.FAILED, "next_attempt_at": self.now}
+            self.delivery.failed += 1
+            reason = refusals[0]
         values["lease_until"] = None
-        if refused:
-            code, text = next(iter(refused.values()))
-            values.update(last_code=code, last_error=server_answer(code, text).message)
+        if reason is not None:
+            failure = server_answer(*reason)
+            values.update(last_code=failure.code, last_error=failure.message)
+            if not taken:
+                self.delivery.add_error(failure.message)
         self._save(email, values)
 
     def _refuse(self, recipient_id: int, code: int, text) -> None:
         self.refused.append({"r_id": recipient_id, "r_code": code, "r_reply": _words(text)})
-
-    def recipients_refused(self, email: Pending, refused: dict) -> Failure:
-        """Record an e-mail whose every recipient was refused; return the failure it counts as."""
-        refused = {address.lower(): answer for address, answer in refused.items()}
-        failures = []
-        for recipient_id, _field, _name, address in email.recipients:
-            code, text = refused.get(address.lower(), (550, b""))
-            failures.append(server_answer(code, text))
-            if code >= 500:
-                self._refuse(recipient_id, code, text)
-        permanent = [failure for failure in failures if failure.permanent]
-        return permanent[0] if len(permanent) == len(failures) else failures[0]
 
     def failed(self, email: Pending, failure: Failure) -> None:
         """Record a failure: permanent (or too old, or in a request) fails, transient defers."""
@@ -190,6 +205,7 @@ class Recorder:
 
     def _save(self, email: Pending, values: dict) -> None:
         self.emails.append((email.id, values))
+        self.recorded.add(email.id)
         # Commit every N e-mails, or sooner on a slow server, so that few are unrecorded at once.
         if len(self.emails) >= self.every or time.monotonic() - self.flushed_at > RECORD_SECONDS:
             self.flush()

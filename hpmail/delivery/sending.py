@@ -37,7 +37,7 @@ from hpmail.delivery.models import (
 from hpmail.delivery.policy import sending_identity
 from hpmail.delivery.recording import Delivery, Pending, Recorder, commit_patiently
 from hpmail.delivery.settings import server_settings
-from hpmail.delivery.transport import Failure, classify, close_quietly, connect
+from hpmail.delivery.transport import Failure, classify, close_quietly, connect, server_answer
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def claim(email_ids: list[int], now: datetime) -> list[int]:
     if not email_ids:
         return []
     require_returning()
+    _give_up_interrupted(email_ids, now)
     lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
     claimed = db.session.scalars(
         update(OutboundEmail)
@@ -81,6 +82,40 @@ def claim(email_ids: list[int], now: datetime) -> list[int]:
     ).all()
     db.session.commit()
     return sorted(claimed)
+
+
+def _give_up_interrupted(email_ids: list[int], now: datetime) -> None:
+    """Fail the rows among ``email_ids`` whose delivery was interrupted after the retry time.
+
+    A worker that dies on an e-mail (killed, out of memory) records nothing: its lease ends and
+    the sweeper hands the row out again. Only a recorded failure applies the give-up time, so
+    without this an e-mail that kills its worker would be taken again for ever.
+    """
+    give_up = timedelta(seconds=current_app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"])
+    reason = _("The delivery was interrupted and the time for retries is over: not sent.")
+    failed = db.session.scalars(
+        update(OutboundEmail)
+        .where(
+            OutboundEmail.id.in_(email_ids),
+            OutboundEmail.state == EmailState.SENDING,
+            OutboundEmail.lease_until < now,
+            OutboundEmail.created_at <= now - give_up,
+        )
+        .values(state=EmailState.FAILED, lease_until=None, next_attempt_at=now, last_error=reason)
+        .returning(OutboundEmail.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if failed:
+        log.warning("given up %s e-mails whose delivery was interrupted", len(failed))
+        db.session.execute(
+            update(EmailRecipient)
+            .where(
+                EmailRecipient.email_id.in_(failed),
+                EmailRecipient.state == RecipientState.PENDING,
+            )
+            .values(state=RecipientState.REFUSED, reply=reason)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _load(ids: list[int]) -> list[Pending]:
@@ -221,7 +256,10 @@ def deliver(email_ids, *, final: bool = False, timeout: float | None = None) -> 
         by_transport[email.transport_id].append(email)
     try:
         for transport_id, emails in by_transport.items():
-            _deliver_through(transport_id, emails, recorder, timeout)
+            try:
+                _deliver_through(transport_id, emails, recorder, timeout)
+            except Exception as error:  # noqa: BLE001 - recorded on the e-mails it stopped
+                _interrupted(emails, recorder, error)
     finally:
         recorder.flush()
     log.info(
@@ -232,6 +270,35 @@ def deliver(email_ids, *, final: bool = False, timeout: float | None = None) -> 
         delivery.failed,
     )
     return delivery
+
+
+def _interrupted(emails: list[Pending], recorder: Recorder, error: Exception) -> None:
+    """Record the e-mails an unexpected error stopped before their outcome was known.
+
+    Left as claimed, they would be taken again when their lease ends, meet the same error, and
+    never reach the give-up time: recorded as a temporary failure, they are retried with the
+    growing delay, then failed with this reason.
+    """
+    log.exception("delivery of %s e-mails interrupted", len(emails))
+    db.session.rollback()
+    failure = Failure(False, _("Unexpected error: %(text)s", text=getattr(error, "orig", error)))
+    for email in emails:
+        if email.id not in recorder.recorded:
+            recorder.failed(email, failure)
+
+
+def build_failure(error: Exception) -> Failure:
+    """Say why an e-mail could not be built: its own content is final, anything else is retried.
+
+    A value the MIME builder refuses (a header holding a line break, ``InvalidHeader``), a text
+    that cannot be encoded or an attachment gone from the store fails the same way every time.
+    """
+    if isinstance(error, UnicodeError):  # an accented address: said as when SMTP refuses it
+        return classify(error)
+    if isinstance(error, OSError | ValueError | LookupError):
+        return Failure(True, _("The e-mail could not be built: %(text)s", text=error))
+    log.error("unexpected error building an e-mail", exc_info=error)
+    return Failure(False, _("Unexpected error: %(text)s", text=error))
 
 
 def _prepare(mailing: Mailing) -> MailingMessages | Failure:
@@ -245,9 +312,9 @@ def _prepare(mailing: Mailing) -> MailingMessages | Failure:
         return Failure(True, reason)
     try:
         return messages_of(mailing)
-    except OSError as error:  # an attachment file gone from the store
-        log.exception("mailing %s cannot be built", mailing.id)
-        return Failure(True, _("The e-mail could not be built: %(text)s", text=error))
+    except Exception as error:  # noqa: BLE001 - one mailing that cannot be built stops no other
+        log.warning("mailing %s cannot be built: %s", mailing.id, error)
+        return build_failure(error)
 
 
 def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, timeout) -> None:
@@ -300,14 +367,16 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
     """Send over one connection; after a drop, reconnect once for the rest, else defer them."""
     smtp = None
     reconnects = 0
-    index = 0
     renew_every = current_app.config["DELIVERY_LEASE_SECONDS"] / 3
     renew_at = time.monotonic() + renew_every
     try:
-        while index < len(ready):
+        for index, (email, builder) in enumerate(ready):
             if time.monotonic() >= renew_at:
-                recorder.renew_leases([email.id for email, _builder in ready[index:]])
+                recorder.renew_leases([rest.id for rest, _builder in ready[index:]])
                 renew_at = time.monotonic() + renew_every
+            message = _message(email, builder, recorder)
+            if message is None:
+                continue
             if smtp is None:
                 try:
                     smtp = connect(transport, timeout)
@@ -315,42 +384,58 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                     # Refused credentials or a missing STARTTLS are the server's setup, not the
                     # e-mails' fault: keep them (deferred) until it is fixed or time runs out.
                     failure = replace(classify(error), permanent=False)
-                    for email, _builder in ready[index:]:
-                        recorder.failed(email, failure)
+                    for rest, _builder in ready[index:]:
+                        recorder.failed(rest, failure)
                     return
-            email, builder = ready[index]
-            index += 1
-            # Headers name every To/Cc recipient; the envelope only those still to reach (a
-            # retry after a 4xx for some recipients goes to them alone, same Message-ID).
-            to = [(name, address) for field, name, address in email.shown if field == "to"]
-            cc = [(name, address) for field, name, address in email.shown if field == "cc"]
-            envelope = [address for _i, _f, _n, address in email.recipients]
-            try:
-                message = builder.message_bytes(email.message_id, to, cc)
-                refused = smtp.sendmail(builder.identity.envelope_from, envelope, message)
-            except smtplib.SMTPRecipientsRefused as error:
-                recorder.failed(email, recorder.recipients_refused(email, error.recipients))
-                if any(code == 421 for code, _text in error.recipients.values()):
-                    smtp.close()  # 421: the server is closing; smtplib has hung up already
-                    smtp = None
-                continue
-            except Exception as error:  # noqa: BLE001 - every failure is classified
-                failure = classify(error)
-                recorder.failed(email, failure)
-                if not (failure.connection_lost or failure.code == 421) and not _reset(smtp):
-                    failure = replace(failure, connection_lost=True)
-                if failure.connection_lost or failure.code == 421:
-                    if failure.code == 421:
-                        close_quietly(smtp)
-                    else:
-                        smtp.close()
-                    smtp = None
-                    reconnects += 1
-                    if reconnects > 1:
-                        for rest, _builder in ready[index:]:
-                            recorder.failed(rest, failure)
-                        return
-                continue
-            recorder.sent(email, refused)
+            failure = _send(smtp, email, builder, message, recorder)
+            if failure is not None:  # the connection is gone
+                smtp = None
+                reconnects += 1
+                if reconnects > 1:
+                    for rest, _builder in ready[index + 1 :]:
+                        recorder.failed(rest, failure)
+                    return
     finally:
         close_quietly(smtp)
+
+
+def _message(email: Pending, builder: MailingMessages, recorder: Recorder) -> bytes | None:
+    """Return the message of one e-mail, or record why it cannot be built and return None."""
+    # Headers name every To/Cc recipient; the envelope only those still to reach (a retry after
+    # a 4xx for some recipients goes to them alone, same Message-ID).
+    to = [(name, address) for field, name, address in email.shown if field == "to"]
+    cc = [(name, address) for field, name, address in email.shown if field == "cc"]
+    try:
+        return builder.message_bytes(email.message_id, to, cc)
+    except Exception as error:  # noqa: BLE001 - one e-mail that cannot be built stops no other
+        log.warning("e-mail %s cannot be built: %s", email.id, error)
+        recorder.failed(email, build_failure(error))
+        return None
+
+
+def _send(
+    smtp, email: Pending, builder: MailingMessages, message: bytes, recorder: Recorder
+) -> Failure | None:
+    """Send one e-mail and record the answer; return what lost the connection, if it was lost."""
+    envelope = [address for _i, _f, _n, address in email.recipients]
+    try:
+        refused = smtp.sendmail(builder.identity.envelope_from, envelope, message)
+    except smtplib.SMTPRecipientsRefused as error:
+        recorder.recipients_refused(email, error.recipients)
+        closing = [(code, text) for code, text in error.recipients.values() if code == 421]
+        if closing:
+            smtp.close()  # 421: the server is closing; smtplib has hung up already
+            return server_answer(*closing[0])
+        return None
+    except Exception as error:  # noqa: BLE001 - every failure is classified
+        failure = classify(error)
+        recorder.failed(email, failure)
+        if failure.code == 421:
+            close_quietly(smtp)
+        elif failure.connection_lost or not _reset(smtp):
+            smtp.close()
+        else:
+            return None
+        return replace(failure, permanent=False, connection_lost=True)
+    recorder.sent(email, refused)
+    return None

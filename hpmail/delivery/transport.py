@@ -1,11 +1,13 @@
-"""Connections to SMTP servers (TLS verified, a timeout on every one) and what their errors mean."""
+"""SMTP connections (TLS verified, a deadline on every exchange) and what their errors mean."""
 
 from __future__ import annotations
 
+import io
 import logging
 import smtplib
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from functools import cache
 
@@ -29,12 +31,92 @@ def helo_name() -> str:
     return socket.getfqdn()
 
 
+# The slowest link a message is given time for: its deadline is the timeout plus its size at
+# this rate (a 10 MB message may take the timeout and 500 s more).
+SLOWEST_BYTES_PER_SECOND = 20_000
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's socket as smtplib reads it: each read waits only for the time left."""
+
+    def __init__(self, smtp: _Deadline) -> None:
+        self.smtp = smtp
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        sock = self.smtp.sock
+        sock.settimeout(self.smtp.time_left())
+        return sock.recv_into(buffer)
+
+
+class _Deadline:
+    """A deadline for each whole exchange with the server, not for each socket operation.
+
+    smtplib's timeout bounds every read alone, so a server sending one byte at a time could hold
+    a worker for as long as it likes. Here each read and write waits only for what is left of
+    the deadline: connecting, the greeting, EHLO, STARTTLS and AUTH share the timeout; each
+    message gets the timeout plus its size at ``SLOWEST_BYTES_PER_SECOND``; RSET and QUIT the
+    timeout. Past it, ``TimeoutError``: the e-mails are deferred like after any timeout.
+    """
+
+    def __init__(self, *args, timeout: float, **kwargs) -> None:
+        self.deadline = time.monotonic() + timeout  # before connecting: the greeting counts
+        super().__init__(*args, timeout=timeout, **kwargs)
+
+    def allow(self, seconds: float) -> None:
+        """Start an exchange that must end within ``seconds``."""
+        self.deadline = time.monotonic() + seconds
+
+    def time_left(self) -> float:
+        """Return the seconds left before the deadline; raise ``TimeoutError`` when none is."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the SMTP server did not answer in time")
+        return left
+
+    def _get_socket(self, host, port, timeout):
+        # The TLS handshake of SMTP_SSL runs here, bounded as one operation by this timeout.
+        return super()._get_socket(host, port, min(timeout, self.time_left()))
+
+    def send(self, s) -> None:
+        if self.sock is not None:
+            self.sock.settimeout(self.time_left())  # sendall: the timeout bounds the whole send
+        super().send(s)
+
+    def getreply(self):
+        if self.file is None and self.sock is not None:
+            self.file = io.BufferedReader(_DeadlineReader(self))
+        return super().getreply()
+
+    def sendmail(self, from_addr, to_addrs, msg, *args, **kwargs):
+        self.allow(self.timeout + len(msg) / SLOWEST_BYTES_PER_SECOND)
+        return super().sendmail(from_addr, to_addrs, msg, *args, **kwargs)
+
+    def rset(self):
+        self.allow(self.timeout)
+        return super().rset()
+
+    def quit(self):
+        self.allow(self.timeout)
+        return super().quit()
+
+
+class DeadlineSMTP(_Deadline, smtplib.SMTP):
+    """``smtplib.SMTP`` with a deadline for each exchange."""
+
+
+class DeadlineSMTP_SSL(_Deadline, smtplib.SMTP_SSL):  # noqa: N801 - named after smtplib's
+    """``smtplib.SMTP_SSL`` with a deadline for each exchange."""
+
+
 def connect(transport: Transport, timeout: float | None = None) -> smtplib.SMTP:
-    """Return an SMTP connection: connected, TLS as configured, logged in, with a timeout."""
+    """Return an SMTP connection: connected, TLS as configured, logged in, within ``timeout``."""
     timeout = timeout or transport.timeout_seconds or 30
     check_destination(transport)  # a user's own server: public addresses only
     if transport.security == Security.TLS:
-        smtp = smtplib.SMTP_SSL(
+        smtp = DeadlineSMTP_SSL(
             transport.host,
             transport.port,
             local_hostname=helo_name(),
@@ -42,7 +124,7 @@ def connect(transport: Transport, timeout: float | None = None) -> smtplib.SMTP:
             context=tls_context(transport),
         )
     else:
-        smtp = smtplib.SMTP(
+        smtp = DeadlineSMTP(
             transport.host, transport.port, local_hostname=helo_name(), timeout=timeout
         )
     try:

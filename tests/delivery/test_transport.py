@@ -8,14 +8,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from hpmail.delivery import clock
 from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
 from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
 from hpmail.delivery.tasks import sweep
 from hpmail.delivery.transport import connect
-from tests.fixtures.smtp import free_port
+from tests.fixtures.smtp import SlowDripServer, free_port
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
 
@@ -297,8 +297,9 @@ def test_a_long_batch_keeps_its_lease_so_no_one_else_takes_its_emails(
     def another_worker():
         with app.app_context():
             while not stop.is_set():
-                ids = list(db.session.scalars(select(OutboundEmail.id)))
-                taken_by_another.extend(claim(ids, clock.now()))
+                # Rows the batch has claimed (a queued row may fairly go to whoever is first).
+                claimed = select(OutboundEmail.id).where(OutboundEmail.state != EmailState.QUEUED)
+                taken_by_another.extend(claim(list(db.session.scalars(claimed)), clock.now()))
                 time.sleep(0.1)
 
     thief = threading.Thread(target=another_worker)
@@ -376,3 +377,99 @@ def test_a_non_ascii_address_fails_alone_and_the_batch_goes_on(db, smtp_server, 
     assert accented.state == EmailState.FAILED
     assert "caractères accentués" in accented.last_error
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == ["a@example.org", "c@example.org"]
+
+
+def test_an_error_outside_any_one_email_defers_the_batch_then_fails_it_with_the_reason(
+    app, db, smtp_server, make_transport, delivery_settings, later
+):
+    from hpmail.delivery.tasks import deliver
+
+    delivery_settings(transport=make_transport(smtp_server, per_minute=100))
+    db.session.execute(text("DROP TABLE send_counter"))  # the sending limits cannot be counted
+    db.session.commit()
+
+    send(db, "a@example.org", "b@example.org")
+
+    # Not left claimed (taken again and again when the lease ends): retried with the delay.
+    assert [(e.state, e.attempts) for e in emails(db)] == [(EmailState.DEFERRED, 1)] * 2
+    reason = "Erreur inattendue : no such table: send_counter"
+    assert {e.last_error for e in emails(db)} == {reason}
+
+    later(app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"] + 1)
+    deliver([e.id for e in emails(db)])
+
+    assert [(e.state, e.attempts, e.last_error) for e in emails(db)] == [
+        (EmailState.FAILED, 2, reason)
+    ] * 2
+    recipients = db.session.scalars(select(EmailRecipient)).all()
+    assert {(r.state, r.reply) for r in recipients} == {(RecipientState.REFUSED, reason)}
+    assert smtp_server.received == []
+
+
+@pytest.mark.parametrize("stage", ["greeting", "EHLO", "DATA"])
+def test_a_server_dripping_its_answer_is_given_up_at_the_deadline_and_the_email_deferred(
+    db, make_transport, delivery_settings, stage
+):
+    server = SlowDripServer(stage)
+    try:
+        transport = make_transport(port=server.port, security="none", timeout_seconds=1)
+        delivery_settings(transport=transport)
+        started = time.monotonic()
+        send(db, "a@example.org")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert elapsed < 4  # one second of timeout (the drip would have held it 12 s)
+    (email,) = emails(db)
+    assert (email.state, email.attempts) == (EmailState.DEFERRED, 1)
+    assert email.last_error == "Délai dépassé : augmentez le délai d'attente du serveur"
+
+
+def test_a_large_message_is_given_time_in_proportion_to_its_size(
+    db, smtp_server, make_transport, delivery_settings
+):
+    delivery_settings(transport=make_transport(smtp_server, timeout_seconds=1))
+    smtp_server.recorder.data_delay = 2  # the server scans 200 kB for 2 s before it answers
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Dossier",
+        text_body="Bonjour\n" + "x" * 200_000,
+        emails=[EmailSpec(to=[Address("a@example.org")])],
+    )
+    db.session.commit()
+    dispatch(mailing)
+    (email,) = emails(db)
+    assert (email.state, email.last_error) == (EmailState.SENT, None)
+    assert len(smtp_server.received) == 1
+
+
+def test_an_email_whose_delivery_was_interrupted_after_the_retry_time_fails_with_the_reason(
+    app, db, smtp_server, delivery_settings, later
+):
+    from hpmail.delivery.sending import claim
+
+    delivery_settings(smtp_server)
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Conseil de classe",
+        text_body="Bonjour",
+        emails=[EmailSpec(to=[Address("a@example.org")])],
+    )
+    db.session.commit()
+    # A worker claimed it and died while sending (killed, out of memory): nothing recorded.
+    assert len(claim([email.id for email in mailing.emails], clock.now())) == 1
+
+    later(app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"] + 1)
+    sweep()
+
+    (email,) = emails(db)
+    reason = (
+        "L'envoi a été interrompu et le délai des nouveaux essais est écoulé : e-mail non envoyé."
+    )
+    assert (email.state, email.lease_until, email.last_error) == (EmailState.FAILED, None, reason)
+    assert [(r.state, r.reply) for r in email.recipients] == [(RecipientState.REFUSED, reason)]
+    assert smtp_server.received == []
+    later(3600)
+    assert sweep() == 0

@@ -6,12 +6,12 @@ import collections
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from hpmail.delivery.models import EmailState, OutboundEmail
+from hpmail.delivery.models import EmailState, OutboundEmail, RecipientState
 from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
-from hpmail.delivery.tasks import sweep
-from tests.fixtures.smtp import free_port
+from hpmail.delivery.tasks import enqueue_delivery, sweep
+from tests.fixtures.smtp import SlowDripServer, free_port
 from tests.fixtures.worker import wait_until, worker_app_config
 
 pytestmark = pytest.mark.worker
@@ -25,9 +25,9 @@ def app_config(tmp_path):
     return worker_app_config(tmp_path)
 
 
-def queue(db, count, prefix="eleve"):
+def queue(db, count, prefix="eleve", author=None):
     mailing = queue_mailing(
-        author_id=None,
+        author_id=author.id if author else None,
         sender=SENDER,
         subject="Rentrée",
         text_body="Bonjour",
@@ -42,6 +42,13 @@ def count_in(db, *states):
     return db.session.scalar(
         select(func.count()).select_from(OutboundEmail).where(OutboundEmail.state.in_(states))
     )
+
+
+def emails_of(db, mailing) -> list[OutboundEmail]:
+    db.session.rollback()
+    return db.session.scalars(
+        select(OutboundEmail).where(OutboundEmail.mailing_id == mailing.id)
+    ).all()
 
 
 def all_sent(db, total):
@@ -166,3 +173,131 @@ def test_a_task_lost_before_any_worker_took_it_is_found_by_the_sweeper(
     time.sleep(1.2)  # older than DELIVERY_QUEUED_GRACE_SECONDS
     sweep_until(db, lambda: all_sent(db, 4))
     assert len(message_ids(smtp_server)) == 4
+
+
+def poisoned_mailing(db, author, subject="Convocation", content_type="application/pdf"):
+    """Queue a mailing written straight into the database, as no form would let it through."""
+    from hpmail.delivery.attachments import store_attachment
+    from hpmail.delivery.models import Attachment, Mailing, MailingAttachment
+
+    mailing = queue_mailing(
+        author_id=author.id,
+        sender=SENDER,
+        subject="Convocation",
+        text_body="Bonjour",
+        emails=[EmailSpec(to=[Address("cible@example.org")])],
+    )
+    data = f"%PDF-1.4 {content_type}".encode()
+    stored = store_attachment(data, "application/pdf")
+    db.session.add(
+        MailingAttachment(mailing=mailing, attachment=stored, filename="convocation.pdf")
+    )
+    db.session.flush()
+    db.session.execute(update(Mailing).where(Mailing.id == mailing.id).values(subject=subject))
+    db.session.execute(
+        update(Attachment).where(Attachment.id == stored.id).values(content_type=content_type)
+    )
+    db.session.commit()
+    return mailing
+
+
+def test_one_poison_email_in_a_batch_fails_alone_and_the_others_of_another_user_arrive(
+    db, smtp_server, delivery_settings, worker, make_user
+):
+    delivery_settings(smtp_server)
+    alice, mallory = make_user("staff"), make_user("staff")
+    good_before = queue(db, 2, prefix="avant", author=alice)
+    bad_subject = poisoned_mailing(db, mallory, subject="Convocation\x0bBcc: tous@example.org")
+    bad_type = poisoned_mailing(db, mallory, content_type="application/pdf\x0bx-a: b")
+    good_after = queue(db, 2, prefix="apres", author=alice)
+    ids = sorted(db.session.scalars(select(OutboundEmail.id)))
+    assert enqueue_delivery(ids) == 1  # one batch holding the good and the poison e-mails
+    worker()
+
+    # The sweeper runs meanwhile, as it would every minute: nothing may stay claimed for ever.
+    sweep_until(db, lambda: count_in(db, EmailState.SENT, EmailState.FAILED) == 6, timeout=20)
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == [
+        "apres0@example.org",
+        "apres1@example.org",
+        "avant0@example.org",
+        "avant1@example.org",
+    ]
+    states = {
+        mailing.id: {(e.state, e.last_error) for e in emails_of(db, mailing)}
+        for mailing in (good_before, good_after)
+    }
+    assert states == {
+        mailing.id: {(EmailState.SENT, None)} for mailing in (good_before, good_after)
+    }
+    for mailing in (bad_subject, bad_type):
+        (email,) = emails_of(db, mailing)
+        assert email.state == EmailState.FAILED
+        assert email.last_error.startswith("L'e-mail n'a pas pu être construit")
+        (recipient,) = email.recipients
+        assert (recipient.state, recipient.reply) == (RecipientState.REFUSED, email.last_error)
+
+
+@pytest.mark.parametrize("unknown_first", [True, False], ids=["550 first", "451 first"])
+def test_one_recipient_refused_for_good_and_the_others_greylisted_each_keep_their_own_outcome(
+    db, smtp_server, delivery_settings, worker, unknown_first
+):
+    delivery_settings(smtp_server)
+    greylisted = [f"eleve{i}@example.org" for i in range(4)]
+    smtp_server.refuse("parti@example.org", "550 5.1.1 User unknown")
+    for address in greylisted:
+        smtp_server.refuse(address, "451 4.7.1 Greylisted, try again later")
+    addresses = (
+        ["parti@example.org", *greylisted] if unknown_first else [*greylisted, "parti@example.org"]
+    )
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Rentrée",
+        text_body="Bonjour",
+        emails=[EmailSpec(to=[Address(address) for address in addresses])],
+    )
+    db.session.commit()
+    dispatch(mailing)
+    worker()
+
+    wait_until(lambda: count_in(db, EmailState.DEFERRED) == 1, message="not deferred")
+    (email,) = emails_of(db, mailing)
+    assert email.last_code == 451
+    by_address = {r.address: (r.state, r.code, r.reply) for r in email.recipients}
+    assert by_address.pop("parti@example.org") == (
+        RecipientState.REFUSED,
+        550,
+        "5.1.1 User unknown",
+    )
+    assert set(by_address.values()) == {(RecipientState.PENDING, None, None)}
+
+    for address in greylisted:  # the greylisting ends
+        del smtp_server.recorder.refused_recipients[address]
+    sweep_until(db, lambda: all_sent(db, 1))
+
+    (received,) = smtp_server.received
+    assert sorted(received.rcpt_tos) == greylisted  # the retry goes to them alone
+    (email,) = emails_of(db, mailing)
+    by_address = {r.address: (r.state, r.code) for r in email.recipients}
+    assert by_address.pop("parti@example.org") == (RecipientState.REFUSED, 550)
+    assert set(by_address.values()) == {(RecipientState.ACCEPTED, 250)}
+
+
+def test_a_server_dripping_its_greeting_holds_the_worker_no_longer_than_the_timeout(
+    db, make_transport, delivery_settings, worker
+):
+    server = SlowDripServer("greeting", lasting=40)
+    try:
+        delivery_settings(
+            transport=make_transport(port=server.port, security="none", timeout_seconds=1)
+        )
+        worker().wait_ready()
+        started = time.monotonic()
+        dispatch(queue(db, 3))
+        wait_until(lambda: count_in(db, EmailState.DEFERRED) == 3, timeout=30, message="held")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert elapsed < 8  # the timeout of 1 s, and the worker's own pace (the drip lasts 40 s)
+    errors = set(db.session.scalars(select(OutboundEmail.last_error)))
+    assert errors == {"Délai dépassé : augmentez le délai d'attente du serveur"}
