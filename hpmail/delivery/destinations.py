@@ -95,7 +95,12 @@ def is_restricted(transport: Transport) -> bool:
     return restricted_user(owner)
 
 
-def check_destination(transport: Transport) -> None:
-    """Refuse to connect a non-admin user's own SMTP server to an internal address."""
+def check_destination(transport: Transport) -> list[str] | None:
+    """Refuse to connect a non-admin user's own SMTP server to an internal address.
+
+    Return the checked addresses of such a server, which the connection must use (a second
+    look-up could answer otherwise), or None for a server the admin set.
+    """
     if is_restricted(transport):
-        refuse_internal(transport.host)
+        return refuse_internal(transport.host)
+    return None

@@ -61,8 +61,9 @@ class _Deadline:
     timeout. Past it, ``TimeoutError``: the e-mails are deferred like after any timeout.
     """
 
-    def __init__(self, *args, timeout: float, **kwargs) -> None:
+    def __init__(self, *args, timeout: float, addresses: list[str] | None = None, **kwargs):
         self.deadline = time.monotonic() + timeout  # before connecting: the greeting counts
+        self.addresses = addresses
         super().__init__(*args, timeout=timeout, **kwargs)
 
     def allow(self, seconds: float) -> None:
@@ -78,6 +79,9 @@ class _Deadline:
 
     def _get_socket(self, host, port, timeout):
         # The TLS handshake of SMTP_SSL runs here, bounded as one operation by this timeout.
+        # A checked address is used as it was checked; TLS still verifies the host's name.
+        if self.addresses:
+            host = self.addresses[0]
         return super()._get_socket(host, port, min(timeout, self.time_left()))
 
     def send(self, s) -> None:
@@ -114,18 +118,23 @@ class DeadlineSMTP_SSL(_Deadline, smtplib.SMTP_SSL):  # noqa: N801 - named after
 def connect(transport: Transport, timeout: float | None = None) -> smtplib.SMTP:
     """Return an SMTP connection: connected, TLS as configured, logged in, within ``timeout``."""
     timeout = timeout or transport.timeout_seconds or 30
-    check_destination(transport)  # a user's own server: public addresses only
+    addresses = check_destination(transport)  # a user's own server: public addresses only
     if transport.security == Security.TLS:
         smtp = DeadlineSMTP_SSL(
             transport.host,
             transport.port,
             local_hostname=helo_name(),
             timeout=timeout,
+            addresses=addresses,
             context=tls_context(transport),
         )
     else:
         smtp = DeadlineSMTP(
-            transport.host, transport.port, local_hostname=helo_name(), timeout=timeout
+            transport.host,
+            transport.port,
+            local_hostname=helo_name(),
+            timeout=timeout,
+            addresses=addresses,
         )
     try:
         smtp.ehlo()

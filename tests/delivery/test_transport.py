@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from datetime import timedelta
@@ -14,7 +15,7 @@ from hpmail.delivery import clock
 from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
 from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
 from hpmail.delivery.tasks import sweep
-from hpmail.delivery.transport import connect
+from hpmail.delivery.transport import DeadlineSMTP, connect
 from tests.fixtures.smtp import SlowDripServer, free_port
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
@@ -473,3 +474,25 @@ def test_an_email_whose_delivery_was_interrupted_after_the_retry_time_fails_with
     assert smtp_server.received == []
     later(3600)
     assert sweep() == 0
+
+
+def test_a_connection_to_checked_addresses_never_looks_the_name_up_again(make_smtp_server):
+    server = make_smtp_server("none")
+    smtp = DeadlineSMTP("smtp.invalid", server.port, timeout=5, addresses=["127.0.0.1"])
+    try:
+        code, _text = smtp.ehlo()
+    finally:
+        smtp.quit()
+    assert code == 250
+
+
+def test_tls_to_a_checked_address_still_verifies_the_servers_name(make_smtp_server, test_ca):
+    server = make_smtp_server("starttls")
+    context = ssl.create_default_context(cadata=test_ca.cert_pem.decode())
+    trusted = DeadlineSMTP("localhost", server.port, timeout=5, addresses=["127.0.0.1"])
+    trusted.starttls(context=context)
+    trusted.quit()
+    other = DeadlineSMTP("mail.example.org", server.port, timeout=5, addresses=["127.0.0.1"])
+    with pytest.raises(ssl.SSLCertVerificationError):
+        other.starttls(context=context)
+    other.close()
