@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from io import BytesIO
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hpmail.accounts.service import NotAuthorised, default_account, settings_for, usable_accounts
 from hpmail.compose import saved, service
@@ -22,6 +34,7 @@ from hpmail.compose.uploads import (
     upload_errors,
 )
 from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.models import Mailing
 from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
 from hpmail.delivery.policy import InvalidHeader
 from hpmail.directory.models import Cohort, Course
@@ -58,12 +71,14 @@ def _draft_from_form() -> service.Draft:
         one_per_recipient=bool(form.get("one_per_recipient")),
         confirm_empty_subject=form.get("confirm_empty_subject") == "1",
         kind="quick" if form.get("kind") == "quick" else "email",
+        request_token=service.request_token(form.get("request_token")),
     )
 
 
 def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), status=200):
     # The editor puts the body back into the page's DOM: never hand it unsanitised HTML.
     draft.body = sanitize_html(draft.body)
+    draft.request_token = draft.request_token or str(uuid.uuid4())
     types = service.recipient_types(people)
     return render(
         "compose/new.html",
@@ -117,6 +132,9 @@ def _new_draft(people, token):
 
 def _send(people, token):
     draft = _draft_from_form()
+    replayed = _replayed(draft, people, token)
+    if replayed is not None:
+        return replayed
     if draft.account_id is None:
         account = default_account(current_user)
         draft.account_id = account.id if account else None
@@ -124,7 +142,7 @@ def _send(people, token):
     kept = kept_files(current_user.id, request.form.getlist("kept"))
     try:
         recipients, html, text = service.prepare_email(draft, people, uploads, kept)
-        mailing = service.queue_email(current_user, draft, recipients, html, text, uploads, kept)
+        mailing = _queue(draft, recipients, html, text, uploads, kept)
     except service.ComposeRefused as refused:
         db.session.rollback()
         if not upload_errors(uploads, kept) and uploads:
@@ -150,14 +168,70 @@ def _send(people, token):
         return _composer(
             draft, people, token, errors={"recipients": [str(refused)]}, kept=kept, status=422
         )
-    except OutboxBusy as busy:
+    except (OutboxBusy, OperationalError) as busy:
         return _busy(draft, people, token, kept, busy)
-    try:
-        db.session.commit()
-    except OperationalError as error:  # the database stayed locked past its busy timeout
-        return _busy(draft, people, token, kept, error)
+    except IntegrityError:
+        # Another request of the same form committed first: show what it queued.
+        db.session.rollback()
+        return _replayed(draft, people, token) or abort(409)
     result = dispatch(mailing)
-    return render("compose/sent.html", mailing=mailing, result=result, refused=recipients.refused)
+    session[SENT_NOTES] = {
+        "mailing": mailing.id,
+        "errors": [str(message) for message in result.errors],
+        "refused": [[str(name), str(reason)] for name, reason in recipients.refused],
+    }
+    return redirect(url_for("compose.sent", mailing_id=mailing.id), 303)
+
+
+SENT_NOTES = "compose_sent"
+
+
+def _queue(draft, recipients, html, text, uploads, kept):
+    """Queue and commit the mailing, trying again while the database is locked."""
+    attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]
+    for attempt in range(attempts):
+        try:
+            mailing = service.queue_email(
+                current_user, draft, recipients, html, text, uploads, kept
+            )
+            db.session.commit()
+            return mailing
+        except (OutboxBusy, OperationalError) as busy:
+            db.session.rollback()
+            log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, busy)
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _replayed(draft, people, token):
+    """Answer a composer form that was already sent: its mailing's page, never a second one."""
+    existing = service.mailing_of_request(draft.request_token)
+    if existing is None:
+        return None
+    if existing.author_id != current_user.id:
+        log.warning("user %s replayed another user's composer token", current_user.login)
+        draft.request_token = ""
+        message = _("This form has expired: check it and send it again.")
+        return _composer(draft, people, token, errors={"recipients": [message]}, status=409)
+    flash(_("This e-mail has already been sent: it was not sent a second time."), "info")
+    return redirect(url_for("compose.sent", mailing_id=existing.id), 303)
+
+
+@bp.route("/e-mail/envoye/<int:mailing_id>")
+def sent(mailing_id: int):
+    """Show where a sent mailing's e-mails stand (the send's redirect); reloading sends nothing."""
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None or mailing.author_id != current_user.id:
+        abort(404)
+    notes = session.get(SENT_NOTES) or {}
+    if notes.get("mailing") != mailing.id:
+        notes = {}
+    result = service.outcome_of(mailing)
+    result.errors = notes.get("errors", [])
+    refused = [tuple(pair) for pair in notes.get("refused", [])]
+    return render("compose/sent.html", mailing=mailing, result=result, refused=refused)
 
 
 def _busy(draft, people, token, kept, error):

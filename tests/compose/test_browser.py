@@ -71,7 +71,7 @@ def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
     page.check("input[name=insert_signature]")
     page.get_by_role("button", name="Envoyer l'e-mail").click()
 
-    expect(page.locator(".flash-success")).to_contain_text("1 e-mail mis en file d'attente")
+    expect(page.locator(".flash-success")).to_contain_text("1 e-mail envoyé")
     (received,) = smtp_server.received
     message = received.message
     assert sorted(received.rcpt_tos) == sorted(p.email for p in good)
