@@ -22,7 +22,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from hpmail.accounts.service import NotAuthorised, default_account, settings_for, usable_accounts
+from hpmail.accounts.service import (
+    NotAuthorised,
+    default_account,
+    saved_settings,
+    usable_accounts,
+)
 from hpmail.compose import saved, service
 from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.uploads import (
@@ -126,7 +131,7 @@ def _new_draft(people, token):
         kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
     account = default_account(current_user)
     draft.account_id = account.id if account else None
-    draft.hide_recipients = bool(settings_for(current_user).hide_recipients)
+    draft.hide_recipients = bool(saved_settings(current_user).hide_recipients)
     return _composer(draft, people, token, kept=kept)
 
 
