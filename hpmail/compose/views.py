@@ -146,6 +146,11 @@ def _send(people, token):
     uploads = read_uploads(request.files.getlist("attachments"))
     kept = kept_files(current_user.id, request.form.getlist("kept"))
     try:
+        if draft.account_id is None:
+            # Nobody to send as: the page's one message says how to set an account up.
+            raise service.ComposeRefused(
+                {"account_id": [_("You have no account to send from yet.")]}
+            )
         recipients, html, text = service.prepare_email(draft, people, uploads, kept)
         mailing = _queue(draft, recipients, html, text, uploads, kept)
     except service.ComposeRefused as refused:
