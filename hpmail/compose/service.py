@@ -77,6 +77,8 @@ class Draft:
     kind: str = "email"
     # The form's one-time token (a uuid): the mailing it queued is found again, never doubled.
     request_token: str = ""
+    # What a quick e-mail's people were chosen for ("Cours de Droit civil — TD2"), shown on top.
+    about: str = ""
 
 
 @dataclass
@@ -330,6 +332,22 @@ def queue_email(
         recipients.count,
     )
     return mailing
+
+
+def course_about(course) -> str:
+    """Return what a course's quick e-mail is about: its subject and its groups (or type)."""
+    what = ", ".join(group.name for group in course.groups) or course.course_type
+    return _("Course of %(subject)s — %(what)s", subject=course.subject, what=what)
+
+
+def cohort_about(cohort) -> str:
+    """Return what a cohort's quick e-mail (to its teaching team) is about."""
+    return _("Teaching team of %(cohort)s", cohort=cohort.name)
+
+
+def about_text(value: str | None) -> str:
+    """Return a quick e-mail's "about" line as it may be shown: one line, subject-sized."""
+    return " ".join((value or "").split())[:SUBJECT_MAX]
 
 
 def request_token(value: str | None) -> str:

@@ -77,6 +77,7 @@ def _draft_from_form() -> service.Draft:
         confirm_empty_subject=form.get("confirm_empty_subject") == "1",
         kind="quick" if form.get("kind") == "quick" else "email",
         request_token=service.request_token(form.get("request_token")),
+        about=service.about_text(form.get("about")),
     )
 
 
@@ -122,6 +123,8 @@ def _new_draft(people, token):
     draft = service.Draft(kinds=[t for t in service.KIND_ORDER], kind="email")
     if request.args.get("kind") == "quick":
         draft.kind = "quick"
+        draft.about = service.about_text(request.args.get("about"))
+        draft.subject = draft.about
     kept = []
     template_id = request.args.get("template", "")
     if template_id.isdigit():
@@ -282,7 +285,36 @@ def save_template():
         )
     db.session.commit()
     flash(_("Template « %(label)s » saved.", label=template.label), "success")
-    return redirect(url_for("compose.new", selection=token or None, template=template.id))
+    # Back to the draft as it is on screen (people under "Autres", options), with the files kept.
+    kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
+    return _composer(draft, people, token, kept=kept)
+
+
+@bp.route("/e-mail/nouveau/signature", methods=["POST"])
+def composer_signature():
+    """Save the scanned signature sent with the composer's form, and come back to the draft."""
+    token = request.form.get("selection")
+    _selection, people = _selection_people(token)
+    draft = _draft_from_form()
+    uploads = read_uploads(request.files.getlist("attachments"))
+    kept = kept_files(current_user.id, request.form.getlist("kept"))
+    if not upload_errors(uploads, kept) and uploads:
+        kept = kept + store_uploads(uploads)  # the files picked are not lost on the way
+    storage = request.files.get("signature")
+    signature_upload = read_uploads([storage] if storage else [])
+    try:
+        if not signature_upload:
+            raise saved.TemplateRefused(_("Choose an image file."))
+        saved.save_signature(current_user, signature_upload[0])
+    except saved.TemplateRefused as refused:
+        db.session.commit()  # the attachments kept above, not the signature
+        return _composer(
+            draft, people, token, errors={"signature": [str(refused)]}, kept=kept, status=422
+        )
+    db.session.commit()
+    flash(_("Your signature was saved."), "success")
+    draft.insert_signature = True
+    return _composer(draft, people, token, kept=kept)
 
 
 @bp.route("/e-mail/modeles/<int:template_id>/renommer", methods=["POST"])
@@ -318,19 +350,20 @@ def _back_to_composer() -> str:
 def quick_course(course_id: int):
     course = db.get_or_404(Course, course_id)
     teachers, students = course_audience(course)
-    return _quick(teachers + students)
+    return _quick(teachers + students, service.course_about(course))
 
 
 @bp.route("/e-mail/promotion/<int:cohort_id>/equipe")
 def quick_cohort(cohort_id: int):
     cohort = db.get_or_404(Cohort, cohort_id)
-    return _quick(teaching_team(cohort))
+    return _quick(teaching_team(cohort), service.cohort_about(cohort))
 
 
-def _quick(people):
+def _quick(people, about: str):
+    """Open the composer on these people, its subject naming what they were chosen for."""
     selection = create_selection(current_user, [p.id for p in people])
     db.session.commit()
-    return redirect(url_for("compose.new", selection=selection.token, kind="quick"))
+    return redirect(url_for("compose.new", selection=selection.token, kind="quick", about=about))
 
 
 @bp.route("/e-mail/signature", methods=["GET", "POST"])
