@@ -130,7 +130,7 @@ def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
     expect(page.locator(".flash-success")).to_contain_text("Modèle « Annulation » enregistré")
 
     page.goto(f"/e-mail/cours/{course.id}")
-    expect(page.locator("#subject")).to_have_value("")
+    expect(page.locator("#subject")).to_have_value("Cours de Chimie organique — CM")
     page.get_by_role("link", name="Annulation").click()
     expect(page.locator("#subject")).to_have_value("TP annulé")
     expect(page.locator(".editor-area")).to_contain_text("Le TP de jeudi est annulé.")
@@ -144,3 +144,43 @@ def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
     page.locator(".template-list summary").click()
     page.get_by_role("button", name="Supprimer").click()
     expect(page.locator(".templates")).to_contain_text("Aucun modèle pour l'instant.")
+
+
+@pytest.mark.browser
+def test_a_send_that_waits_for_the_smtp_server_shows_its_progress_and_cannot_be_sent_twice(
+    page, sign_in_page, make_user, make_person, personal_account, delivery_settings, smtp_server, db
+):
+    from hpmail.delivery.models import UserTransport
+
+    settings = delivery_settings(smtp_server, delegate=False)  # sent within the request
+    smtp_server.recorder.data_delay = 1.5
+    user = make_user("staff")
+    db.session.add(UserTransport(user_id=user.id, transport_id=settings.transport_id))
+    personal_account(user)
+    make_person("student", last_name="Destinataire")
+    sign_in_page(user)
+
+    page.goto("/e-mail/nouveau")
+    page.fill("input[name=q]", "destinataire")
+    page.locator("#people-found input[name=other_ids]").check()
+    page.fill("#subject", "Réunion")
+    page.locator(".editor-area").click()
+    page.keyboard.type("Bonjour")
+    # Note in the tab's storage what the page shows while the request waits for the server.
+    page.evaluate(
+        """() => {
+          const form = document.querySelector("#composer");
+          const status = form.querySelector("[data-send-progress]");
+          const send = form.querySelector("button.primary");
+          new MutationObserver(() => {
+            if (!status.hidden) sessionStorage.setItem("progress", status.textContent.trim());
+            if (send.disabled) sessionStorage.setItem("disabled", "yes");
+          }).observe(form, {attributes: true, subtree: true});
+        }"""
+    )
+    page.get_by_role("button", name="Envoyer l'e-mail").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("1 e-mail envoyé", timeout=15_000)
+    assert page.evaluate("() => sessionStorage.getItem('progress')").startswith("Envoi en cours…")
+    assert page.evaluate("() => sessionStorage.getItem('disabled')") == "yes"
+    assert len(smtp_server.received) == 1
