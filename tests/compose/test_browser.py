@@ -184,3 +184,41 @@ def test_a_send_that_waits_for_the_smtp_server_shows_its_progress_and_cannot_be_
     assert page.evaluate("() => sessionStorage.getItem('progress')").startswith("Envoi en cours…")
     assert page.evaluate("() => sessionStorage.getItem('disabled')") == "yes"
     assert len(smtp_server.received) == 1
+
+
+@pytest.mark.browser
+def test_the_draft_survives_saving_a_template_and_uploading_the_signature_in_the_browser(
+    page, sign_in_page, make_user, make_person, personal_account
+):
+    user = make_user("staff")
+    personal_account(user, hide_recipients=True)
+    make_person("teacher", last_name="Collegue")
+    sign_in_page(user)
+
+    page.goto("/e-mail/nouveau")
+    page.fill("input[name=q]", "collegue")
+    page.locator("#people-found input[name=other_ids]").check()
+    page.uncheck("input[name=hide_recipients]")
+    page.fill("#subject", "Réunion pédagogique")
+    page.locator(".editor-area").click()
+    page.keyboard.type("Ordre du jour en pièce jointe.")
+    page.fill("#template_label", "Réunion")
+    page.get_by_role("button", name="Enregistrer comme modèle").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("Modèle « Réunion » enregistré")
+    expect(page.locator("#people-picked")).to_contain_text("COLLEGUE")
+    expect(page.locator("#people-picked input[name=other_ids]")).to_be_checked()
+    expect(page.locator("input[name=hide_recipients]")).not_to_be_checked()
+
+    page.get_by_text("Déposer votre signature scannée").click()
+    page.set_input_files(
+        "#signature", files=[{"name": "scan.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    page.get_by_role("button", name="Enregistrer ma signature").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("signature a été enregistrée")
+    expect(page.locator("#subject")).to_have_value("Réunion pédagogique")
+    expect(page.locator(".editor-area")).to_contain_text("Ordre du jour en pièce jointe.")
+    expect(page.locator("#people-picked input[name=other_ids]")).to_be_checked()
+    expect(page.locator("input[name=hide_recipients]")).not_to_be_checked()
+    expect(page.locator("input[name=insert_signature]")).to_be_checked()
