@@ -131,6 +131,7 @@ def _new_draft(people, token):
         template = saved.template_for(current_user, int(template_id))
         draft = saved.draft_of(template)
         draft.kind = "quick" if request.args.get("kind") == "quick" else "email"
+        draft.about = service.about_text(request.args.get("about")) if draft.kind == "quick" else ""
         kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
     account = default_account(current_user)
     draft.account_id = account.id if account else None

@@ -137,3 +137,23 @@ def test_another_users_token_does_not_reveal_their_mailing(
     assert replay.status_code == 409
     assert "Ce formulaire a expiré" in replay.text
     assert count(db, Mailing) == 1
+
+
+def test_the_confirmation_page_names_the_addresses_that_were_left_out(
+    client, sender, make_person, select_people, smtp_server, db
+):
+    good = make_person("student")
+    broken = make_person("student", last_name="Ligne\ncassée")
+    token = select_people(sender, [good, broken])
+
+    sent = client.post(
+        "/e-mail/nouveau",
+        data={"selection": token, "kinds": ["student"], "subject": "Sortie", "body": "Bonjour"},
+        headers=FR,
+    )
+    page = client.get(sent.headers["Location"], headers=FR)
+
+    assert "Ces adresses ne sont pas utilisables et ont été écartées" in page.text
+    assert "cassée" in page.text
+    (received,) = smtp_server.received
+    assert received.rcpt_tos == [good.email]
