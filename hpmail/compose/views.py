@@ -186,8 +186,7 @@ def _send(people, token):
         return _busy(draft, people, token, kept, busy)
     except IntegrityError:
         # Another request of the same form committed first: show what it queued.
-        db.session.rollback()
-        return _replayed(draft, people, token) or abort(409)
+        return _replayed(draft, people, token) or _busy(draft, people, token, kept, "conflict")
     result = dispatch(mailing)
     session[SENT_NOTES] = {
         "mailing": mailing.id,
@@ -210,6 +209,12 @@ def _queue(draft, recipients, html, text, uploads, kept):
             )
             db.session.commit()
             return mailing
+        except IntegrityError:
+            db.session.rollback()
+            # The same form was committed by another request (shown by the caller), or another
+            # request stored the same file at the same moment: then the next try finds it.
+            if attempt == attempts - 1 or service.mailing_of_request(draft.request_token):
+                raise
         except (OutboxBusy, OperationalError) as busy:
             db.session.rollback()
             log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, busy)
