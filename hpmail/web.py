@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import wraps
 
@@ -10,6 +11,9 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
+from sqlalchemy.exc import OperationalError, PendingRollbackError
+
+log = logging.getLogger(__name__)
 
 # Endpoints reachable without signing in.
 PUBLIC_ENDPOINTS = {"static", "auth.login"}
@@ -157,8 +161,27 @@ def init_app(app: Flask) -> None:
 
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)
+    # The database stayed locked (or is unreachable): the French "busy" page, not a server error.
+    for database_error in (OperationalError, PendingRollbackError):
+        app.register_error_handler(database_error, _busy_page)
 
 
 def _error_page(error):
     code = getattr(error, "code", 500) or 500
-    return render_template("errors/error.html", code=code, error=error), code
+    try:
+        return render_template("errors/error.html", code=code, error=error), code
+    except (OperationalError, PendingRollbackError) as database_error:
+        # The layout needed the database (the signed-in user) and it cannot answer.
+        return _busy_page(database_error)
+
+
+def _busy_page(error):
+    """Answer 503 with a page that renders without the database, after rolling the session back."""
+    from hpmail.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection itself may be gone; the page needs none
+        log.exception("rolling back after a database error failed")
+    log.warning("database unavailable for %s %s: %s", request.method, request.path, error)
+    return render_template("errors/busy.html"), 503, {"Retry-After": "5"}

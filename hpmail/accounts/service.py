@@ -46,6 +46,7 @@ __all__ = [
     "may_send_as",
     "sender_check",
     "sender_for",
+    "saved_settings",
     "settings_for",
     "usable_accounts",
     "visible_accounts",
@@ -238,6 +239,15 @@ def settings_for(user: User) -> MailSettings:
         db.session.add(settings)
         db.session.flush()
     return settings
+
+
+def saved_settings(user: User) -> MailSettings:
+    """Return ``user``'s mail settings, or unsaved defaults: for pages that only read (no write).
+
+    The defaults are those ``settings_for`` would create, so a GET never takes the write lock.
+    """
+    settings = db.session.get(MailSettings, user.id)
+    return settings or MailSettings(user_id=user.id, hide_recipients=True)
 
 
 def default_account(user: User) -> Account | None:

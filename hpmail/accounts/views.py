@@ -342,7 +342,7 @@ def transform_account(account_id: int):
 def _settings_page(status: int = 200, fragment: str | None = None, **ctx):
     user = current_user._get_current_object()
     personal = service.personal_account(user)
-    settings = service.settings_for(user)
+    settings = service.saved_settings(user)  # a page reads: unsaved defaults, no row written
     context = {
         "accounts": service.usable_accounts(user),
         "chosen": service.default_account(user),
@@ -380,9 +380,7 @@ def mail_settings():
         db.session.commit()
         flash(_("You now send from %(address)s.", address=account.address), "success")
         return redirect(url_for("accounts.mail_settings"))
-    response = _settings_page()
-    db.session.commit()  # settings_for may have created the user's settings row
-    return response
+    return _settings_page()
 
 
 @bp.route("/configuration/envoi/options", methods=["POST"])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hpmail.accounts.service import sender_for
 from hpmail.addresses import EmailNotValidError, normalized_address
@@ -18,7 +19,14 @@ from hpmail.compose.models import Signature
 from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
 from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.outbox import Address, AttachmentSpec, EmailSpec, queue_mailing
+from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
+from hpmail.delivery.outbox import (
+    Address,
+    AttachmentSpec,
+    DispatchResult,
+    EmailSpec,
+    queue_mailing,
+)
 from hpmail.delivery.policy import InvalidHeader, checked_address
 from hpmail.directory.models import EmailStatus, Person, PersonKind
 from hpmail.directory.reach import reachability
@@ -67,6 +75,10 @@ class Draft:
     one_per_recipient: bool = False
     confirm_empty_subject: bool = False
     kind: str = "email"
+    # The form's one-time token (a uuid): the mailing it queued is found again, never doubled.
+    request_token: str = ""
+    # What a quick e-mail's people were chosen for ("Cours de Droit civil — TD2"), shown on top.
+    about: str = ""
 
 
 @dataclass
@@ -309,6 +321,9 @@ def queue_email(
         attachments=attachments,
         hide_recipients=draft.hide_recipients,
     )
+    # Flushed with the mailing: the unique column stops a second mailing of the same form.
+    mailing.request_token = draft.request_token or None
+    db.session.flush()
     log.info(
         "user %s queued mailing %s: %d e-mails, %d recipients",
         user.login,
@@ -317,6 +332,54 @@ def queue_email(
         recipients.count,
     )
     return mailing
+
+
+def course_about(course) -> str:
+    """Return what a course's quick e-mail is about: its subject and its groups (or type)."""
+    what = ", ".join(group.name for group in course.groups) or course.course_type
+    return _("Course of %(subject)s — %(what)s", subject=course.subject, what=what)
+
+
+def cohort_about(cohort) -> str:
+    """Return what a cohort's quick e-mail (to its teaching team) is about."""
+    return _("Teaching team of %(cohort)s", cohort=cohort.name)
+
+
+def about_text(value: str | None) -> str:
+    """Return a quick e-mail's "about" line as it may be shown: one line, subject-sized."""
+    return " ".join((value or "").split())[:SUBJECT_MAX]
+
+
+def request_token(value: str | None) -> str:
+    """Return the composer's one-time token as a canonical uuid, or "" when it is not one."""
+    try:
+        return str(uuid.UUID(value or ""))
+    except ValueError:
+        return ""
+
+
+def mailing_of_request(token: str) -> Mailing | None:
+    """Return the mailing that the composer form of this token already queued, if any."""
+    if not token:
+        return None
+    return db.session.scalar(select(Mailing).where(Mailing.request_token == token))
+
+
+def outcome_of(mailing: Mailing) -> DispatchResult:
+    """Return where the mailing's e-mails stand now, as the confirmation page counts them."""
+    counts = dict(
+        db.session.execute(
+            select(OutboundEmail.state, func.count())
+            .where(OutboundEmail.mailing_id == mailing.id)
+            .group_by(OutboundEmail.state)
+        ).all()
+    )
+    waiting = (EmailState.QUEUED, EmailState.SENDING, EmailState.DEFERRED)
+    return DispatchResult(
+        queued=sum(counts.get(state, 0) for state in waiting),
+        sent=counts.get(EmailState.SENT, 0),
+        failed=counts.get(EmailState.FAILED, 0),
+    )
 
 
 def people_of_kind(kind: str, limit: int = 300) -> list[Person]:

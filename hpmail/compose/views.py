@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from io import BytesIO
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from hpmail.accounts.service import NotAuthorised, default_account, settings_for, usable_accounts
+from hpmail.accounts.service import (
+    NotAuthorised,
+    default_account,
+    saved_settings,
+    usable_accounts,
+)
 from hpmail.compose import saved, service
 from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.uploads import (
@@ -22,6 +39,7 @@ from hpmail.compose.uploads import (
     upload_errors,
 )
 from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.models import Mailing
 from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
 from hpmail.delivery.policy import InvalidHeader
 from hpmail.directory.models import Cohort, Course
@@ -58,12 +76,15 @@ def _draft_from_form() -> service.Draft:
         one_per_recipient=bool(form.get("one_per_recipient")),
         confirm_empty_subject=form.get("confirm_empty_subject") == "1",
         kind="quick" if form.get("kind") == "quick" else "email",
+        request_token=service.request_token(form.get("request_token")),
+        about=service.about_text(form.get("about")),
     )
 
 
 def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), status=200):
     # The editor puts the body back into the page's DOM: never hand it unsanitised HTML.
     draft.body = sanitize_html(draft.body)
+    draft.request_token = draft.request_token or str(uuid.uuid4())
     types = service.recipient_types(people)
     return render(
         "compose/new.html",
@@ -102,29 +123,40 @@ def _new_draft(people, token):
     draft = service.Draft(kinds=[t for t in service.KIND_ORDER], kind="email")
     if request.args.get("kind") == "quick":
         draft.kind = "quick"
+        draft.about = service.about_text(request.args.get("about"))
+        draft.subject = draft.about
     kept = []
     template_id = request.args.get("template", "")
     if template_id.isdigit():
         template = saved.template_for(current_user, int(template_id))
         draft = saved.draft_of(template)
         draft.kind = "quick" if request.args.get("kind") == "quick" else "email"
+        draft.about = service.about_text(request.args.get("about")) if draft.kind == "quick" else ""
         kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
     account = default_account(current_user)
     draft.account_id = account.id if account else None
-    draft.hide_recipients = bool(settings_for(current_user).hide_recipients)
+    draft.hide_recipients = bool(saved_settings(current_user).hide_recipients)
     return _composer(draft, people, token, kept=kept)
 
 
 def _send(people, token):
     draft = _draft_from_form()
+    replayed = _replayed(draft, people, token)
+    if replayed is not None:
+        return replayed
     if draft.account_id is None:
         account = default_account(current_user)
         draft.account_id = account.id if account else None
     uploads = read_uploads(request.files.getlist("attachments"))
     kept = kept_files(current_user.id, request.form.getlist("kept"))
     try:
+        if draft.account_id is None:
+            # Nobody to send as: the page's one message says how to set an account up.
+            raise service.ComposeRefused(
+                {"account_id": [_("You have no account to send from yet.")]}
+            )
         recipients, html, text = service.prepare_email(draft, people, uploads, kept)
-        mailing = service.queue_email(current_user, draft, recipients, html, text, uploads, kept)
+        mailing = _queue(draft, recipients, html, text, uploads, kept)
     except service.ComposeRefused as refused:
         db.session.rollback()
         if not upload_errors(uploads, kept) and uploads:
@@ -150,14 +182,75 @@ def _send(people, token):
         return _composer(
             draft, people, token, errors={"recipients": [str(refused)]}, kept=kept, status=422
         )
-    except OutboxBusy as busy:
+    except (OutboxBusy, OperationalError) as busy:
         return _busy(draft, people, token, kept, busy)
-    try:
-        db.session.commit()
-    except OperationalError as error:  # the database stayed locked past its busy timeout
-        return _busy(draft, people, token, kept, error)
+    except IntegrityError:
+        # Another request of the same form committed first: show what it queued.
+        return _replayed(draft, people, token) or _busy(draft, people, token, kept, "conflict")
     result = dispatch(mailing)
-    return render("compose/sent.html", mailing=mailing, result=result, refused=recipients.refused)
+    session[SENT_NOTES] = {
+        "mailing": mailing.id,
+        "errors": [str(message) for message in result.errors],
+        "refused": [[str(name), str(reason)] for name, reason in recipients.refused],
+    }
+    return redirect(url_for("compose.sent", mailing_id=mailing.id), 303)
+
+
+SENT_NOTES = "compose_sent"
+
+
+def _queue(draft, recipients, html, text, uploads, kept):
+    """Queue and commit the mailing, trying again while the database is locked."""
+    attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]
+    for attempt in range(attempts):
+        try:
+            mailing = service.queue_email(
+                current_user, draft, recipients, html, text, uploads, kept
+            )
+            db.session.commit()
+            return mailing
+        except IntegrityError:
+            db.session.rollback()
+            # The same form was committed by another request (shown by the caller), or another
+            # request stored the same file at the same moment: then the next try finds it.
+            if attempt == attempts - 1 or service.mailing_of_request(draft.request_token):
+                raise
+        except (OutboxBusy, OperationalError) as busy:
+            db.session.rollback()
+            log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, busy)
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _replayed(draft, people, token):
+    """Answer a composer form that was already sent: its mailing's page, never a second one."""
+    existing = service.mailing_of_request(draft.request_token)
+    if existing is None:
+        return None
+    if existing.author_id != current_user.id:
+        log.warning("user %s replayed another user's composer token", current_user.login)
+        draft.request_token = ""
+        message = _("This form has expired: check it and send it again.")
+        return _composer(draft, people, token, errors={"recipients": [message]}, status=409)
+    flash(_("This e-mail has already been sent: it was not sent a second time."), "info")
+    return redirect(url_for("compose.sent", mailing_id=existing.id), 303)
+
+
+@bp.route("/e-mail/envoye/<int:mailing_id>")
+def sent(mailing_id: int):
+    """Show where a sent mailing's e-mails stand (the send's redirect); reloading sends nothing."""
+    mailing = db.session.get(Mailing, mailing_id)
+    if mailing is None or mailing.author_id != current_user.id:
+        abort(404)
+    notes = session.get(SENT_NOTES) or {}
+    if notes.get("mailing") != mailing.id:
+        notes = {}
+    result = service.outcome_of(mailing)
+    result.errors = notes.get("errors", [])
+    refused = [tuple(pair) for pair in notes.get("refused", [])]
+    return render("compose/sent.html", mailing=mailing, result=result, refused=refused)
 
 
 def _busy(draft, people, token, kept, error):
@@ -198,7 +291,36 @@ def save_template():
         )
     db.session.commit()
     flash(_("Template « %(label)s » saved.", label=template.label), "success")
-    return redirect(url_for("compose.new", selection=token or None, template=template.id))
+    # Back to the draft as it is on screen (people under "Autres", options), with the files kept.
+    kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
+    return _composer(draft, people, token, kept=kept)
+
+
+@bp.route("/e-mail/nouveau/signature", methods=["POST"])
+def composer_signature():
+    """Save the scanned signature sent with the composer's form, and come back to the draft."""
+    token = request.form.get("selection")
+    _selection, people = _selection_people(token)
+    draft = _draft_from_form()
+    uploads = read_uploads(request.files.getlist("attachments"))
+    kept = kept_files(current_user.id, request.form.getlist("kept"))
+    if not upload_errors(uploads, kept) and uploads:
+        kept = kept + store_uploads(uploads)  # the files picked are not lost on the way
+    storage = request.files.get("signature")
+    signature_upload = read_uploads([storage] if storage else [])
+    try:
+        if not signature_upload:
+            raise saved.TemplateRefused(_("Choose an image file."))
+        saved.save_signature(current_user, signature_upload[0])
+    except saved.TemplateRefused as refused:
+        db.session.commit()  # the attachments kept above, not the signature
+        return _composer(
+            draft, people, token, errors={"signature": [str(refused)]}, kept=kept, status=422
+        )
+    db.session.commit()
+    flash(_("Your signature was saved."), "success")
+    draft.insert_signature = True
+    return _composer(draft, people, token, kept=kept)
 
 
 @bp.route("/e-mail/modeles/<int:template_id>/renommer", methods=["POST"])
@@ -234,19 +356,20 @@ def _back_to_composer() -> str:
 def quick_course(course_id: int):
     course = db.get_or_404(Course, course_id)
     teachers, students = course_audience(course)
-    return _quick(teachers + students)
+    return _quick(teachers + students, service.course_about(course))
 
 
 @bp.route("/e-mail/promotion/<int:cohort_id>/equipe")
 def quick_cohort(cohort_id: int):
     cohort = db.get_or_404(Cohort, cohort_id)
-    return _quick(teaching_team(cohort))
+    return _quick(teaching_team(cohort), service.cohort_about(cohort))
 
 
-def _quick(people):
+def _quick(people, about: str):
+    """Open the composer on these people, its subject naming what they were chosen for."""
     selection = create_selection(current_user, [p.id for p in people])
     db.session.commit()
-    return redirect(url_for("compose.new", selection=selection.token, kind="quick"))
+    return redirect(url_for("compose.new", selection=selection.token, kind="quick", about=about))
 
 
 @bp.route("/e-mail/signature", methods=["GET", "POST"])

@@ -164,6 +164,8 @@ class Mailing(db.Model):
     hide_recipients: Mapped[bool] = mapped_column(Boolean, default=False)
     transport_id: Mapped[int | None] = mapped_column(ForeignKey("transport.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # The composer form's one-time token: a replayed POST finds this mailing instead of a second.
+    request_token: Mapped[str | None] = mapped_column(String(36), unique=True)
 
     emails: Mapped[list[OutboundEmail]] = relationship(
         back_populates="mailing", cascade="all, delete-orphan"

@@ -117,7 +117,8 @@ def test_options_save_a_reply_to_and_the_blind_copy_switch(client, db, login_as,
         f"{URL}/options", data={"reply_to": "moi@lycee.example\r\nBcc: x@evil.example"}, headers=FR
     )
     assert bad.status_code == 422 and "retours à la ligne" in bad.text
-    assert db.session.get(MailSettings, sophie.id).reply_to is None
+    settings = db.session.get(MailSettings, sophie.id)  # opening the page wrote no row
+    assert settings is None or settings.reply_to is None
     ok = client.post(
         f"{URL}/options",
         data={"reply_to": "sophie@lycee.example", "hide_recipients": "y"},

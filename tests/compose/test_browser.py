@@ -71,7 +71,7 @@ def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
     page.check("input[name=insert_signature]")
     page.get_by_role("button", name="Envoyer l'e-mail").click()
 
-    expect(page.locator(".flash-success")).to_contain_text("1 e-mail mis en file d'attente")
+    expect(page.locator(".flash-success")).to_contain_text("1 e-mail envoyé")
     (received,) = smtp_server.received
     message = received.message
     assert sorted(received.rcpt_tos) == sorted(p.email for p in good)
@@ -130,7 +130,7 @@ def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
     expect(page.locator(".flash-success")).to_contain_text("Modèle « Annulation » enregistré")
 
     page.goto(f"/e-mail/cours/{course.id}")
-    expect(page.locator("#subject")).to_have_value("")
+    expect(page.locator("#subject")).to_have_value("Cours de Chimie organique — CM")
     page.get_by_role("link", name="Annulation").click()
     expect(page.locator("#subject")).to_have_value("TP annulé")
     expect(page.locator(".editor-area")).to_contain_text("Le TP de jeudi est annulé.")
@@ -144,3 +144,81 @@ def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
     page.locator(".template-list summary").click()
     page.get_by_role("button", name="Supprimer").click()
     expect(page.locator(".templates")).to_contain_text("Aucun modèle pour l'instant.")
+
+
+@pytest.mark.browser
+def test_a_send_that_waits_for_the_smtp_server_shows_its_progress_and_cannot_be_sent_twice(
+    page, sign_in_page, make_user, make_person, personal_account, delivery_settings, smtp_server, db
+):
+    from hpmail.delivery.models import UserTransport
+
+    settings = delivery_settings(smtp_server, delegate=False)  # sent within the request
+    smtp_server.recorder.data_delay = 1.5
+    user = make_user("staff")
+    db.session.add(UserTransport(user_id=user.id, transport_id=settings.transport_id))
+    personal_account(user)
+    make_person("student", last_name="Destinataire")
+    sign_in_page(user)
+
+    page.goto("/e-mail/nouveau")
+    page.fill("input[name=q]", "destinataire")
+    page.locator("#people-found input[name=other_ids]").check()
+    page.fill("#subject", "Réunion")
+    page.locator(".editor-area").click()
+    page.keyboard.type("Bonjour")
+    # Note in the tab's storage what the page shows while the request waits for the server.
+    page.evaluate(
+        """() => {
+          const form = document.querySelector("#composer");
+          const status = form.querySelector("[data-send-progress]");
+          const send = form.querySelector("button.primary");
+          new MutationObserver(() => {
+            if (!status.hidden) sessionStorage.setItem("progress", status.textContent.trim());
+            if (send.disabled) sessionStorage.setItem("disabled", "yes");
+          }).observe(form, {attributes: true, subtree: true});
+        }"""
+    )
+    page.get_by_role("button", name="Envoyer l'e-mail").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("1 e-mail envoyé", timeout=15_000)
+    assert page.evaluate("() => sessionStorage.getItem('progress')").startswith("Envoi en cours…")
+    assert page.evaluate("() => sessionStorage.getItem('disabled')") == "yes"
+    assert len(smtp_server.received) == 1
+
+
+@pytest.mark.browser
+def test_the_draft_survives_saving_a_template_and_uploading_the_signature_in_the_browser(
+    page, sign_in_page, make_user, make_person, personal_account
+):
+    user = make_user("staff")
+    personal_account(user, hide_recipients=True)
+    make_person("teacher", last_name="Collegue")
+    sign_in_page(user)
+
+    page.goto("/e-mail/nouveau")
+    page.fill("input[name=q]", "collegue")
+    page.locator("#people-found input[name=other_ids]").check()
+    page.uncheck("input[name=hide_recipients]")
+    page.fill("#subject", "Réunion pédagogique")
+    page.locator(".editor-area").click()
+    page.keyboard.type("Ordre du jour en pièce jointe.")
+    page.fill("#template_label", "Réunion")
+    page.get_by_role("button", name="Enregistrer comme modèle").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("Modèle « Réunion » enregistré")
+    expect(page.locator("#people-picked")).to_contain_text("COLLEGUE")
+    expect(page.locator("#people-picked input[name=other_ids]")).to_be_checked()
+    expect(page.locator("input[name=hide_recipients]")).not_to_be_checked()
+
+    page.get_by_text("Déposer votre signature scannée").click()
+    page.set_input_files(
+        "#signature", files=[{"name": "scan.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    page.get_by_role("button", name="Enregistrer ma signature").click()
+
+    expect(page.locator(".flash-success")).to_contain_text("signature a été enregistrée")
+    expect(page.locator("#subject")).to_have_value("Réunion pédagogique")
+    expect(page.locator(".editor-area")).to_contain_text("Ordre du jour en pièce jointe.")
+    expect(page.locator("#people-picked input[name=other_ids]")).to_be_checked()
+    expect(page.locator("input[name=hide_recipients]")).not_to_be_checked()
+    expect(page.locator("input[name=insert_signature]")).to_be_checked()

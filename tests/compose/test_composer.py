@@ -60,10 +60,11 @@ def test_sending_queues_the_mailing_and_delivers_it(
         "/e-mail/nouveau",
         data=form(selection=token, cc="parent@example.org", bcc="direction@example.org"),
         headers=FR,
+        follow_redirects=True,
     )
 
     assert response.status_code == 200, response.text
-    assert "1 e-mail mis en file d'attente" in response.text
+    assert "1 e-mail envoyé" in response.text
     mailing = db.session.scalar(select(Mailing))
     assert mailing.kind == "email" and mailing.subject == "Sortie au musée"
     assert "Bonjour à tous" in mailing.text_body
@@ -84,8 +85,9 @@ def test_one_email_per_recipient_and_hidden_recipients(
         "/e-mail/nouveau",
         data=form(selection=token, one_per_recipient="1", hide_recipients="1"),
         headers=FR,
+        follow_redirects=True,
     )
-    assert "3 e-mails mis en file d'attente" in response.text
+    assert "3 e-mails envoyés" in response.text
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(p.email for p in people)
     for received in smtp_server.received:
         assert received.rcpt_tos[0] not in str(received.message["To"])
@@ -150,8 +152,13 @@ def test_an_empty_subject_is_warned_then_sent_when_confirmed(
     assert "Envoyer sans objet" in first.text
     assert count(db, Mailing) == 0
 
-    second = client.post("/e-mail/nouveau", data={**data, "confirm_empty_subject": "1"}, headers=FR)
-    assert "mis en file d'attente" in second.text
+    second = client.post(
+        "/e-mail/nouveau",
+        data={**data, "confirm_empty_subject": "1"},
+        headers=FR,
+        follow_redirects=True,
+    )
+    assert "1 e-mail envoyé" in second.text
     assert len(smtp_server.received) == 1
 
 
@@ -307,7 +314,10 @@ def test_without_delegation_the_page_gives_the_delivery_outcome(
     db.session.commit()
     token = select_people(sender, [make_person("student"), make_person("student")])
     response = client.post(
-        "/e-mail/nouveau", data=form(selection=token, one_per_recipient="1"), headers=FR
+        "/e-mail/nouveau",
+        data=form(selection=token, one_per_recipient="1"),
+        headers=FR,
+        follow_redirects=True,
     )
     assert "2 e-mails envoyés" in response.text
     assert "file d'attente" not in response.text

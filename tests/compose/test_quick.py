@@ -60,3 +60,52 @@ def test_cohort_quick_email_goes_to_its_teaching_team(
 def test_unknown_course_or_cohort_is_not_found(client, sender):
     assert client.get("/e-mail/cours/999").status_code == 404
     assert client.get("/e-mail/promotion/999/equipe").status_code == 404
+
+
+def test_course_quick_email_names_the_course_in_its_subject_and_says_what_was_chosen(
+    client, sender, make_person, make_cohort, make_course
+):
+    cohort = make_cohort("L1 Droit", groups=("TD1", "TD2"))
+    td2 = [group for group in cohort.groups if group.name == "TD2"]
+    course = make_course("Droit civil", "TD", teachers=[make_person("teacher")], groups=td2)
+
+    opened = client.get(f"/e-mail/cours/{course.id}", headers=FR, follow_redirects=True)
+
+    assert 'id="subject" name="subject" value="Cours de Droit civil — TD2"' in opened.text
+    assert "E-mail rapide : Cours de Droit civil — TD2" in opened.text
+
+
+def test_cohort_quick_email_names_the_teaching_team_in_its_subject(
+    client, sender, make_person, make_cohort, make_course
+):
+    cohort = make_cohort("L3 Physique")
+    make_course("Optique", teachers=[make_person("teacher")], cohorts=[cohort])
+
+    opened = client.get(f"/e-mail/promotion/{cohort.id}/equipe", headers=FR, follow_redirects=True)
+
+    assert 'name="subject" value="Équipe pédagogique de L3 Physique"' in opened.text
+    assert "E-mail rapide : Équipe pédagogique de L3 Physique" in opened.text
+
+
+def test_the_quick_email_keeps_saying_what_was_chosen_when_the_form_is_refused(
+    client, sender, make_person, make_cohort, make_course
+):
+    course = make_course("Droit civil", "CM", teachers=[make_person("teacher")])
+    opened = client.get(f"/e-mail/cours/{course.id}", headers=FR, follow_redirects=True)
+    token = opened.request.args["selection"]
+
+    refused = client.post(
+        "/e-mail/nouveau",
+        data={
+            "selection": token,
+            "kind": "quick",
+            "about": "Cours de Droit civil — CM",
+            "kinds": ["teacher"],
+            "subject": "Cours de Droit civil — CM",
+            "body": "",
+        },
+        headers=FR,
+    )
+
+    assert refused.status_code == 422
+    assert "E-mail rapide : Cours de Droit civil — CM" in refused.text
