@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "c8c1c0ffee03"
-down_revision = "7f51dc3c2496"
+down_revision = "f8f1c0ffee06"
 branch_labels = None
 depends_on = None
 
