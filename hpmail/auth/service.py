@@ -98,6 +98,13 @@ def authenticate(login: str, password: str, remote_addr: str) -> User:
     return user
 
 
+def sign_out(user: User) -> None:
+    """End the user's sessions: a copy of the session cookie taken before stops working."""
+    user.end_sessions()
+    db.session.flush()
+    log.info("user %s signed out", user.login)
+
+
 # --- users -----------------------------------------------------------------------------------
 
 

@@ -98,6 +98,8 @@ def login():
 
 @bp.route("/deconnexion", methods=["POST"])
 def logout():
+    service.sign_out(current_user)
+    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

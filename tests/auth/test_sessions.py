@@ -213,3 +213,34 @@ def test_malformed_or_stale_session_ids_sign_nobody_in(client, make_user, stored
         session["_user_id"] = stored
     response = client.get("/")
     assert response.status_code == 302 and "/connexion" in response.headers["Location"]
+
+
+# --- copied cookies after sign-out and password change ---------------------------------------
+
+
+def copy_of_session(app, client):
+    """Return a second browser holding a copy of ``client``'s session cookie."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def test_a_session_cookie_copied_before_sign_out_no_longer_works_after_it(app, client, login_as):
+    login_as("staff")
+    thief = copy_of_session(app, client)
+    assert thief.get("/").status_code == 200  # the copy works while the user is signed in
+    assert client.post("/deconnexion").status_code == 302
+    response = thief.get("/")
+    assert response.status_code == 302 and "/connexion" in response.headers["Location"]
+
+
+def test_a_session_cookie_copied_before_a_password_change_no_longer_works(app, client, login_as):
+    login_as("staff")
+    thief = copy_of_session(app, client)
+    data = {"current_password": PASSWORD, "new_password": "x" * 12, "confirm": "x" * 12}
+    assert client.post("/mot-de-passe", data=data).status_code == 302
+    assert client.get("/").status_code == 200  # this browser stays signed in
+    response = thief.get("/")
+    assert response.status_code == 302 and "/connexion" in response.headers["Location"]
