@@ -10,9 +10,40 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
+from werkzeug.routing import IntegerConverter
+
+# The largest integer a database column holds (signed 64 bits in SQLite and PostgreSQL).
+MAX_ID = 2**63 - 1
+# No list has more pages than this: the page number times the page size stays a database integer.
+MAX_PAGE = 10**9
 
 # Endpoints reachable without signing in.
 PUBLIC_ENDPOINTS = {"static", "auth.login"}
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in every route: a number no database row can have is a 404, not a 500."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
+def whole_number(raw: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """Return the text of a form field or query parameter as an integer in bounds, else None.
+
+    Every id or number read from a request goes through here, so that a number too large for
+    the database is treated like any wrong value (the form's message, or a 404) and not a 500.
+    """
+    text = (raw or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if minimum <= value <= maximum else None
+
+
+def page_number(raw: str | None) -> int:
+    """Return a list's page number from the query string: 1 when missing or malformed."""
+    return whole_number(raw, minimum=1, maximum=MAX_PAGE) or 1
 
 
 def public(view: Callable) -> Callable:
@@ -126,6 +157,8 @@ def visible_menus() -> list[tuple[str, list[tuple[str, str]]]]:
 def init_app(app: Flask) -> None:
     from hpmail.extensions import login_manager
 
+    # Before any blueprint adds its routes: the rules take their converter when added.
+    app.url_map.converters["int"] = IdConverter
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please sign in to open this page.")
     login_manager.login_message_category = "info"

@@ -1,5 +1,7 @@
 """Request glue: htmx fragments versus pages, and the client address behind a reverse proxy."""
 
+import pytest
+
 from hpmail import create_app
 from hpmail.web import public
 
@@ -39,3 +41,56 @@ def test_behind_one_proxy_the_sign_in_throttle_sees_the_client_address(tmp_path)
             environ_base={"REMOTE_ADDR": "127.0.0.1"},
         )
     assert response.text == "203.0.113.7"
+
+
+# --- huge integers in URLs, query strings and forms ------------------------------------------
+
+HUGE = str(2**64)
+HUGER = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/e-mails/{HUGE}",
+        f"/e-mails/1/pieces-jointes/{HUGE}",
+        f"/utilisateurs/{HUGE}",
+        f"/configuration/profils-envoi/{HUGE}",
+        f"/configuration/comptes-etablissement/{HUGE}/utilisateurs",
+        f"/cours/{HUGE}",
+        f"/promotions/{HUGE}",
+        f"/e-mail/cours/{HUGE}",
+    ],
+)
+def test_a_huge_id_in_the_address_gives_a_french_404(client, login_as, path):
+    login_as("admin")
+    response = client.get(path, headers={"Accept-Language": "fr"})
+    assert response.status_code == 404
+    assert "introuvable" in response.text.lower()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/e-mails?page={HUGER}",
+        f"/e-mails?account={HUGER}",
+        f"/serveur/file-envoi?page={HUGER}",
+        f"/plannings/student?page={HUGER}&cohort={HUGER}",
+        f"/cours?page={HUGER}",
+        f"/configuration/comptes-etablissement?compte={HUGER}",
+        f"/e-mail/nouveau?template={HUGER}",
+    ],
+)
+def test_a_huge_number_in_the_query_string_shows_the_page(client, login_as, path):
+    login_as("admin")
+    response = client.get(path, headers={"Accept-Language": "fr"}, follow_redirects=True)
+    assert response.status_code == 200
+
+
+def test_a_huge_account_id_in_the_mail_settings_form_gets_the_forms_message(client, login_as):
+    login_as("staff")
+    response = client.post(
+        "/configuration/envoi", data={"account_id": HUGER}, headers={"Accept-Language": "fr"}
+    )
+    assert response.status_code == 422
+    assert 'role="alert"' in response.text or "error" in response.text

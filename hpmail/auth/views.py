@@ -32,7 +32,7 @@ from hpmail.auth.forms import (
 )
 from hpmail.auth.models import Role, User
 from hpmail.extensions import db, login_manager
-from hpmail.web import admin_required, public, render
+from hpmail.web import admin_required, public, render, whole_number
 
 bp = Blueprint("auth", __name__, cli_group=None)
 
@@ -43,9 +43,10 @@ INVALID = 422  # a form with errors is shown again with this status
 def load_user(session_id: str) -> User | None:
     """Return the signed-in user, or None (signed out) if deactivated or signed out everywhere."""
     user_id, _sep, token = session_id.partition(":")
-    if not user_id.isdigit():
+    user_id = whole_number(user_id)
+    if user_id is None:
         return None
-    user = db.session.get(User, int(user_id))
+    user = db.session.get(User, user_id)
     if user is None or not user.active or not token or token != user.session_token:
         return None
     return user
