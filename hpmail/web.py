@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from flask import Flask, abort, current_app, render_template, request, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -187,6 +195,14 @@ def init_app(app: Flask) -> None:
             "visible_menus": visible_menus if current_user.is_authenticated else list,
             "get_locale": get_locale,
         }
+
+    @app.route("/favicon.ico")
+    @public
+    def favicon():
+        """Serve the icon where browsers ask for it, for responses that are not pages too."""
+        return send_from_directory(
+            current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon"
+        )
 
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)

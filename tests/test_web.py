@@ -1,5 +1,7 @@
 """Request glue: htmx fragments versus pages, and the client address behind a reverse proxy."""
 
+import re
+
 import pytest
 
 from hpmail import create_app
@@ -94,3 +96,25 @@ def test_a_huge_account_id_in_the_mail_settings_form_gets_the_forms_message(clie
     )
     assert response.status_code == 422
     assert 'role="alert"' in response.text or "error" in response.text
+
+
+# --- favicon ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_every_page_links_a_favicon_that_is_served(client, login_as, signed_in):
+    if signed_in:
+        login_as("staff")
+    page = client.get("/" if signed_in else "/connexion")
+    link = re.search(r'<link rel="icon" href="([^"]+)"', page.text)
+    assert link, page.text[:400]
+    icon = client.get(link.group(1))
+    assert icon.status_code == 200
+    assert icon.data.startswith(b"\x00\x00\x01\x00")  # an ICO file
+
+
+def test_the_favicon_is_served_where_browsers_look_for_it_without_signing_in(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.mimetype in ("image/vnd.microsoft.icon", "image/x-icon")
+    assert response.data.startswith(b"\x00\x00\x01\x00")
