@@ -46,10 +46,16 @@ class Defaults:
     # Queue: Huey on a SQLite file in instance/, or Redis when QUEUE_URL is redis://…
     QUEUE_URL = None
     HUEY_IMMEDIATE = False
-    # Sign-in throttling: failures counted in the database over a sliding window.
+    # Sign-in throttling: failures counted in the database over a sliding window. A (login,
+    # address) pair gets a few free failures, then waits a delay that doubles with each failure;
+    # nobody else is held back. An address failing on many logins is slowed down the same way,
+    # except for the logins that signed in from it lately (colleagues behind a school's NAT).
     SIGNIN_WINDOW_SECONDS = 15 * 60
-    SIGNIN_MAX_FAILURES_PER_LOGIN = 5
+    SIGNIN_FREE_FAILURES = 5
     SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
+    SIGNIN_FIRST_DELAY_SECONDS = 5
+    SIGNIN_MAX_DELAY_SECONDS = 15 * 60
+    SIGNIN_KNOWN_ADDRESS_DAYS = 30
     # Directory
     LIST_PAGE_SIZE = 50
     IMPORT_MAX_BYTES = 20 * 1024 * 1024

@@ -21,6 +21,7 @@ from flask_login import current_user, login_user, logout_user
 
 from hpmail.auth import service
 from hpmail.auth.forms import (
+    LiftSlowdownForm,
     LinkPersonForm,
     NewUserForm,
     OwnPasswordForm,
@@ -83,7 +84,7 @@ def login():
         except service.SignInRefused as refused:
             db.session.commit()  # keep the failed attempt: it counts towards the throttle
             if refused.throttled:
-                error = _("Too many failed attempts. Wait 15 minutes before trying again.")
+                error = refused.message()
                 status = 429
             else:
                 error = _("Wrong login or password, or this account is deactivated.")
@@ -118,9 +119,13 @@ def password():
     if form.validate_on_submit():
         try:
             service.change_own_password(
-                current_user, form.current_password.data, form.new_password.data
+                current_user,
+                form.current_password.data,
+                form.new_password.data,
+                request.remote_addr or "",
             )
         except service.UserChangeRefused as refused:
+            db.session.commit()  # keep the failed try: it counts towards the throttle
             form[refused.field].errors.append(refused.message)
         else:
             db.session.commit()
@@ -149,7 +154,25 @@ def users():
         role=role,
         roles=role_choices(),
         role_label=role_label,
+        slowdowns=service.current_slowdowns(),
     )
+
+
+@bp.route("/utilisateurs/connexions-ralenties/lever", methods=["POST"])
+@admin_required
+def lift_slowdown():
+    """Forget the failures that slow down a login from an address (or a whole address)."""
+    form = LiftSlowdownForm()
+    if form.validate_on_submit():
+        service.lift_slowdown(current_user, form.login.data or None, form.address.data)
+        db.session.commit()
+        flash(
+            _("Sign-ins from %(address)s are no longer slowed down.", address=form.address.data),
+            "success",
+        )
+    else:
+        flash(_("This slowdown is not known."), "error")
+    return redirect(url_for("auth.users"))
 
 
 @bp.route("/utilisateurs/nouveau", methods=["GET", "POST"])
