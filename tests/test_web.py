@@ -1,6 +1,8 @@
 """Request glue: htmx fragments versus pages, and the client address behind a reverse proxy."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -118,3 +120,59 @@ def test_the_favicon_is_served_where_browsers_look_for_it_without_signing_in(cli
     assert response.status_code == 200
     assert response.mimetype in ("image/vnd.microsoft.icon", "image/x-icon")
     assert response.data.startswith(b"\x00\x00\x01\x00")
+
+
+# --- security headers and no inline script -----------------------------------------------------
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PAGE_TEMPLATES = [
+    path
+    for path in sorted(TEMPLATES.rglob("*.html"))
+    if "email" not in path.relative_to(TEMPLATES).parts  # e-mail bodies are not pages
+]
+INLINE_SCRIPT = re.compile(
+    r"<script(?![^>]*\bsrc=)[^>]*>|\son[a-z]+\s*=|\shx-on[:-]|javascript:|\sstyle=", re.I
+)
+
+
+@pytest.mark.parametrize("template", PAGE_TEMPLATES, ids=lambda p: str(p.relative_to(TEMPLATES)))
+def test_no_page_template_holds_inline_script_handlers_or_styles(template):
+    """The Content-Security-Policy blocks them: behaviours live in static/app.js."""
+    found = INLINE_SCRIPT.findall(template.read_text())
+    assert not found, found
+
+
+def test_pages_are_sent_with_a_content_security_policy_without_inline_script(client, login_as):
+    login_as("staff")
+    for path in ("/connexion", "/"):
+        policy = client.get(path).headers["Content-Security-Policy"]
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["script-src"] == "'self'"
+        assert directives["style-src"] == "'self'"
+        assert directives["object-src"] == "'none'"
+        assert "unsafe" not in policy
+
+
+def test_htmx_is_configured_to_need_no_inline_style_nor_eval(client):
+    page = client.get("/connexion").text
+    meta = re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page)
+    assert meta
+    assert json.loads(meta.group(1)) == {
+        "includeIndicatorStyles": False,
+        "allowEval": False,
+        "allowScriptTags": False,
+    }
+
+
+def test_signed_in_pages_are_never_stored_by_the_browser_or_a_proxy(client, login_as):
+    login_as("staff")
+    for path in ("/", "/mot-de-passe", "/nulle-part"):
+        assert client.get(path).headers["Cache-Control"] == "no-store", path
+    assert "no-store" not in client.get("/static/app.css").headers.get("Cache-Control", "")
+
+
+def test_strict_transport_security_is_sent_only_when_the_cookie_is_secure(app, client):
+    assert "Strict-Transport-Security" not in client.get("/connexion").headers
+    app.config["SESSION_COOKIE_SECURE"] = True
+    hsts = client.get("/connexion").headers["Strict-Transport-Security"]
+    assert int(hsts.removeprefix("max-age=")) >= 180 * 24 * 3600
