@@ -131,7 +131,7 @@ def wait_before_next_try(login: str, address: str) -> timedelta:
     return max([end - utcnow() for end in ends] + [timedelta(0)])
 
 
-def check_password_slowly(user: User | None, login: str, password: str, address: str) -> bool:
+def check_password_throttled(user: User | None, login: str, password: str, address: str) -> bool:
     """Check a password typed for ``login`` from ``address``, counting the failures.
 
     Raise SignInRefused, without checking, while the failures of this login or address make
@@ -214,7 +214,7 @@ def authenticate(login: str, password: str, remote_addr: str) -> User:
     login = login_key(login)
     purge_old_attempts()
     user = db.session.scalar(select(User).where(func.lower(User.login) == login))
-    if not check_password_slowly(user, login, password, remote_addr):
+    if not check_password_throttled(user, login, password, remote_addr):
         log.info("sign-in failed for login=%s addr=%s", login, remote_addr)
         raise SignInRefused()
     log.info("user %s signed in from %s", login, remote_addr)
@@ -342,7 +342,7 @@ def change_own_password(user: User, current: str, new: str, remote_addr: str) ->
     The current password is checked like a sign-in: failures count, and slow down both.
     """
     try:
-        right = check_password_slowly(user, login_key(user.login), current, remote_addr)
+        right = check_password_throttled(user, login_key(user.login), current, remote_addr)
     except SignInRefused as refused:
         raise UserChangeRefused(refused.message(), "current_password") from refused
     if not right:
