@@ -45,7 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def configure(app: Flask, test_config: dict | None) -> None:
     instance = Path(app.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
+    configuration.private_folder(instance)
     app.config.from_object(configuration.Defaults)
     app.config.from_pyfile("config.py", silent=True)
     app.config.update(configuration.from_environment())

@@ -7,13 +7,17 @@ passwords are generated into ``instance/`` on first start and read from there af
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+from sqlalchemy.engine import make_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+log = logging.getLogger(__name__)
 
 
 class Defaults:
@@ -42,10 +46,16 @@ class Defaults:
     # Queue: Huey on a SQLite file in instance/, or Redis when QUEUE_URL is redis://…
     QUEUE_URL = None
     HUEY_IMMEDIATE = False
-    # Sign-in throttling: failures counted in the database over a sliding window.
+    # Sign-in throttling: failures counted in the database over a sliding window. A (login,
+    # address) pair gets a few free failures, then waits a delay that doubles with each failure;
+    # nobody else is held back. An address failing on many logins is slowed down the same way,
+    # except for the logins that signed in from it lately (colleagues behind a school's NAT).
     SIGNIN_WINDOW_SECONDS = 15 * 60
-    SIGNIN_MAX_FAILURES_PER_LOGIN = 5
+    SIGNIN_FREE_FAILURES = 5
     SIGNIN_MAX_FAILURES_PER_ADDRESS = 20
+    SIGNIN_FIRST_DELAY_SECONDS = 5
+    SIGNIN_MAX_DELAY_SECONDS = 15 * 60
+    SIGNIN_KNOWN_ADDRESS_DAYS = 30
     # Directory
     LIST_PAGE_SIZE = 50
     IMPORT_MAX_BYTES = 20 * 1024 * 1024
@@ -99,6 +109,48 @@ def instance_path() -> Path:
     return Path(os.environ.get("HPMAIL_INSTANCE_PATH") or PROJECT_ROOT / "instance").resolve()
 
 
+def private_folder(path: Path) -> None:
+    """Create the folder ``path`` open to its owner only (0700), or tighten it if it exists."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _tighten(path, 0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create the empty file ``path`` readable by its owner only (0600), or tighten it.
+
+    SQLite creates a database with the process's umask (usually world-readable) and gives its
+    WAL and journal files the database file's mode: creating the file first decides them all.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        _tighten(path, 0o600)
+    except OSError as error:  # the folder is missing or not ours: the database will say so
+        log.warning("cannot create %s: %s", path, error)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Take away the group's and others' rights (left by an older version) when we may."""
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(mode)
+    except OSError as error:
+        log.warning("cannot restrict the rights on %s to %o: %s", path, mode, error)
+
+
+def sqlite_file(uri: str, instance: Path) -> Path | None:
+    """Return the file of a SQLite database URI, or None (another database, or in memory).
+
+    A relative path is relative to the instance folder, as Flask-SQLAlchemy reads it.
+    """
+    url = make_url(uri)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.database.startswith("file:"):
+        return None
+    return instance / url.database
+
+
 def read_or_create_secret(path: Path, make) -> bytes:
     """Return the secret stored at ``path``, creating it (mode 0600) on first use."""
     if not path.exists():
@@ -119,6 +171,9 @@ def finish(config, instance: Path) -> None:
         config["FERNET_KEY"] = read_or_create_secret(instance / "fernet.key", Fernet.generate_key)
     if not config.get("SQLALCHEMY_DATABASE_URI"):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{instance / 'hpmail.sqlite3'}"
+    database = sqlite_file(config["SQLALCHEMY_DATABASE_URI"], instance)
+    if database is not None:
+        private_file(database)
     config.setdefault("QUEUE_FILE", str(instance / "queue.sqlite3"))
     config.setdefault("ATTACHMENT_DIR", str(instance / "attachments"))
     config.setdefault("DEMO_MAILBOX_DIR", str(instance / "demo-mailbox"))

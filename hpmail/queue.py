@@ -9,10 +9,13 @@ says "look now": the database stays the source of truth (see ``hpmail.delivery.o
 from __future__ import annotations
 
 from contextlib import nullcontext
+from pathlib import Path
 
 from flask import Flask, has_app_context
 from huey import MemoryHuey
 from huey.storage import MemoryStorage, SqliteStorage
+
+from hpmail.config import private_file
 
 huey = MemoryHuey("hpmail", utc=True, results=False)
 _app: Flask | None = None
@@ -30,6 +33,7 @@ def init_app(app: Flask) -> None:
     elif url == "memory":
         huey.storage_class, huey.storage_kwargs = MemoryStorage, {}
     else:
+        private_file(Path(app.config["QUEUE_FILE"]))
         huey.storage_class = SqliteStorage
         huey.storage_kwargs = {"filename": app.config["QUEUE_FILE"], "fsync": True, "timeout": 15}
     huey._immediate = bool(app.config.get("HUEY_IMMEDIATE"))

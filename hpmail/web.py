@@ -6,17 +6,75 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 
-from flask import Flask, abort, current_app, render_template, request, url_for
+from flask import (
+    Flask,
+    abort,
+    current_app,
+    g,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 from sqlalchemy.exc import OperationalError, PendingRollbackError
+from werkzeug.routing import IntegerConverter
 
 log = logging.getLogger(__name__)
 
+# The largest integer a database column holds (signed 64 bits in SQLite and PostgreSQL).
+MAX_ID = 2**63 - 1
+# No list has more pages than this: the page number times the page size stays a database integer.
+MAX_PAGE = 10**9
+
+# Scripts and styles come from /static only: an injected <script>, on…= handler or style cannot
+# run. Pages drive their behaviours with data- attributes read by static/app.js; htmx is told
+# (meta htmx-config in base.html) not to inject its indicator style nor to eval anything.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'self'",
+    )
+)
+# Strict-Transport-Security, sent when the session cookie is Secure (the site is on HTTPS).
+HSTS_SECONDS = 365 * 24 * 3600
+
 # Endpoints reachable without signing in.
 PUBLIC_ENDPOINTS = {"static", "auth.login"}
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in every route: a number no database row can have is a 404, not a 500."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_ID, signed=False):
+        super().__init__(map, fixed_digits, min, max, signed)
+
+
+def whole_number(raw: str | None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """Return the text of a form field or query parameter as an integer in bounds, else None.
+
+    Every id or number read from a request goes through here, so that a number too large for
+    the database is treated like any wrong value (the form's message, or a 404) and not a 500.
+    """
+    text = (raw or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(maximum)):
+        return None
+    value = int(text)
+    return value if minimum <= value <= maximum else None
+
+
+def page_number(raw: str | None) -> int:
+    """Return a list's page number from the query string: 1 when missing or malformed."""
+    return whole_number(raw, minimum=1, maximum=MAX_PAGE) or 1
 
 
 def public(view: Callable) -> Callable:
@@ -130,6 +188,8 @@ def visible_menus() -> list[tuple[str, list[tuple[str, str]]]]:
 def init_app(app: Flask) -> None:
     from hpmail.extensions import login_manager
 
+    # Before any blueprint adds its routes: the rules take their converter when added.
+    app.url_map.converters["int"] = IdConverter
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Please sign in to open this page.")
     login_manager.login_message_category = "info"
@@ -147,9 +207,17 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if current_app.config["SESSION_COOKIE_SECURE"]:
+            headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")
+        user = g.get("_login_user")  # only when the request loaded it: this must not query
+        if request.endpoint != "static" and user is not None and user.is_authenticated:
+            # A signed-in page holds someone's mail: no copy on disk, in a proxy or in history.
+            headers["Cache-Control"] = "no-store"
         return response
 
     @app.context_processor
@@ -158,6 +226,14 @@ def init_app(app: Flask) -> None:
             "visible_menus": visible_menus if current_user.is_authenticated else list,
             "get_locale": get_locale,
         }
+
+    @app.route("/favicon.ico")
+    @public
+    def favicon():
+        """Serve the icon where browsers ask for it, for responses that are not pages too."""
+        return send_from_directory(
+            current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon"
+        )
 
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)

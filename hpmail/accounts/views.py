@@ -25,7 +25,7 @@ from hpmail.accounts.verification import CodeRefused, seconds_before_resend
 from hpmail.auth.models import User
 from hpmail.delivery.outbox import dispatch, register_sender_check
 from hpmail.extensions import db
-from hpmail.web import admin_required, is_htmx, render
+from hpmail.web import admin_required, is_htmx, render, whole_number
 
 bp = Blueprint("accounts", __name__, cli_group=None)
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
 @bp.route("/configuration/comptes-etablissement")
 @admin_required
 def school_accounts():
-    account_id = request.args.get("compte", type=int)
+    account_id = request.args.get("compte", type=whole_number)
     selected = _school_account(account_id) if account_id else None
     return _school_page(selected)
 
@@ -373,7 +373,8 @@ def _settings_page(status: int = 200, fragment: str | None = None, **ctx):
 def mail_settings():
     if request.method == "POST":
         try:
-            account = service.choose_account(current_user, request.form.get("account_id", type=int))
+            account_id = request.form.get("account_id", type=whole_number)
+            account = service.choose_account(current_user, account_id)
         except service.AccountInvalid as invalid:
             db.session.rollback()
             return _settings_page(422, choose_errors=list(invalid.errors.values()))

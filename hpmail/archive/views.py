@@ -14,7 +14,7 @@ from hpmail.archive import search, service
 from hpmail.delivery.attachments import read_attachment
 from hpmail.delivery.outbox import dispatch_emails
 from hpmail.extensions import db
-from hpmail.web import is_htmx, render
+from hpmail.web import is_htmx, page_number, render
 
 bp = Blueprint("archive", __name__, cli_group=None)
 
@@ -31,7 +31,7 @@ def _query() -> service.ArchiveQuery:
         q=args.get("q", "")[:200],
         sort=sort if sort in service.SORTS else "date",
         descending=args.get("order", "desc") != "asc",
-        page=int(page) if page.isdigit() else 1,
+        page=page_number(page),
     )
 
 

@@ -164,6 +164,13 @@ class LinkPersonForm(FlaskForm):
         field.data = int(value)
 
 
+class LiftSlowdownForm(FlaskForm):
+    """The login (empty for every login) and the address whose sign-in failures are forgotten."""
+
+    login = HiddenField(validators=[Length(max=80)])
+    address = HiddenField(validators=[DataRequired(), Length(max=64)])
+
+
 class OwnPasswordForm(FlaskForm):
     current_password = PasswordField(
         _l("Current password"),

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from math import ceil
 
 from flask import current_app
+from flask_babel import format_timedelta
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -30,11 +34,23 @@ _DUMMY_HASH = generate_password_hash("not a password of anyone")
 
 
 class SignInRefused(Exception):
-    """The sign-in failed; ``throttled`` tells whether too many failures caused it."""
+    """The sign-in failed; ``wait`` (when not None) says failures make the user wait that long."""
 
-    def __init__(self, throttled: bool = False):
-        super().__init__("throttled" if throttled else "bad credentials")
-        self.throttled = throttled
+    def __init__(self, wait: timedelta | None = None):
+        super().__init__(f"wait {wait}" if wait else "bad credentials")
+        self.wait = wait
+
+    @property
+    def throttled(self) -> bool:
+        return self.wait is not None
+
+    def message(self) -> str:
+        """Say, in the user's language, how long to wait."""
+        seconds = ceil(self.wait.total_seconds()) if self.wait else 0
+        return _(
+            "Too many failed attempts. Try again in %(wait)s.",
+            wait=format_timedelta(timedelta(seconds=max(seconds, 1)), threshold=1),
+        )
 
 
 class UserChangeRefused(ValueError):
@@ -49,29 +65,144 @@ class UserChangeRefused(ValueError):
 # --- sign-in ---------------------------------------------------------------------------------
 
 
-def _recent_failures(column, value) -> int:
-    since = utcnow() - timedelta(seconds=current_app.config["SIGNIN_WINDOW_SECONDS"])
-    query = select(func.count()).where(
-        column == value, SignInAttempt.succeeded.is_(False), SignInAttempt.at >= since
-    )
-    return db.session.scalar(query)
+def login_key(login: str) -> str:
+    """Return the form of a login that sign-ins are looked up and counted by.
+
+    Case and spaces do not matter (logins have no spaces), so "Admin " and "admin" are one login.
+    """
+    return "".join(login.split()).lower()[:80]
 
 
-def is_throttled(login: str, remote_addr: str) -> bool:
-    """Tell whether this login or this address has failed too often lately."""
+@dataclass(frozen=True)
+class Slowdown:
+    """Sign-ins slowed down by failures: one login from one address, or (login None) an address."""
+
+    login: str | None
+    address: str
+    failures: int
+    until: datetime
+
+
+def _delay(failures_over: int) -> timedelta:
+    """Return the wait after ``failures_over`` failures beyond the free ones (doubles each time)."""
     config = current_app.config
-    return (
-        _recent_failures(SignInAttempt.login, login) >= config["SIGNIN_MAX_FAILURES_PER_LOGIN"]
-        or _recent_failures(SignInAttempt.remote_addr, remote_addr)
-        >= config["SIGNIN_MAX_FAILURES_PER_ADDRESS"]
+    seconds = config["SIGNIN_FIRST_DELAY_SECONDS"] * 2 ** min(failures_over, 30)
+    return timedelta(seconds=min(seconds, config["SIGNIN_MAX_DELAY_SECONDS"]))
+
+
+def _failures(*conditions) -> tuple[int, datetime | None]:
+    """Return how many failures match ``conditions`` in the window, and when the last was."""
+    since = utcnow() - timedelta(seconds=current_app.config["SIGNIN_WINDOW_SECONDS"])
+    query = select(func.count(), func.max(SignInAttempt.at)).where(
+        *conditions, SignInAttempt.succeeded.is_(False), SignInAttempt.at >= since
     )
+    count, last = db.session.execute(query).one()
+    return count, last
+
+
+def _known_from(login: str, address: str) -> bool:
+    """Tell whether ``login`` signed in from ``address`` lately."""
+    since = utcnow() - timedelta(days=current_app.config["SIGNIN_KNOWN_ADDRESS_DAYS"])
+    query = select(SignInAttempt.id).where(
+        SignInAttempt.login == login,
+        SignInAttempt.remote_addr == address,
+        SignInAttempt.succeeded.is_(True),
+        SignInAttempt.at >= since,
+    )
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def wait_before_next_try(login: str, address: str) -> timedelta:
+    """Return how long ``login`` must wait before its password is checked from ``address``.
+
+    Zero unless this login failed too often from this address, or this address failed on
+    too many logins and ``login`` has not signed in from it lately. A login is never held back
+    by failures from other addresses: a correct password from an address that has not failed
+    gets in.
+    """
+    config = current_app.config
+    ends = []
+    count, last = _failures(SignInAttempt.login == login, SignInAttempt.remote_addr == address)
+    if count >= config["SIGNIN_FREE_FAILURES"]:
+        ends.append(last + _delay(count - config["SIGNIN_FREE_FAILURES"]))
+    count, last = _failures(SignInAttempt.remote_addr == address)
+    if count >= config["SIGNIN_MAX_FAILURES_PER_ADDRESS"] and not _known_from(login, address):
+        ends.append(last + _delay(count - config["SIGNIN_MAX_FAILURES_PER_ADDRESS"]))
+    return max([end - utcnow() for end in ends] + [timedelta(0)])
+
+
+def check_password_throttled(user: User | None, login: str, password: str, address: str) -> bool:
+    """Check a password typed for ``login`` from ``address``, counting the failures.
+
+    Raise SignInRefused, without checking, while the failures of this login or address make
+    them wait. Every check of a password someone typed (sign-in, one's own password) goes here.
+    """
+    wait = wait_before_next_try(login, address)
+    if wait:
+        log.warning("password check of login=%s addr=%s slowed down (%s)", login, address, wait)
+        raise SignInRefused(wait)
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+    succeeded = bool(user and user.check_password(password) and user.active)
+    db.session.add(SignInAttempt(login=login, remote_addr=address, succeeded=succeeded))
+    db.session.flush()
+    return succeeded
+
+
+def current_slowdowns() -> list[Slowdown]:
+    """Return the sign-ins slowed down now, for the admin: pairs first, then whole addresses."""
+    config = current_app.config
+    since = utcnow() - timedelta(seconds=config["SIGNIN_WINDOW_SECONDS"])
+    failed = (SignInAttempt.succeeded.is_(False), SignInAttempt.at >= since)
+    found = []
+    for columns, free in (
+        ((SignInAttempt.login, SignInAttempt.remote_addr), config["SIGNIN_FREE_FAILURES"]),
+        ((SignInAttempt.remote_addr,), config["SIGNIN_MAX_FAILURES_PER_ADDRESS"]),
+    ):
+        query = (
+            select(*columns, func.count(), func.max(SignInAttempt.at))
+            .where(*failed)
+            .group_by(*columns)
+            .having(func.count() >= free)
+        )
+        for *key, count, last in db.session.execute(query):
+            login, address = key if len(key) == 2 else (None, key[0])
+            until = last + _delay(count - free)
+            if until > utcnow():
+                found.append(Slowdown(login, address, count, until))
+    return sorted(found, key=lambda s: (s.login is None, s.address, s.login or ""))
+
+
+def lift_slowdown(actor: User, login: str | None, address: str) -> int:
+    """Forget the failures of ``login`` from ``address`` (of every login when None)."""
+    query = delete(SignInAttempt).where(
+        SignInAttempt.remote_addr == address, SignInAttempt.succeeded.is_(False)
+    )
+    if login:
+        query = query.where(SignInAttempt.login == login_key(login))
+    lifted = db.session.execute(query).rowcount or 0
+    log.info("sign-in slowdown of login=%s addr=%s lifted by %s", login, address, _who(actor))
+    return lifted
 
 
 def purge_old_attempts() -> int:
-    """Delete the sign-in attempts too old to count for throttling; return how many."""
-    window = timedelta(seconds=current_app.config["SIGNIN_WINDOW_SECONDS"])
-    before = utcnow() - max(ATTEMPTS_KEPT, window)
-    result = db.session.execute(delete(SignInAttempt).where(SignInAttempt.at < before))
+    """Delete the attempts too old to count; return how many.
+
+    Failures count for the throttling window; successes say which addresses a login is known
+    from, for ``SIGNIN_KNOWN_ADDRESS_DAYS``.
+    """
+    config = current_app.config
+    now = utcnow()
+    failures_before = now - max(ATTEMPTS_KEPT, timedelta(seconds=config["SIGNIN_WINDOW_SECONDS"]))
+    successes_before = now - timedelta(days=config["SIGNIN_KNOWN_ADDRESS_DAYS"])
+    result = db.session.execute(
+        delete(SignInAttempt).where(
+            or_(
+                and_(SignInAttempt.succeeded.is_(False), SignInAttempt.at < failures_before),
+                SignInAttempt.at < successes_before,
+            )
+        )
+    )
     return result.rowcount or 0
 
 
@@ -80,22 +211,21 @@ def authenticate(login: str, password: str, remote_addr: str) -> User:
 
     A success deletes nothing: the failures counted for this address or other logins stay counted.
     """
-    login = login.strip().lower()
+    login = login_key(login)
     purge_old_attempts()
-    if is_throttled(login, remote_addr):
-        log.warning("sign-in throttled for login=%s addr=%s", login, remote_addr)
-        raise SignInRefused(throttled=True)
     user = db.session.scalar(select(User).where(func.lower(User.login) == login))
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)
-    succeeded = bool(user and user.check_password(password) and user.active)
-    db.session.add(SignInAttempt(login=login, remote_addr=remote_addr, succeeded=succeeded))
-    db.session.flush()
-    if not succeeded:
+    if not check_password_throttled(user, login, password, remote_addr):
         log.info("sign-in failed for login=%s addr=%s", login, remote_addr)
         raise SignInRefused()
     log.info("user %s signed in from %s", login, remote_addr)
     return user
+
+
+def sign_out(user: User) -> None:
+    """End the user's sessions: a copy of the session cookie taken before stops working."""
+    user.end_sessions()
+    db.session.flush()
+    log.info("user %s signed out", user.login)
 
 
 # --- users -----------------------------------------------------------------------------------
@@ -206,9 +336,16 @@ def reset_password(actor: User | None, user: User, password: str | None = None) 
     return password
 
 
-def change_own_password(user: User, current: str, new: str) -> None:
-    """Change one's own password after checking the current one; other sessions end."""
-    if not user.check_password(current):
+def change_own_password(user: User, current: str, new: str, remote_addr: str) -> None:
+    """Change one's own password after checking the current one; other sessions end.
+
+    The current password is checked like a sign-in: failures count, and slow down both.
+    """
+    try:
+        right = check_password_throttled(user, login_key(user.login), current, remote_addr)
+    except SignInRefused as refused:
+        raise UserChangeRefused(refused.message(), "current_password") from refused
+    if not right:
         raise UserChangeRefused(_l("The current password is wrong."), "current_password")
     user.set_password(new)
     user.end_sessions()

@@ -21,6 +21,7 @@ from flask_login import current_user, login_user, logout_user
 
 from hpmail.auth import service
 from hpmail.auth.forms import (
+    LiftSlowdownForm,
     LinkPersonForm,
     NewUserForm,
     OwnPasswordForm,
@@ -32,7 +33,7 @@ from hpmail.auth.forms import (
 )
 from hpmail.auth.models import Role, User
 from hpmail.extensions import db, login_manager
-from hpmail.web import admin_required, public, render
+from hpmail.web import admin_required, public, render, whole_number
 
 bp = Blueprint("auth", __name__, cli_group=None)
 
@@ -43,9 +44,10 @@ INVALID = 422  # a form with errors is shown again with this status
 def load_user(session_id: str) -> User | None:
     """Return the signed-in user, or None (signed out) if deactivated or signed out everywhere."""
     user_id, _sep, token = session_id.partition(":")
-    if not user_id.isdigit():
+    user_id = whole_number(user_id)
+    if user_id is None:
         return None
-    user = db.session.get(User, int(user_id))
+    user = db.session.get(User, user_id)
     if user is None or not user.active or not token or token != user.session_token:
         return None
     return user
@@ -82,7 +84,7 @@ def login():
         except service.SignInRefused as refused:
             db.session.commit()  # keep the failed attempt: it counts towards the throttle
             if refused.throttled:
-                error = _("Too many failed attempts. Wait 15 minutes before trying again.")
+                error = refused.message()
                 status = 429
             else:
                 error = _("Wrong login or password, or this account is deactivated.")
@@ -98,6 +100,8 @@ def login():
 
 @bp.route("/deconnexion", methods=["POST"])
 def logout():
+    service.sign_out(current_user)
+    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")
@@ -115,9 +119,13 @@ def password():
     if form.validate_on_submit():
         try:
             service.change_own_password(
-                current_user, form.current_password.data, form.new_password.data
+                current_user,
+                form.current_password.data,
+                form.new_password.data,
+                request.remote_addr or "",
             )
         except service.UserChangeRefused as refused:
+            db.session.commit()  # keep the failed try: it counts towards the throttle
             form[refused.field].errors.append(refused.message)
         else:
             db.session.commit()
@@ -146,7 +154,25 @@ def users():
         role=role,
         roles=role_choices(),
         role_label=role_label,
+        slowdowns=service.current_slowdowns(),
     )
+
+
+@bp.route("/utilisateurs/connexions-ralenties/lever", methods=["POST"])
+@admin_required
+def lift_slowdown():
+    """Forget the failures that slow down a login from an address (or a whole address)."""
+    form = LiftSlowdownForm()
+    if form.validate_on_submit():
+        service.lift_slowdown(current_user, form.login.data or None, form.address.data)
+        db.session.commit()
+        flash(
+            _("Sign-ins from %(address)s are no longer slowed down.", address=form.address.data),
+            "success",
+        )
+    else:
+        flash(_("This slowdown is not known."), "error")
+    return redirect(url_for("auth.users"))
 
 
 @bp.route("/utilisateurs/nouveau", methods=["GET", "POST"])

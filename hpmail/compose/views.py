@@ -46,7 +46,7 @@ from hpmail.directory.models import Cohort, Course
 from hpmail.directory.selection import create_selection, selected_people, selection_for
 from hpmail.directory.service import course_audience, teaching_team
 from hpmail.extensions import db
-from hpmail.web import render
+from hpmail.web import render, whole_number
 
 bp = Blueprint("compose", __name__, cli_group=None)
 log = logging.getLogger(__name__)
@@ -65,13 +65,14 @@ def _draft_from_form() -> service.Draft:
     account = form.get("account_id", "")
     return service.Draft(
         kinds=form.getlist("kinds"),
-        other_ids=[int(i) for i in form.getlist("other_ids") if i.isdigit()],
+        other_ids=[i for i in map(whole_number, form.getlist("other_ids")) if i],
         cc=form.get("cc", "")[:5000],
         bcc=form.get("bcc", "")[:5000],
         subject=form.get("subject", ""),
         body=form.get("body", "")[:2_000_000],
         insert_signature=bool(form.get("insert_signature")),
-        account_id=int(account) if account.isdigit() else None,
+        # An id no account can have (0) is refused like an account the user may not use.
+        account_id=(whole_number(account) or 0) if account else None,
         hide_recipients=bool(form.get("hide_recipients")),
         one_per_recipient=bool(form.get("one_per_recipient")),
         confirm_empty_subject=form.get("confirm_empty_subject") == "1",
@@ -126,9 +127,9 @@ def _new_draft(people, token):
         draft.about = service.about_text(request.args.get("about"))
         draft.subject = draft.about
     kept = []
-    template_id = request.args.get("template", "")
-    if template_id.isdigit():
-        template = saved.template_for(current_user, int(template_id))
+    template_id = whole_number(request.args.get("template"))
+    if template_id:
+        template = saved.template_for(current_user, template_id)
         draft = saved.draft_of(template)
         draft.kind = "quick" if request.args.get("kind") == "quick" else "email"
         draft.about = service.about_text(request.args.get("about")) if draft.kind == "quick" else ""

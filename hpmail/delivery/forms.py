@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import ssl
 
@@ -213,6 +214,15 @@ class TransportForm(FlaskForm):
         default="custom",
         validate_choice=False,
         description=_l("A preset replaces the limits typed below."),
+        # static/app.js fills the two limits from this when a preset is chosen
+        render_kw={
+            "data-limit-presets": json.dumps(
+                {
+                    name: ["" if n is None else str(n) for n in limits]
+                    for name, limits in LIMIT_PRESETS.items()
+                }
+            )
+        },
     )
     per_minute = WholeNumberField(
         _l("Limit per minute"),

@@ -35,7 +35,7 @@ from hpmail.delivery.models import SendingProfile
 from hpmail.delivery.settings import server_settings as load_server_settings
 from hpmail.delivery.settings import user_transport
 from hpmail.extensions import db
-from hpmail.web import admin_required, is_htmx, render
+from hpmail.web import admin_required, is_htmx, page_number, render, whole_number
 
 bp = Blueprint("delivery", __name__, cli_group=None)
 
@@ -300,7 +300,7 @@ def outbox():
     state = request.args.get("etat", "")
     if state not in outbox_admin.LISTED_STATES:
         state = ""
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = page_number(request.args.get("page"))
     listing = outbox_admin.outbox_page(state or None, page, current_app.config["LIST_PAGE_SIZE"])
     return render(
         "delivery/outbox.html",
@@ -316,11 +316,11 @@ def outbox():
 @admin_required
 def outbox_action():
     form = OutboxActionForm()
-    ids = [int(value) for value in request.form.getlist("email_id") if value.isdigit()][:1000]
+    ids = [i for i in map(whole_number, request.form.getlist("email_id")[:1000]) if i]
     back = url_for(
         "delivery.outbox",
         etat=request.form.get("etat") or None,
-        page=request.form.get("page", type=int) or None,
+        page=request.form.get("page", type=whole_number) or None,
     )
     if not form.validate_on_submit():
         flash(_("Unknown action."), "error")

@@ -40,6 +40,7 @@ def test_one_address_failing_on_many_logins_is_throttled_for_every_login(client,
 def test_a_success_does_not_reset_the_failures_counted_for_others(app, make_user):
     make_user("staff", login="sophie")
     make_user("staff", login="marc")
+    make_user("staff", login="lea")
     attacker, marc = app.test_client(), app.test_client()
     for _ in range(4):
         sign_in(attacker, "sophie", "nope")
@@ -51,7 +52,10 @@ def test_a_success_does_not_reset_the_failures_counted_for_others(app, make_user
         sign_in(attacker, f"guess{n}", "nope")
     assert sign_in(app.test_client(), "marc").status_code == 302  # 19 < 20, and succeeds
     sign_in(attacker, "guess-last", "nope")  # the 20th failure of the window
-    assert sign_in(app.test_client(), "marc").status_code == 429
+    # the address is slowed down for a login never signed in from it...
+    assert sign_in(app.test_client(), "lea").status_code == 429
+    # ...but not for marc, who signed in from it a moment ago
+    assert sign_in(app.test_client(), "marc").status_code == 302
 
 
 def test_failures_older_than_the_window_no_longer_count(app, client, make_user, db):
@@ -212,4 +216,35 @@ def test_malformed_or_stale_session_ids_sign_nobody_in(client, make_user, stored
     with client.session_transaction() as session:
         session["_user_id"] = stored
     response = client.get("/")
+    assert response.status_code == 302 and "/connexion" in response.headers["Location"]
+
+
+# --- copied cookies after sign-out and password change ---------------------------------------
+
+
+def copy_of_session(app, client):
+    """Return a second browser holding a copy of ``client``'s session cookie."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def test_a_session_cookie_copied_before_sign_out_no_longer_works_after_it(app, client, login_as):
+    login_as("staff")
+    thief = copy_of_session(app, client)
+    assert thief.get("/").status_code == 200  # the copy works while the user is signed in
+    assert client.post("/deconnexion").status_code == 302
+    response = thief.get("/")
+    assert response.status_code == 302 and "/connexion" in response.headers["Location"]
+
+
+def test_a_session_cookie_copied_before_a_password_change_no_longer_works(app, client, login_as):
+    login_as("staff")
+    thief = copy_of_session(app, client)
+    data = {"current_password": PASSWORD, "new_password": "x" * 12, "confirm": "x" * 12}
+    assert client.post("/mot-de-passe", data=data).status_code == 302
+    assert client.get("/").status_code == 200  # this browser stays signed in
+    response = thief.get("/")
     assert response.status_code == 302 and "/connexion" in response.headers["Location"]

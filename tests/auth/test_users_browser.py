@@ -37,7 +37,9 @@ def test_admin_filters_users_and_links_one_to_a_person_with_suggestions(
     sign_in_page("admin")
     page.goto("/utilisateurs")
     page.fill("input[name=q]", "durand")
-    page.wait_for_function("!document.querySelector('#user-rows').innerText.includes('Sophie')")
+    page.wait_for_function(
+        "() => !document.querySelector('#user-rows').innerText.includes('Sophie')"
+    )
     page.click("#user-rows a:text-is('paul')")
     page.fill("#person-search", "dura")
     page.check("#person-suggestions input[type=radio]")

@@ -1,0 +1,42 @@
+/* hpmail's page behaviours, driven by data- attributes, so that no page needs inline script
+   (the Content-Security-Policy allows scripts from /static only). Each one is a small extra:
+   the pages work without it.
+     data-check-all="NAME"     a checkbox that ticks or unticks every checkbox named NAME
+     data-select-row           a link whose table row is marked selected once its htmx request ends
+     data-limit-presets='{…}'  a select of sending-limit presets that fills the two limits of its
+                               form; typing a limit switches it back to "custom" */
+(function () {
+  "use strict";
+
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (input.matches("[data-check-all]")) {
+      var boxes = document.querySelectorAll(
+        'input[type=checkbox][name="' + CSS.escape(input.dataset.checkAll) + '"]');
+      boxes.forEach(function (box) { box.checked = input.checked; });
+      return;
+    }
+    var form = input.form;
+    var presetSelect = form && form.elements.limit_preset;
+    if (!presetSelect || !presetSelect.dataset.limitPresets) { return; }
+    if (input === presetSelect) {
+      var preset = JSON.parse(presetSelect.dataset.limitPresets)[input.value];
+      if (preset) {
+        form.elements.per_minute.value = preset[0];
+        form.elements.per_day.value = preset[1];
+      }
+    } else if (input.name === "per_minute" || input.name === "per_day") {
+      presetSelect.value = "custom";
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var link = event.target.closest && event.target.closest("[data-select-row]");
+    if (!link) { return; }
+    var table = link.closest("table");
+    table.querySelectorAll("tr.selected").forEach(function (row) {
+      row.classList.remove("selected");
+    });
+    link.closest("tr").classList.add("selected");
+  });
+}());
