@@ -149,15 +149,15 @@ def check_code(account_id: int):
     db.session.commit()
     response = _school_page(account, 200, "pane", code_message=_("The address is verified."))
     if is_htmx():  # the account's state changed in the list too: swap its rows out of band
-        rows = render_block(
-            SCHOOL_PAGE,
-            "account_rows",
-            oob=True,
-            accounts=school.school_accounts(),
-            selected=account,
-        )
-        response.set_data(response.get_data(as_text=True) + rows)
+        response.set_data(response.get_data(as_text=True) + _account_rows_oob(account))
     return response
+
+
+def _account_rows_oob(selected: Account) -> str:
+    """Return the school accounts' rows to swap out of band (state and user count follow)."""
+    return render_block(
+        SCHOOL_PAGE, "account_rows", oob=True, accounts=school.school_accounts(), selected=selected
+    )
 
 
 @bp.route("/configuration/comptes-etablissement/<int:account_id>/renvoyer-code", methods=["POST"])
@@ -305,7 +305,8 @@ def toggle_member(account_id: int, user_id: int):
         transform_refusal=school.transform_refusal(account),
         **context,
     )
-    response = current_app.make_response(row + button)
+    # So do the state and user count of the accounts table.
+    response = current_app.make_response(row + button + _account_rows_oob(account))
     response.vary.add("HX-Request")
     return response
 

@@ -149,3 +149,19 @@ def test_without_javascript_a_row_form_saves_the_box_and_comes_back_to_the_page(
     assert response.headers["Location"].endswith(f"{URL}?compte={account.id}")
     db.session.expire_all()
     assert service.may_send_as(sophie.id, account.id)
+
+
+def test_ticking_a_user_updates_the_user_count_in_the_accounts_table_at_once(
+    client, db, admin, make_user, make_account
+):
+    sophie = make_user("staff", display_name="Sophie Bernard")
+    julien = make_user("teacher", display_name="Julien Petit")
+    account = make_account(members=[julien])
+    row = toggle(client, account, sophie, True)
+    rows = row.text.split('id="account-rows"')[1].split("</tbody>")[0]
+    assert 'hx-swap-oob="true"' in rows
+    assert f"<td>{account.address}</td>" in rows
+    assert "<td>2</td>" in rows
+    row = toggle(client, account, sophie, False)
+    rows = row.text.split('id="account-rows"')[1].split("</tbody>")[0]
+    assert "<td>1</td>" in rows and "<td>2</td>" not in rows
