@@ -267,9 +267,12 @@ def sender_for(user: User, account_id: int | None):
 
 
 def visible_accounts(user: User) -> list[Account]:
-    """Return the accounts whose sent e-mails ``user`` may read in the archive."""
-    if user.is_admin:
-        return list(db.session.scalars(select(Account).order_by(Account.label)))
+    """Return the accounts whose sent e-mails ``user`` may read in the archive.
+
+    The same rule for everyone, the admin included: one's own personal account and the school
+    accounts one is authorised on. Nobody reads another user's personal mail; the admin runs the
+    outbox (Serveur › File d'envoi) with subjects and states, not the archive of others.
+    """
     return authorised_school_accounts(user) + personal_accounts(user)
 
 

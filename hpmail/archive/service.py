@@ -12,7 +12,7 @@ from email.policy import default as default_policy
 from flask import abort
 from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
 from hpmail.accounts.models import Account
@@ -96,25 +96,25 @@ class ArchivePage:
 
 
 def visibility(user, account: str = ""):
-    """Return the WHERE clause of the mailings ``user`` may see, narrowed to one account."""
-    if user.is_admin:
-        if account == SERVER_MAILINGS:
-            return Mailing.account_id.is_(None)
-        if account.isdigit():
-            return Mailing.account_id == int(account)
-        return True
+    """Return the WHERE clause of the mailings ``user`` may see, narrowed to one account.
+
+    Everyone sees the mail of the accounts ``visible_accounts`` gives them; the admin also sees the
+    server's own e-mails (tests, codes), which belong to no account.
+    """
+    if user.is_admin and account == SERVER_MAILINGS:
+        return Mailing.account_id.is_(None)
     ids = [a.id for a in visible_accounts(user)]
     if account.isdigit():
-        ids = [i for i in ids if i == int(account)]
+        return Mailing.account_id.in_([i for i in ids if i == int(account)])
+    if user.is_admin:
+        return or_(Mailing.account_id.in_(ids), Mailing.account_id.is_(None))
     return Mailing.account_id.in_(ids)
 
 
 def can_see(user, mailing: Mailing) -> bool:
-    """Tell whether ``user`` may read this mailing (admin: all; others: their accounts')."""
-    if user.is_admin:
-        return True
+    """Tell whether ``user`` may read this mailing (their accounts'; the admin: the server's)."""
     if mailing.account_id is None:
-        return False
+        return user.is_admin
     return mailing.account_id in {a.id for a in visible_accounts(user)}
 
 
@@ -337,7 +337,7 @@ def may_resend(user, mailing: Mailing) -> bool:
     """Tell whether ``user`` may send the failed e-mails of ``mailing`` again."""
     if mailing.account_id is None:
         return user.is_admin
-    return user.is_admin or may_send_as(user.id, mailing.account_id)
+    return may_send_as(user.id, mailing.account_id)
 
 
 def unresolved_failures(mailing_ids: list[int]) -> dict[int, int]:
