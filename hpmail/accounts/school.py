@@ -17,7 +17,6 @@ from hpmail.accounts.rules import (
     check_secret_answer,
     clean_name_and_address,
     clean_secret,
-    release_address,
 )
 from hpmail.accounts.service import send_code
 from hpmail.auth.models import User
@@ -45,7 +44,6 @@ def school_accounts() -> list[Account]:
 def create_school_account(label: str, address: str, by: User) -> tuple[Account, Mailing]:
     """Create an unverified school account and queue its verification code."""
     label, address = clean_name_and_address(label, "label", address)
-    release_address(address)
     account = Account(kind=AccountKind.SCHOOL, label=label, address=address, display_name=label)
     db.session.add(account)
     db.session.flush()
@@ -74,8 +72,6 @@ def update_school_account(
     label, address = clean_name_and_address(label, "label", address, account)
     check_secret_answer(account, current_answer)
     address_changed = address.lower() != account.address.lower()
-    if address_changed:
-        release_address(address, account)
     account.label = label
     account.display_name = label
     account.address = address
