@@ -33,6 +33,10 @@ class DeleteAccountForm(FlaskForm):
     current_answer = PasswordField(_l("Secret answer"))
 
 
+class UnlockForm(FlaskForm):
+    current_answer = PasswordField(_l("Secret answer"))
+
+
 class PersonalAccountForm(FlaskForm):
     display_name = StringField(_l("Display name"))
     address = StringField(_l("E-mail address"))
