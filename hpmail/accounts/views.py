@@ -349,8 +349,15 @@ def toggle_member(account_id: int, user_id: int):
         transform_refusal=school.transform_refusal(account),
         **context,
     )
-    # So do the state and user count of the accounts table.
-    response = current_app.make_response(row + button + _account_rows_oob(account))
+    # So do the state and user count of the accounts table, and the account's history.
+    history = render_block(
+        SCHOOL_PAGE,
+        "history",
+        oob=True,
+        audit_lines=audit.audit_lines(account),
+        audit_actions=audit.ACTIONS,
+    )
+    response = current_app.make_response(row + button + _account_rows_oob(account) + history)
     response.vary.add("HX-Request")
     return response
 
