@@ -133,7 +133,11 @@ class VerificationCode(db.Model):
 
 
 class MailSettings(db.Model):
-    """A user's choices: the account they send from, a reply-to, and hide-recipients (Bcc)."""
+    """A user's choices: the account they send from, a reply-to, and hide-recipients (Bcc).
+
+    Reply-to and hide-recipients are the user's, whatever account they send from, as the
+    product describes MailSettings; the settings page presents them so ("Mes options d'envoi").
+    """
 
     __tablename__ = "mail_settings"
 

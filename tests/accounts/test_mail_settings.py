@@ -235,3 +235,16 @@ def test_saving_an_address_another_user_is_verifying_never_deletes_their_account
     assert late.status_code == 200 and "Un autre compte utilise déjà cette adresse." in late.text
     db.session.expire_all()
     assert db.session.get(Account, own.id).verified_at is None
+
+
+def test_reply_to_and_hide_recipients_are_shown_as_the_user_s_options_for_every_account(
+    client, db, login_as, make_account
+):
+    sophie = login_as("staff")
+    make_account(members=[sophie])
+    make_account("direction@lycee.example", members=[sophie], label="Direction")
+    page = html.unescape(client.get(URL, headers=FR).text)
+    options = page.split('id="account-options"')[1].split("</section>")[0]
+    assert "Mes options d'envoi" in options
+    assert "valent pour tous les comptes" in options
+    assert "Options de" not in options  # not presented as one account's options
