@@ -2,14 +2,16 @@
 
 Every change to a school account — authorised users, transform, label or address, secret,
 deletion — goes through ``authorise_change``. The secret answer (checked and throttled by
-``verification.check_answer``) unlocks the account for this browser session and this user for
-``UNLOCK_MINUTES``: the members checklist saves each box as it is ticked, and asking the answer on
-every tick would make it unusable. A form that carries the answer unlocks and changes at once; the
-change of the secret always asks for the current answer. An account not finished yet (no secret)
-has proven nothing but its address: only its deletion is possible, as before.
+``verification.check_answer``), or a code e-mailed to the account's address (single-use, few
+tries, few per hour: ``verification.check_code``) for an admin who forgot the answer, unlocks
+the account for this browser session and this user for ``UNLOCK_MINUTES``: the members checklist
+saves each box as it is ticked, and asking the answer on every tick would make it unusable. A
+form that carries the answer unlocks and changes at once; the change of the secret always asks
+for the current answer. An account not finished yet (no secret) has proven nothing but its
+address: only its deletion is possible, as before.
 
-Each change, each unlock and each wrong answer writes an audit line (who, when, what), listed on
-the account's pane.
+Each change, each unlock and each wrong answer or code writes an audit line (who, when, what),
+listed on the account's pane.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 
+from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountAuditLine
 from hpmail.accounts.rules import AccountInvalid, check_secret_answer
 from hpmail.auth.models import User, utcnow
@@ -38,6 +41,8 @@ ACTIONS = {
     "secret_set": _l("Secret question set"),
     "unlocked": _l("Changes unlocked"),
     "wrong_answer": _l("Wrong secret answer"),
+    "unlocked_by_code": _l("Changes unlocked with a code sent to the address"),
+    "wrong_code": _l("Wrong unlock code"),
     "member_added": _l("User authorised"),
     "member_removed": _l("User removed"),
     "edited": _l("Label or address changed"),
@@ -101,6 +106,24 @@ def unlock(account: Account, answer: str | None, by: User) -> None:
     except AccountInvalid:
         record(account, by, "wrong_answer")
         raise
+    _remember_unlock(account, by)
+    record(account, by, "unlocked")
+    log.info("user %s unlocked school account %s", by.login, account.id)
+
+
+def unlock_with_code(account: Account, code: str | None, by: User) -> None:
+    """Check a code e-mailed to ``account``'s address (throttled) and unlock it for ``by``."""
+    try:
+        verification.check_code(account, code or "")
+    except verification.CodeRefused as refused:
+        record(account, by, "wrong_code")
+        raise AccountInvalid({"code": str(refused)}) from None
+    _remember_unlock(account, by)
+    record(account, by, "unlocked_by_code")
+    log.info("user %s unlocked school account %s with a code", by.login, account.id)
+
+
+def _remember_unlock(account: Account, by: User) -> None:
     until = utcnow() + timedelta(minutes=UNLOCK_MINUTES)
     unlocked = {
         key: value
@@ -109,8 +132,6 @@ def unlock(account: Account, answer: str | None, by: User) -> None:
     }
     unlocked[str(account.id)] = [by.id, until.isoformat()]
     session[SESSION_KEY] = unlocked
-    record(account, by, "unlocked")
-    log.info("user %s unlocked school account %s", by.login, account.id)
 
 
 def authorise_change(

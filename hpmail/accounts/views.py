@@ -19,6 +19,7 @@ from hpmail.accounts.forms import (
     PersonalAccountForm,
     SchoolAccountForm,
     SecretForm,
+    UnlockCodeForm,
     UnlockForm,
 )
 from hpmail.accounts.models import Account, AccountKind
@@ -85,6 +86,7 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
         "change_secret_form": ChangeSecretForm(formdata=None, prefix="secret"),
         "delete_form": DeleteAccountForm(formdata=None, prefix="delete"),
         "unlock_form": UnlockForm(formdata=None, prefix="unlock"),
+        "unlock_code_form": UnlockCodeForm(formdata=None, prefix="unlockcode"),
     }
     forms.update(ctx)
     query = request.args.get("q", "")
@@ -284,16 +286,54 @@ def delete_school_account(account_id: int):
 def unlock_account(account_id: int):
     account = _school_account(account_id)
     form = UnlockForm(prefix="unlock")
+    code_form = UnlockCodeForm(prefix="unlockcode")
     try:
-        audit.unlock(account, form.current_answer.data, current_user)
+        if code_form.code.data is not None:  # the code form, for an admin who forgot the answer
+            audit.unlock_with_code(account, code_form.code.data, current_user)
+        else:
+            audit.unlock(account, form.current_answer.data, current_user)
     except service.AccountInvalid as invalid:
-        db.session.commit()  # the wrong answer counts towards the limit, and is audited
+        db.session.commit()  # the wrong answer or code counts towards the limit, and is audited
         _show_errors(form, invalid.errors)
-        return _school_page(account, _status(False), "pane", unlock_form=form)
+        _show_errors(code_form, invalid.errors)
+        return _school_page(
+            account,
+            _status(False),
+            "pane",
+            unlock_form=form,
+            unlock_code_form=code_form,
+            unlock_code_sent="code" in invalid.errors,
+        )
     db.session.commit()
     if is_htmx():
         return _school_page(account, 200, "pane")
     return redirect(url_for("accounts.school_accounts", compte=account.id))
+
+
+@bp.route(
+    "/configuration/comptes-etablissement/<int:account_id>/code-deverrouillage", methods=["POST"]
+)
+@admin_required
+def send_unlock_code(account_id: int):
+    account = _school_account(account_id)
+    if not account.is_ready:
+        abort(404)
+    try:
+        mailing = service.send_code(account, current_user)
+    except CodeRefused as refused:
+        db.session.rollback()
+        return _school_page(account, _status(False), "pane", unlock_errors=[str(refused)])
+    db.session.commit()
+    errors = _dispatch(mailing)
+    message = _("A code was sent to %(address)s.", address=account.address)
+    return _school_page(
+        account,
+        200,
+        "pane",
+        unlock_code_sent=True,
+        unlock_message=message,
+        unlock_errors=errors,
+    )
 
 
 @bp.route("/configuration/comptes-etablissement/<int:account_id>/utilisateurs")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from hpmail.accounts import service
 from hpmail.accounts.audit import SESSION_KEY
 from hpmail.accounts.models import Account, AccountAuditLine, AccountKind
-from tests.accounts.conftest import FR, HTMX, SECRET_ANSWER, unlock
+from tests.accounts.conftest import FR, HTMX, SECRET_ANSWER, code_in, unlock
 
 URL = "/configuration/comptes-etablissement"
 
@@ -136,3 +136,25 @@ def test_unlocking_is_throttled_after_five_wrong_answers(client, db, admin, make
     locked = unlock(client, account)
     assert locked.status_code == 422 and "Trop de réponses erronées" in locked.text
     assert "Donnez la réponse secrète" in tick(client, account, admin).text
+
+
+def test_an_admin_who_forgot_the_answer_unlocks_with_a_code_sent_to_the_account(
+    client, db, admin, make_user, make_account, mail_server
+):
+    sophie = make_user("staff", display_name="Sophie Bernard")
+    account = make_account()
+    sent = client.post(f"{URL}/{account.id}/code-deverrouillage", headers=HTMX)
+    assert "Un code a été envoyé à secretariat@lycee.example." in sent.text
+    code = code_in(mail_server, "secretariat@lycee.example")
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    refused = client.post(
+        f"{URL}/{account.id}/deverrouiller", data={"unlockcode-code": wrong}, headers=HTMX
+    )
+    assert "Code incorrect" in refused.text
+    assert "Donnez la réponse secrète" in tick(client, account, sophie).text
+    client.post(f"{URL}/{account.id}/deverrouiller", data={"unlockcode-code": code}, headers=HTMX)
+    assert "Enregistré" in tick(client, account, sophie).text
+    actions = db.session.scalars(
+        select(AccountAuditLine.action).where(AccountAuditLine.account_id == account.id)
+    ).all()
+    assert actions == ["wrong_code", "unlocked_by_code", "member_added"]
