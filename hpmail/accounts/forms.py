@@ -33,6 +33,14 @@ class DeleteAccountForm(FlaskForm):
     current_answer = PasswordField(_l("Secret answer"))
 
 
+class UnlockForm(FlaskForm):
+    current_answer = PasswordField(_l("Secret answer"))
+
+
+class UnlockCodeForm(FlaskForm):
+    code = StringField(_l("Code received at the account's address"))
+
+
 class PersonalAccountForm(FlaskForm):
     display_name = StringField(_l("Display name"))
     address = StringField(_l("E-mail address"))

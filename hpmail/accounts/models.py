@@ -11,9 +11,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     String,
     Table,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -34,16 +36,30 @@ account_member = Table(
 )
 
 
+PROVEN_ADDRESS = "kind = 'school' OR verified_at IS NOT NULL"
+
+
 class Account(db.Model):
     """An address hpmail sends from: shared by authorised users (school) or one user's."""
 
     __tablename__ = "account"
-    __table_args__ = (CheckConstraint("kind IN ('school', 'personal')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('school', 'personal')", name="kind"),
+        # An address is held by one account once proven (a school account holds it from its
+        # creation); unverified personal accounts may claim it meanwhile (see rules.py).
+        Index(
+            "uq_account_proven_address",
+            "address",
+            unique=True,
+            sqlite_where=text(PROVEN_ADDRESS),
+            postgresql_where=text(PROVEN_ADDRESS),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(10), index=True)
     label: Mapped[str] = mapped_column(String(120))
-    address: Mapped[str] = mapped_column(String(254), unique=True)
+    address: Mapped[str] = mapped_column(String(254))
     display_name: Mapped[str] = mapped_column(String(120), default="")
     owner_id: Mapped[int | None] = mapped_column(
         ForeignKey("user.id", ondelete="CASCADE"), index=True
@@ -77,6 +93,27 @@ class Account(db.Model):
         return self.display_name or self.label
 
 
+class AccountAuditLine(db.Model):
+    """One change made to a school account: who, when, what (shown on the account's pane).
+
+    The line outlives the account and its author (the address and name are copied), so that a
+    deletion or a transform can still be traced.
+    """
+
+    __tablename__ = "account_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="SET NULL"), index=True
+    )
+    account_address: Mapped[str] = mapped_column(String(254))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
+    user_name: Mapped[str] = mapped_column(String(120))
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(String(300), default="")
+
+
 class VerificationCode(db.Model):
     """A 6-digit code e-mailed to prove an address: hashed, single-use, expiring, few tries."""
 
@@ -96,7 +133,11 @@ class VerificationCode(db.Model):
 
 
 class MailSettings(db.Model):
-    """A user's choices: the account they send from, a reply-to, and hide-recipients (Bcc)."""
+    """A user's choices: the account they send from, a reply-to, and hide-recipients (Bcc).
+
+    Reply-to and hide-recipients are the user's, whatever account they send from, as the
+    product describes MailSettings; the settings page presents them so ("Mes options d'envoi").
+    """
 
     __tablename__ = "mail_settings"
 

@@ -65,24 +65,21 @@ def _holders(address: str, account: Account | None):
 
 
 def _is_unproven_claim(holder: Account) -> bool:
-    # A personal account never verified has sent nothing: its address is not really taken, so
-    # that a user cannot block the school's own address by typing it in their settings.
+    # A personal account not verified has not proven its address: the address is not really
+    # taken, so that a user cannot block the school's own address by typing it in their settings.
     return holder.kind == AccountKind.PERSONAL and holder.verified_at is None
 
 
 def ensure_address_free(address: str, account: Account | None = None) -> None:
-    """Raise AccountInvalid if another account already uses ``address``."""
+    """Raise AccountInvalid if another account already uses ``address``.
+
+    Only proven holders count (a school account, a verified personal account). Unproven claims
+    of other users are never deleted nor changed: several may wait for the same code-proof, the
+    first one verified takes the address (``verify_code`` checks this again), and the others
+    keep their account and archive. The database keeps proven addresses unique.
+    """
     if any(not _is_unproven_claim(holder) for holder in _holders(address, account)):
         raise AccountInvalid({"address": _("Another account already uses this address.")})
-
-
-def release_address(address: str, account: Account | None = None) -> None:
-    """Delete the unverified personal accounts that claim ``address`` (before taking it)."""
-    for holder in _holders(address, account):
-        if _is_unproven_claim(holder):
-            log.info("unverified personal account %s gives up <%s>", holder.id, address)
-            db.session.delete(holder)
-    db.session.flush()
 
 
 def clean_answer(value: str | None, field: str = "answer") -> str:

@@ -10,15 +10,9 @@ from flask_babel import ngettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from hpmail.accounts import verification
+from hpmail.accounts import audit, verification
 from hpmail.accounts.models import Account, AccountKind, account_member
-from hpmail.accounts.rules import (
-    AccountInvalid,
-    check_secret_answer,
-    clean_name_and_address,
-    clean_secret,
-    release_address,
-)
+from hpmail.accounts.rules import AccountInvalid, clean_name_and_address, clean_secret
 from hpmail.accounts.service import send_code
 from hpmail.auth.models import User
 from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
@@ -45,11 +39,11 @@ def school_accounts() -> list[Account]:
 def create_school_account(label: str, address: str, by: User) -> tuple[Account, Mailing]:
     """Create an unverified school account and queue its verification code."""
     label, address = clean_name_and_address(label, "label", address)
-    release_address(address)
     account = Account(kind=AccountKind.SCHOOL, label=label, address=address, display_name=label)
     db.session.add(account)
     db.session.flush()
     mailing = send_code(account, by)
+    audit.record(account, by, "created")
     log.info("user %s created school account %s <%s>", by.login, account.id, address)
     return account, mailing
 
@@ -64,18 +58,24 @@ def set_secret(account: Account, question: str, answer: str, by: User) -> None:
     account.secret_question = question
     account.secret_answer_hash = verification.hash_answer(answer)
     db.session.flush()
+    audit.record(account, by, "secret_set")
+    # The admin has just typed the answer: the account is unlocked for them, as after an unlock.
+    audit.unlock(account, answer, by)
     log.info("user %s finished creating school account %s", by.login, account.id)
 
 
 def update_school_account(
     account: Account, label: str, address: str, current_answer: str, by: User
 ) -> bool:
-    """Change label and address (after the secret answer); return True if a new code is needed."""
+    """Change label and address (answer given or account unlocked); return True if a new code
+    is needed."""
     label, address = clean_name_and_address(label, "label", address, account)
-    check_secret_answer(account, current_answer)
+    audit.authorise_change(account, current_answer, by)
     address_changed = address.lower() != account.address.lower()
-    if address_changed:
-        release_address(address, account)
+    pairs = ((account.label, label), (account.address, address))
+    changes = [f"{before} → {after}" for before, after in pairs if before != after]
+    if changes:
+        audit.record(account, by, "edited", "; ".join(changes))
     account.label = label
     account.display_name = label
     account.address = address
@@ -94,12 +94,13 @@ def update_school_account(
 def change_secret(
     account: Account, current_answer: str, question: str, answer: str, by: User
 ) -> None:
-    """Replace the secret question and answer (after the current answer)."""
+    """Replace the secret question and answer (always after the current answer)."""
     question, answer = clean_secret(question, answer)
-    check_secret_answer(account, current_answer)
+    audit.authorise_change(account, current_answer, by, answer_required=True)
     account.secret_question = question
     account.secret_answer_hash = verification.hash_answer(answer)
     db.session.flush()
+    audit.record(account, by, "secret_changed")
     log.info("user %s changed the secret of account %s", by.login, account.id)
 
 
@@ -114,7 +115,8 @@ def pending_emails(account: Account) -> int:
 
 
 def delete_account(account: Account, current_answer: str, by: User) -> None:
-    """Delete ``account`` (after the secret answer) unless e-mails of it wait in the outbox."""
+    """Delete ``account`` (answer given or account unlocked) unless e-mails of it wait in the
+    outbox; its audit lines are kept."""
     waiting = pending_emails(account)
     if waiting:
         raise AccountInvalid(
@@ -128,8 +130,9 @@ def delete_account(account: Account, current_answer: str, by: User) -> None:
                 )
             }
         )
-    if account.secret_answer_hash is not None:
-        check_secret_answer(account, current_answer)
+    audit.authorise_change(account, current_answer, by)
+    audit.record(account, by, "deleted")
+    audit.forget_account(account)
     log.info("user %s deleted account %s <%s>", by.login, account.id, account.address)
     db.session.delete(account)
     db.session.flush()
@@ -164,15 +167,21 @@ def member_checklist(account: Account, query: str = "") -> list[tuple[User, bool
 
 
 def set_member(account: Account, user: User, authorised: bool, by: User) -> None:
-    """Authorise ``user`` to send as ``account``, or withdraw it (effective at once)."""
+    """Authorise ``user`` to send as ``account``, or withdraw it (effective at once; the account
+    must be unlocked)."""
     if not account.is_school:
         raise AccountInvalid({"members": _("Only a school account has authorised users.")})
+    audit.authorise_change(account, None, by)
     is_member = user in account.members
-    if authorised and not is_member:
+    if authorised == is_member:
+        return
+    if authorised:
         account.members.append(user)
-    elif not authorised and is_member:
+    else:
         account.members.remove(user)
     db.session.flush()
+    who = f"{user.display_name} ({user.login})"
+    audit.record(account, by, "member_added" if authorised else "member_removed", who)
     log.info(
         "user %s %s user %s on account %s",
         by.login,
@@ -199,12 +208,15 @@ def transform_refusal(account: Account) -> str | None:
     return None
 
 
-def transform_to_personal(account: Account, by: User) -> User:
-    """Give ``account`` to its only authorised user as a personal account; return that user."""
+def transform_to_personal(account: Account, by: User, current_answer: str | None = None) -> User:
+    """Give ``account`` to its only authorised user as a personal account (answer given or
+    account unlocked); return that user."""
     reason = transform_refusal(account)
     if reason:
         raise AccountInvalid({"transform": reason})
+    audit.authorise_change(account, current_answer, by)
     owner = account.members[0]
+    audit.record(account, by, "transformed", f"{owner.display_name} ({owner.login})")
     account.kind = AccountKind.PERSONAL
     account.owner_id = owner.id
     account.display_name = account.display_name or account.label

@@ -20,7 +20,7 @@ from hpmail.accounts.rules import (
     AccountInvalid,
     clean_address,
     clean_name_and_address,
-    release_address,
+    ensure_address_free,
 )
 from hpmail.auth.models import User, utcnow
 from hpmail.delivery.models import Mailing, MailingKind
@@ -93,7 +93,14 @@ def send_code(account: Account, by: User) -> Mailing:
 
 
 def verify_code(account: Account, code: str, by: User) -> None:
-    """Mark ``account``'s address as proven by ``code`` or raise CodeRefused."""
+    """Mark ``account``'s address as proven by ``code`` or raise CodeRefused.
+
+    Another user's account may have proven the same address first: then this one is refused.
+    """
+    try:
+        ensure_address_free(account.address, account)
+    except AccountInvalid as taken:
+        raise verification.CodeRefused(taken.errors["address"]) from None
     verification.check_code(account, code)
     log.info("user %s verified account %s <%s>", by.login, account.id, account.address)
 
@@ -122,7 +129,6 @@ def save_personal_account(user: User, display_name: str, address: str) -> tuple[
     """Create or change ``user``'s personal account; return it and whether a code must be sent."""
     account = personal_account(user)
     display_name, address = clean_name_and_address(display_name, "display_name", address, account)
-    release_address(address, account)
     if account is None:
         account = Account(kind=AccountKind.PERSONAL, owner_id=user.id, address=address)
         db.session.add(account)
@@ -185,7 +191,13 @@ def _is_usable(account: Account) -> bool:
         return account.is_ready
     if account.verified_at is not None:
         return True
-    return not server_settings().require_personal_verification
+    if server_settings().require_personal_verification:
+        return False
+    try:  # an unproven claim never sends as an address another account has proven
+        ensure_address_free(account.address, account)
+    except AccountInvalid:
+        return False
+    return True
 
 
 def may_send_as(user_id: int | None, account_id: int | None) -> bool:
@@ -277,9 +289,12 @@ def sender_for(user: User, account_id: int | None):
 
 
 def visible_accounts(user: User) -> list[Account]:
-    """Return the accounts whose sent e-mails ``user`` may read in the archive."""
-    if user.is_admin:
-        return list(db.session.scalars(select(Account).order_by(Account.label)))
+    """Return the accounts whose sent e-mails ``user`` may read in the archive.
+
+    The same rule for everyone, the admin included: one's own personal account and the school
+    accounts one is authorised on. Nobody reads another user's personal mail; the admin runs the
+    outbox (Serveur › File d'envoi) with subjects and states, not the archive of others.
+    """
     return authorised_school_accounts(user) + personal_accounts(user)
 
 

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from hpmail.accounts import school, service
+from hpmail.accounts import audit, school, service
 from hpmail.accounts.forms import (
     ChangeSecretForm,
     CodeForm,
@@ -19,6 +19,8 @@ from hpmail.accounts.forms import (
     PersonalAccountForm,
     SchoolAccountForm,
     SecretForm,
+    UnlockCodeForm,
+    UnlockForm,
 )
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import CodeRefused, seconds_before_resend
@@ -83,6 +85,8 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
         ),
         "change_secret_form": ChangeSecretForm(formdata=None, prefix="secret"),
         "delete_form": DeleteAccountForm(formdata=None, prefix="delete"),
+        "unlock_form": UnlockForm(formdata=None, prefix="unlock"),
+        "unlock_code_form": UnlockCodeForm(formdata=None, prefix="unlockcode"),
     }
     forms.update(ctx)
     query = request.args.get("q", "")
@@ -99,6 +103,10 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
         query=query,
         transform_refusal=school.transform_refusal(selected) if selected else None,
         resend_wait=seconds_before_resend(selected) if selected else 0,
+        unlocked_until=audit.unlocked_until(selected, current_user) if selected else None,
+        audit_lines=audit.audit_lines(selected) if selected and fragment != "checklist" else [],
+        audit_actions=audit.ACTIONS,
+        unlock_minutes=audit.UNLOCK_MINUTES,
         **forms,
     )
     response.status_code = status
@@ -149,15 +157,15 @@ def check_code(account_id: int):
     db.session.commit()
     response = _school_page(account, 200, "pane", code_message=_("The address is verified."))
     if is_htmx():  # the account's state changed in the list too: swap its rows out of band
-        rows = render_block(
-            SCHOOL_PAGE,
-            "account_rows",
-            oob=True,
-            accounts=school.school_accounts(),
-            selected=account,
-        )
-        response.set_data(response.get_data(as_text=True) + rows)
+        response.set_data(response.get_data(as_text=True) + _account_rows_oob(account))
     return response
+
+
+def _account_rows_oob(selected: Account) -> str:
+    """Return the school accounts' rows to swap out of band (state and user count follow)."""
+    return render_block(
+        SCHOOL_PAGE, "account_rows", oob=True, accounts=school.school_accounts(), selected=selected
+    )
 
 
 @bp.route("/configuration/comptes-etablissement/<int:account_id>/renvoyer-code", methods=["POST"])
@@ -273,6 +281,61 @@ def delete_school_account(account_id: int):
     return redirect(url_for("accounts.school_accounts"))
 
 
+@bp.route("/configuration/comptes-etablissement/<int:account_id>/deverrouiller", methods=["POST"])
+@admin_required
+def unlock_account(account_id: int):
+    account = _school_account(account_id)
+    form = UnlockForm(prefix="unlock")
+    code_form = UnlockCodeForm(prefix="unlockcode")
+    try:
+        if code_form.code.data is not None:  # the code form, for an admin who forgot the answer
+            audit.unlock_with_code(account, code_form.code.data, current_user)
+        else:
+            audit.unlock(account, form.current_answer.data, current_user)
+    except service.AccountInvalid as invalid:
+        db.session.commit()  # the wrong answer or code counts towards the limit, and is audited
+        _show_errors(form, invalid.errors)
+        _show_errors(code_form, invalid.errors)
+        return _school_page(
+            account,
+            _status(False),
+            "pane",
+            unlock_form=form,
+            unlock_code_form=code_form,
+            unlock_code_sent="code" in invalid.errors,
+        )
+    db.session.commit()
+    if is_htmx():
+        return _school_page(account, 200, "pane")
+    return redirect(url_for("accounts.school_accounts", compte=account.id))
+
+
+@bp.route(
+    "/configuration/comptes-etablissement/<int:account_id>/code-deverrouillage", methods=["POST"]
+)
+@admin_required
+def send_unlock_code(account_id: int):
+    account = _school_account(account_id)
+    if not account.is_ready:
+        abort(404)
+    try:
+        mailing = service.send_code(account, current_user)
+    except CodeRefused as refused:
+        db.session.rollback()
+        return _school_page(account, _status(False), "pane", unlock_errors=[str(refused)])
+    db.session.commit()
+    errors = _dispatch(mailing)
+    message = _("A code was sent to %(address)s.", address=account.address)
+    return _school_page(
+        account,
+        200,
+        "pane",
+        unlock_code_sent=True,
+        unlock_message=message,
+        unlock_errors=errors,
+    )
+
+
 @bp.route("/configuration/comptes-etablissement/<int:account_id>/utilisateurs")
 @admin_required
 def member_checklist(account_id: int):
@@ -291,11 +354,32 @@ def toggle_member(account_id: int, user_id: int):
     if user is None or not user.active:
         abort(404)
     authorised = request.form.get("authorised") in ("1", "on", "true")
-    school.set_member(account, user, authorised, current_user)
+    try:
+        school.set_member(account, user, authorised, current_user)
+    except service.AccountInvalid as invalid:
+        db.session.rollback()
+        if not is_htmx():
+            flash(" ".join(invalid.errors.values()), "error")
+            return redirect(url_for("accounts.school_accounts", compte=account.id))
+        context = {
+            "selected": account,
+            "user": user,
+            "authorised": user in account.members,
+            "row_error": " ".join(invalid.errors.values()),
+        }
+        response = current_app.make_response(render_block(SCHOOL_PAGE, "member_row", **context))
+        response.vary.add("HX-Request")
+        return response
     db.session.commit()
     if not is_htmx():
         return redirect(url_for("accounts.school_accounts", compte=account.id))
-    context = {"selected": account, "user": user, "authorised": authorised, "saved": True}
+    context = {
+        "selected": account,
+        "user": user,
+        "authorised": authorised,
+        "saved": True,
+        "unlocked_until": audit.unlocked_until(account, current_user),
+    }
     row = render_block(SCHOOL_PAGE, "member_row", **context)
     # The transform button depends on how many users are authorised: swap it out of band.
     button = render_block(
@@ -305,7 +389,15 @@ def toggle_member(account_id: int, user_id: int):
         transform_refusal=school.transform_refusal(account),
         **context,
     )
-    response = current_app.make_response(row + button)
+    # So do the state and user count of the accounts table, and the account's history.
+    history = render_block(
+        SCHOOL_PAGE,
+        "history",
+        oob=True,
+        audit_lines=audit.audit_lines(account),
+        audit_actions=audit.ACTIONS,
+    )
+    response = current_app.make_response(row + button + _account_rows_oob(account) + history)
     response.vary.add("HX-Request")
     return response
 
@@ -317,10 +409,18 @@ def toggle_member(account_id: int, user_id: int):
 def transform_account(account_id: int):
     account = _school_account(account_id)
     reason = school.transform_refusal(account)
+    form = UnlockForm(prefix="unlock")
     if request.method == "POST" and not reason:
         if request.form.get("confirm") != "yes":
             return redirect(url_for("accounts.school_accounts", compte=account.id))
-        owner = school.transform_to_personal(account, current_user)
+        try:
+            owner = school.transform_to_personal(account, current_user, form.current_answer.data)
+        except service.AccountInvalid as invalid:
+            _end_refused(invalid)
+            _show_errors(form, invalid.errors)
+            member = account.members[0]
+            page = render("accounts/transform.html", account=account, member=member, form=form)
+            return page, 422
         db.session.commit()
         flash(
             _(
@@ -333,7 +433,15 @@ def transform_account(account_id: int):
         return redirect(url_for("accounts.school_accounts"))
     status = 422 if reason and request.method == "POST" else 200
     member = account.members[0] if not reason else None
-    return render("accounts/transform.html", account=account, reason=reason, member=member), status
+    unlocked = audit.unlocked_until(account, current_user)
+    page = render(
+        "accounts/transform.html",
+        account=account,
+        reason=reason,
+        member=member,
+        form=None if unlocked else UnlockForm(formdata=None, prefix="unlock"),
+    )
+    return page, status
 
 
 # --- Configuration › Paramétrer l'envoi d'e-mails pour ce poste -------------------------------

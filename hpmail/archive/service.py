@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.headerregistry import Address as HeaderAddress
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 
 from flask import abort
+from flask_babel import format_datetime
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import aliased, selectinload
 
 from hpmail.accounts.models import Account
@@ -52,6 +54,16 @@ STATE_LABELS = {
     "accepted": _l("Sent"),
     "refused": _l("Failed"),
 }
+# The headers the detail pane shows, in this order, each with its label in the reader's language.
+HEADER_LABELS = {
+    "From": _l("From"),
+    "To": _l("To"),
+    "Cc": _l("Cc"),
+    "Reply-To": _l("Reply to"),
+    "Subject": _l("Subject"),
+    "Date": _l("Date"),
+    "Message-ID": _l("Message-ID"),
+}
 SORTS = ("date", "from", "subject", "recipients", "state")
 SERVER_MAILINGS = "none"  # the account filter value for the server's own e-mails (admin only)
 
@@ -84,25 +96,25 @@ class ArchivePage:
 
 
 def visibility(user, account: str = ""):
-    """Return the WHERE clause of the mailings ``user`` may see, narrowed to one account."""
-    if user.is_admin:
-        if account == SERVER_MAILINGS:
-            return Mailing.account_id.is_(None)
-        if account.isdigit():
-            return Mailing.account_id == int(account)
-        return True
+    """Return the WHERE clause of the mailings ``user`` may see, narrowed to one account.
+
+    Everyone sees the mail of the accounts ``visible_accounts`` gives them; the admin also sees the
+    server's own e-mails (tests, codes), which belong to no account.
+    """
+    if user.is_admin and account == SERVER_MAILINGS:
+        return Mailing.account_id.is_(None)
     ids = [a.id for a in visible_accounts(user)]
     if account.isdigit():
-        ids = [i for i in ids if i == int(account)]
+        return Mailing.account_id.in_([i for i in ids if i == int(account)])
+    if user.is_admin:
+        return or_(Mailing.account_id.in_(ids), Mailing.account_id.is_(None))
     return Mailing.account_id.in_(ids)
 
 
 def can_see(user, mailing: Mailing) -> bool:
-    """Tell whether ``user`` may read this mailing (admin: all; others: their accounts')."""
-    if user.is_admin:
-        return True
+    """Tell whether ``user`` may read this mailing (their accounts'; the admin: the server's)."""
     if mailing.account_id is None:
-        return False
+        return user.is_admin
     return mailing.account_id in {a.id for a in visible_accounts(user)}
 
 
@@ -224,8 +236,20 @@ def account_choices(user) -> list[tuple[str, str]]:
     return choices
 
 
+def labelled(headers: list[tuple[str, object]]) -> list[tuple[str, str]]:
+    """Return the headers with their labels and dates in the reader's language."""
+    return [
+        (
+            str(HEADER_LABELS.get(name, name)),
+            format_datetime(value, "long") if isinstance(value, datetime) else str(value),
+        )
+        for name, value in headers
+    ]
+
+
 def headers_as_sent(mailing: Mailing, email: OutboundEmail) -> list[tuple[str, str]]:
-    """Return the headers of ``email`` as the delivery engine builds them (Bcc never shown)."""
+    """Return the labelled headers of ``email`` as the delivery engine builds them (Bcc never
+    shown): the values are those sent, the date shown in the reader's language and time zone."""
     to = [(r.name, r.address) for r in email.recipients if r.field == "to"]
     cc = [(r.name, r.address) for r in email.recipients if r.field == "cc"]
     try:
@@ -233,13 +257,17 @@ def headers_as_sent(mailing: Mailing, email: OutboundEmail) -> list[tuple[str, s
         raw = mailing_messages(mailing, server_settings()).message_bytes(email.message_id, to, cc)
     except (ValueError, TypeError) as error:  # an address the builder no longer accepts
         log.warning("mailing %s: headers not rebuilt: %s", mailing.id, error)
-        return headers_from_rows(mailing, email, to, cc)
+        return labelled(headers_from_rows(mailing, email, to, cc))
     message = BytesHeaderParser(policy=default_policy).parsebytes(raw)
-    shown = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
-    return [(name, str(message[name])) for name in shown if message[name] is not None]
+    headers = []
+    for name in HEADER_LABELS:
+        value = message[name]
+        if value is not None:
+            headers.append((name, value.datetime if name == "Date" else str(value)))
+    return labelled(headers)
 
 
-def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tuple[str, str]]:
+def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tuple[str, object]]:
     """Return the main headers as the rows hold them (when the message cannot be rebuilt)."""
 
     def shown(pairs) -> str:
@@ -254,7 +282,7 @@ def headers_from_rows(mailing: Mailing, email: OutboundEmail, to, cc) -> list[tu
         headers.append(("Reply-To", mailing.reply_to))
     headers += [
         ("Subject", mailing.subject),
-        ("Date", str(mailing.created_at)),
+        ("Date", mailing.created_at),
         ("Message-ID", email.message_id),
     ]
     return headers
@@ -309,7 +337,7 @@ def may_resend(user, mailing: Mailing) -> bool:
     """Tell whether ``user`` may send the failed e-mails of ``mailing`` again."""
     if mailing.account_id is None:
         return user.is_admin
-    return user.is_admin or may_send_as(user.id, mailing.account_id)
+    return may_send_as(user.id, mailing.account_id)
 
 
 def unresolved_failures(mailing_ids: list[int]) -> dict[int, int]:

@@ -71,3 +71,12 @@ def make_account(db, make_user):
         return account
 
     return make
+
+
+def unlock(client, account, answer: str = SECRET_ANSWER):
+    """Give the secret answer of ``account`` on its page: its changes are unlocked a while."""
+    return client.post(
+        f"/configuration/comptes-etablissement/{account.id}/deverrouiller",
+        data={"unlock-current_answer": answer},
+        headers=FR,
+    )

@@ -92,3 +92,33 @@ def test_hovering_the_shared_icon_lists_the_other_users(
     tip = page.locator(f"#tip-{account.id}")
     tip.get_by_text("Julien Petit").wait_for()
     assert "Sophie Bernard" not in tip.inner_text()
+
+
+def test_admin_unlocks_a_school_account_with_its_answer_then_ticks_a_user_and_the_count_follows(
+    page, sign_in_page, make_user, make_account, db
+):
+    from tests.accounts.conftest import SECRET_ANSWER
+
+    sophie = make_user("staff", display_name="Sophie Bernard")
+    account = make_account()
+    sign_in_page("admin")
+    page.goto(f"/configuration/comptes-etablissement?compte={account.id}")
+    box = page.locator(f"#member-{sophie.id}").get_by_role("checkbox")
+    assert box.is_disabled()  # locked until the answer is given
+    page.locator("#unlock").get_by_label("Réponse secrète").fill("Baudelaire")
+    page.get_by_role("button", name="Déverrouiller les modifications").click()
+    page.get_by_text("Réponse secrète incorrecte. Rien n'a été modifié.").wait_for()
+    page.locator("#unlock").get_by_label("Réponse secrète").fill(SECRET_ANSWER)
+    page.get_by_role("button", name="Déverrouiller les modifications").click()
+    page.locator("#unlock").get_by_text("Déverrouillé").wait_for()
+    row = page.locator("#account-rows tr", has_text=account.address)
+    assert row.locator("td").nth(3).inner_text() == "0"
+    page.locator(f"#member-{sophie.id}").get_by_role("checkbox").check()
+    page.locator(f"#member-{sophie.id}").get_by_text("Enregistré").wait_for()
+    # The users column of the accounts table follows at once (out-of-band swap).
+    page.locator("#account-rows tr", has_text=account.address).locator("td").nth(3).get_by_text(
+        "1", exact=True
+    ).wait_for()
+    page.locator(".history").get_by_text("Utilisateur autorisé").wait_for(state="attached")
+    db.session.expire_all()
+    assert service.may_send_as(sophie.id, account.id)

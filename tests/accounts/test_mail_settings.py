@@ -183,3 +183,69 @@ def test_another_user_s_personal_code_cannot_be_checked(
     login_as("teacher")
     response = client.post(f"{URL}/compte-personnel/code", data={"code": "123456"}, headers=HTMX)
     assert response.status_code == 404
+
+
+def test_saving_an_address_another_user_is_verifying_never_deletes_their_account(
+    client, db, login_as, make_user, make_account, mail_server
+):
+    from hpmail.delivery.models import Mailing
+
+    julien = make_user("teacher")
+    own = make_account("julien@lycee.example", kind="personal", owner=julien, label="Julien")
+    db.session.add(
+        Mailing(
+            author_id=julien.id,
+            account_id=own.id,
+            subject="Sortie au musée",
+            sender_address=own.address,
+        )
+    )
+    db.session.commit()
+    # Julien moves his account to a new address: unverified until he types the code.
+    login_as(julien)
+    client.post(
+        f"{URL}/compte-personnel",
+        data={"display_name": "Julien", "address": "contact@lycee.example"},
+        headers=FR,
+    )
+    julien_code = code_in(mail_server, "contact@lycee.example")
+    client.post("/deconnexion")
+
+    login_as("staff")
+    response = client.post(
+        f"{URL}/compte-personnel",
+        data={"display_name": "Sophie", "address": "contact@lycee.example"},
+        headers=FR,
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    kept = db.session.get(Account, own.id)
+    assert kept is not None and kept.owner_id == julien.id
+    assert [a.id for a in service.visible_accounts(julien)] == [own.id]  # his archive stays
+    mailing = db.session.scalar(select(Mailing).where(Mailing.subject == "Sortie au musée"))
+    assert mailing.account_id == own.id
+
+    # Whoever proves the address first takes it; the other is told so, in French, and keeps
+    # their account.
+    sophie_code = code_in(mail_server, "contact@lycee.example")
+    checked = client.post(f"{URL}/compte-personnel/code", data={"code": sophie_code}, headers=HTMX)
+    assert "adresse est vérifiée" in checked.text
+    client.post("/deconnexion")
+    login_as(julien)
+    late = client.post(f"{URL}/compte-personnel/code", data={"code": julien_code}, headers=HTMX)
+    assert late.status_code == 200 and "Un autre compte utilise déjà cette adresse." in late.text
+    db.session.expire_all()
+    assert db.session.get(Account, own.id).verified_at is None
+
+
+def test_reply_to_and_hide_recipients_are_shown_as_the_user_s_options_for_every_account(
+    client, db, login_as, make_account
+):
+    sophie = login_as("staff")
+    make_account(members=[sophie])
+    make_account("direction@lycee.example", members=[sophie], label="Direction")
+    page = html.unescape(client.get(URL, headers=FR).text)
+    options = page.split('id="account-options"')[1].split("</section>")[0]
+    assert "Mes options d'envoi" in options
+    assert "valent pour tous les comptes" in options
+    assert "Options de" not in options  # not presented as one account's options

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from hpmail.accounts import school, service
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.delivery.models import Mailing
-from tests.accounts.conftest import FR, HTMX
+from tests.accounts.conftest import FR, HTMX, unlock
 
 URL = "/configuration/comptes-etablissement"
 
@@ -30,6 +30,7 @@ def test_ticking_a_user_saves_at_once_and_unticking_removes_them(
 ):
     sophie = make_user("staff", display_name="Sophie Bernard")
     account = make_account()
+    unlock(client, account)
     row = toggle(client, account, sophie, True)
     assert row.status_code == 200
     assert f'id="member-{sophie.id}"' in row.text and "checked" in row.text
@@ -105,6 +106,7 @@ def test_transform_asks_yes_or_no_then_gives_the_account_and_its_history_to_the_
 ):
     sophie = make_user("staff")
     account = make_account(members=[sophie])
+    unlock(client, account)
     db.session.add(
         Mailing(
             author_id=admin.id,
@@ -142,6 +144,7 @@ def test_without_javascript_a_row_form_saves_the_box_and_comes_back_to_the_page(
 ):
     sophie = make_user("staff")
     account = make_account()
+    unlock(client, account)
     response = client.post(
         f"{URL}/{account.id}/utilisateurs/{sophie.id}", data={"authorised": "1"}, headers=FR
     )
@@ -149,3 +152,20 @@ def test_without_javascript_a_row_form_saves_the_box_and_comes_back_to_the_page(
     assert response.headers["Location"].endswith(f"{URL}?compte={account.id}")
     db.session.expire_all()
     assert service.may_send_as(sophie.id, account.id)
+
+
+def test_ticking_a_user_updates_the_user_count_in_the_accounts_table_at_once(
+    client, db, admin, make_user, make_account
+):
+    sophie = make_user("staff", display_name="Sophie Bernard")
+    julien = make_user("teacher", display_name="Julien Petit")
+    account = make_account(members=[julien])
+    unlock(client, account)
+    row = toggle(client, account, sophie, True)
+    rows = row.text.split('id="account-rows"')[1].split("</tbody>")[0]
+    assert 'hx-swap-oob="true"' in rows
+    assert f"<td>{account.address}</td>" in rows
+    assert "<td>2</td>" in rows
+    row = toggle(client, account, sophie, False)
+    rows = row.text.split('id="account-rows"')[1].split("</tbody>")[0]
+    assert "<td>1</td>" in rows and "<td>2</td>" not in rows

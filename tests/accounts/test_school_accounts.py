@@ -413,8 +413,13 @@ def test_a_user_cannot_block_the_school_s_address_with_an_unverified_personal_ac
     db.session.commit()
     response = create(client, label="Direction", address="direction@lycee.example")
     assert response.status_code == 302
-    accounts = db.session.scalars(select(Account)).all()
-    assert [(a.kind, a.address) for a in accounts] == [("school", "direction@lycee.example")]
+    accounts = db.session.scalars(select(Account).order_by(Account.id)).all()
+    # The claim is not deleted (it is the user's account) but gives no right to the address.
+    assert [(a.kind, a.address, a.verified_at) for a in accounts] == [
+        ("personal", "direction@lycee.example", None),
+        ("school", "direction@lycee.example", None),
+    ]
+    assert service.usable_accounts(squatter) == []
 
 
 def test_a_verified_personal_address_stays_taken(client, db, admin, make_user, make_account):

@@ -106,7 +106,7 @@ def test_detail_shows_headers_body_attachments_and_each_recipients_state(
     pane = client.get(f"/e-mails/{mailing.id}", headers=HTMX)
     assert pane.status_code == 200 and "<html" not in pane.text
     assert "Message-ID" in pane.text and mailing.emails[0].message_id.strip("<>") in pane.text
-    assert "From" in pane.text and mine.address in pane.text
+    assert "<dt>De</dt>" in pane.text and mine.address in pane.text
     assert 'sandbox=""' in pane.text and "le planning" in pane.text
     assert "alert(1)" not in pane.text
     assert "550" in pane.text and "Boite inconnue" in pane.text
@@ -175,3 +175,19 @@ def test_a_deferred_email_shows_as_deferred_with_the_servers_words(client, sende
     assert "Différé" in client.get("/e-mails", headers=FR).text
     pane = client.get(f"/e-mails/{mailing.id}", headers=HTMX).text
     assert "451" in pane and "Serveur surchargé" in pane
+
+
+def test_detail_labels_the_headers_in_french_and_shows_a_french_date(client, sender, db):
+    from hpmail.accounts.service import default_account
+
+    mine = default_account(sender)
+    mailing = send(db, sender, mine, "Conseil de classe", to=("parent@example.org",))
+    pane = client.get(f"/e-mails/{mailing.id}", headers=HTMX).text
+    headers = pane.split('<dl class="headers">')[1].split("</dl>")[0]
+    labels = [part.split("</dt>")[0] for part in headers.split("<dt>")[1:]]
+    assert labels[:4] == ["De", "À", "Objet", "Date"]
+    months = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août")
+    months += ("septembre", "octobre", "novembre", "décembre")
+    date = headers.split("<dt>Date</dt><dd>")[1].split("</dd>")[0]
+    assert any(month in date for month in months), date
+    assert mailing.created_at.strftime("%a, ") not in date  # not the raw RFC 2822 date

@@ -94,19 +94,42 @@ def test_school_account_members_see_its_mail_but_not_server_mail(
     assert "Partagé" in listing and "Test du serveur" not in listing
 
 
-def test_admin_sees_every_mailing_including_the_servers(
+def test_admin_reads_only_their_own_accounts_mail_and_the_servers_but_keeps_the_outbox(
     client, db, make_user, login_as, personal_account, delivery_settings, smtp_server
 ):
     delivery_settings(smtp_server)
+    smtp_server.refuse("refuse@example.org")
     author = make_user("staff")
-    send(db, author, personal_account(author), "Personnel")
+    pdf = store_attachment(b"%PDF-1.4 bilan", "application/pdf")
+    private = send(
+        db,
+        author,
+        personal_account(author),
+        "Bilan Dupont",
+        body="Dossier médical",
+        to=("refuse@example.org",),
+        attachments=[AttachmentSpec(pdf, "bilan.pdf")],
+    )
     server = send(db, None, None, "Test du serveur")
-    login_as("admin")
+    admin = login_as("admin")
+    school = school_account(db, "scolarite@lycee-demo.fr", [admin, author])
+    shared = send(db, author, school, "Partagé")
     listing = client.get("/e-mails", headers=FR).text
-    assert "Personnel" in listing and "Test du serveur" in listing
+    assert "Partagé" in listing and "Test du serveur" in listing
+    assert "Bilan Dupont" not in listing
+    assert "Bilan Dupont" not in client.get("/e-mails?q=dossier", headers=HTMX).text
+    filtered = client.get(f"/e-mails?account={private.account_id}", headers=HTMX).text
+    assert "Bilan Dupont" not in filtered
+    assert f'value="{private.account_id}"' not in listing  # not in the account picker either
+    for method, path in archive_urls(client.application, private):
+        assert client.open(path, method=method, headers=FR).status_code in (403, 404), path
     only_server = client.get("/e-mails?account=none", headers=HTMX).text
-    assert "Test du serveur" in only_server and "Personnel" not in only_server
+    assert "Test du serveur" in only_server and "Partagé" not in only_server
     assert client.get(f"/e-mails/{server.id}").status_code == 200
+    assert client.get(f"/e-mails/{shared.id}").status_code == 200
+    # Operations: the outbox still lists every waiting or failed e-mail's subject and state.
+    outbox = client.get("/serveur/file-envoi", headers=FR).text
+    assert "Bilan Dupont" in outbox
 
 
 def test_a_final_failure_is_visible_to_its_author_with_the_servers_words(
