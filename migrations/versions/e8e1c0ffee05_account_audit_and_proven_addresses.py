@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e8e1c0ffee05'
-down_revision = '7f51dc3c2496'
+down_revision = 'c8c1c0ffee03'
 branch_labels = None
 depends_on = None
 
