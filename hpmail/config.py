@@ -26,6 +26,8 @@ class Defaults:
     # Demo mode loads the demo school and starts the local test mailbox (HPMAIL_DEMO=0: off).
     DEMO = True
     # Web
+    # How passwords and secret answers are hashed (werkzeug: "scrypt", "pbkdf2:sha256:600000").
+    PASSWORD_HASH_METHOD = "scrypt"  # noqa: S105 - a method name, not a password
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = False  # HPMAIL_SESSION_COOKIE_SECURE=1 behind HTTPS

@@ -20,6 +20,8 @@ pytest_plugins = [
 ]
 
 PASSWORD = "correct horse battery"
+# Hashing with scrypt is most of the cost of a test that signs in; the rule is tested apart.
+FAST_HASH = "pbkdf2:sha256:1000"
 
 
 class CsrfClient(FlaskClient):
@@ -47,6 +49,7 @@ def app_config(tmp_path) -> dict:
     """Config of the test app; a test or a fixture may add to it before ``app`` is built."""
     return {
         "TESTING": True,
+        "PASSWORD_HASH_METHOD": FAST_HASH,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "SECRET_KEY": "test-secret-key",
         "DEMO": False,

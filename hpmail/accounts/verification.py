@@ -18,10 +18,10 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import func, or_, select, update
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 
 from hpmail.accounts.models import Account, VerificationCode
-from hpmail.auth.models import utcnow
+from hpmail.auth.models import hash_secret, utcnow
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def normalise_answer(answer: str) -> str:
 
 def hash_answer(answer: str) -> str:
     """Return the stored form of a secret answer."""
-    return generate_password_hash(normalise_answer(answer))
+    return hash_secret(normalise_answer(answer))
 
 
 def check_answer(account: Account, answer: str) -> None:

@@ -6,6 +6,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from math import ceil
 
 from flask import current_app
@@ -29,8 +30,12 @@ PASSWORD_MAX_LENGTH = 200
 ATTEMPTS_KEPT = timedelta(days=1)
 # Readable without ambiguity when read aloud or copied by hand: no 0/O, 1/l/I.
 READABLE_CHARACTERS = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-# Checked when the login is unknown: a wrong login then takes as long as a wrong password.
-_DUMMY_HASH = generate_password_hash("not a password of anyone")
+
+
+@cache
+def _dummy_hash(method: str) -> str:
+    """Return the hash checked for an unknown login, so that it takes as long as a known one."""
+    return generate_password_hash("not a password of anyone", method=method)
 
 
 class SignInRefused(Exception):
@@ -142,7 +147,7 @@ def check_password_throttled(user: User | None, login: str, password: str, addre
         log.warning("password check of login=%s addr=%s slowed down (%s)", login, address, wait)
         raise SignInRefused(wait)
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
     succeeded = bool(user and user.check_password(password) and user.active)
     db.session.add(SignInAttempt(login=login, remote_addr=address, succeeded=succeeded))
     db.session.flush()

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from hpmail import create_app
+from hpmail.accounts.verification import hash_answer
 from hpmail.auth import service
-from hpmail.auth.models import SignInAttempt, utcnow
+from hpmail.auth.models import SignInAttempt, User, utcnow
 from hpmail.extensions import db as _db
 from tests.conftest import PASSWORD, CsrfClient
 
@@ -248,3 +249,13 @@ def test_a_session_cookie_copied_before_a_password_change_no_longer_works(app, c
     assert client.get("/").status_code == 200  # this browser stays signed in
     response = thief.get("/")
     assert response.status_code == 302 and "/connexion" in response.headers["Location"]
+
+
+def test_passwords_and_secret_answers_are_hashed_with_scrypt_unless_configured(tmp_path):
+    app = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path), "DEMO": False})
+    with app.app_context():
+        user = User(login="sophie", display_name="Sophie", role="staff")
+        user.set_password("correct horse battery")
+        assert user.password_hash.startswith("scrypt:")
+        assert hash_answer("Nantes").startswith("scrypt:")
+        assert user.check_password("correct horse battery")
