@@ -39,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     configure(app, test_config)
     configure_extensions(app)
     configure_blueprints(app)
+    configure_sender_checks(app)
     configure_cli(app)
     return app
 
@@ -109,6 +110,14 @@ def configure_blueprints(app: Flask) -> None:
         app.register_blueprint(module.bp)
         if hasattr(module, "init_app"):
             module.init_app(app)
+
+
+def configure_sender_checks(app: Flask) -> None:
+    """Let the worker check, before each send, that the author may still send as the account."""
+    from hpmail.accounts.service import sender_check
+    from hpmail.delivery.outbox import register_sender_check
+
+    register_sender_check(app, sender_check)
 
 
 def configure_cli(app: Flask) -> None:

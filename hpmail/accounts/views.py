@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, abort, current_app, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
@@ -25,7 +25,7 @@ from hpmail.accounts.forms import (
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import CodeRefused, seconds_before_resend
 from hpmail.auth.models import User
-from hpmail.delivery.outbox import dispatch, register_sender_check
+from hpmail.delivery.outbox import dispatch
 from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, render, whole_number
 
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 
 SCHOOL_PAGE = "accounts/school_accounts.html"
 SETTINGS_PAGE = "accounts/mail_settings.html"
-
-
-def init_app(app: Flask) -> None:
-    register_sender_check(service.sender_check)
 
 
 def _show_errors(form, errors: dict[str, str]) -> list[str]:

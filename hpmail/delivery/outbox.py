@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_babel import gettext as _
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
@@ -120,10 +120,15 @@ class OutboxBusy(RuntimeError):
     """The database stayed locked: nothing was written, the user may try again."""
 
 
-def register_sender_check(check: Callable[[Mailing], str | None]) -> None:
-    """Make the worker call ``check(mailing)`` before sending; a reason fails the e-mail."""
-    if check not in sending.SENDER_CHECKS:
-        sending.SENDER_CHECKS.append(check)
+def register_sender_check(app: Flask, check: Callable[[Mailing], str | None]) -> None:
+    """Make ``app``'s deliveries call ``check(mailing)`` before sending; a reason fails the e-mail.
+
+    Delivery cannot import the layers above it that know who may send as which address: they
+    hand their rule in, from ``create_app``, so that the worker applies it however it started.
+    """
+    checks = app.extensions.setdefault(sending.SENDER_CHECKS, [])
+    if check not in checks:
+        checks.append(check)
 
 
 def _check_length(value: str | None, limit: int, what: str) -> None:

@@ -42,8 +42,8 @@ from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
-# Checks registered by higher floors (accounts): fn(mailing) -> reason to refuse, or None.
-SENDER_CHECKS: list = []
+# The app's sender checks (``outbox.register_sender_check``): fn(mailing) -> reason, or None.
+SENDER_CHECKS = "hpmail.sender_checks"
 
 
 def require_returning() -> None:
@@ -230,7 +230,7 @@ def messages_of(mailing: Mailing) -> MailingMessages:
 
 def sender_refusal(mailing: Mailing) -> str | None:
     """Return the first reason a registered sender check gives to refuse ``mailing``."""
-    for check in SENDER_CHECKS:
+    for check in current_app.extensions.get(SENDER_CHECKS, ()):
         reason = check(mailing)
         if reason:
             return reason

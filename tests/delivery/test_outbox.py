@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from hpmail.delivery import sending
 from hpmail.delivery.attachments import read_attachment, store_attachment
 from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
 from hpmail.delivery.outbox import (
@@ -120,18 +119,17 @@ def test_attachments_are_stored_once_by_content(db):
     assert read_attachment(second) == b"%PDF-1.4 emploi du temps"
 
 
-def test_a_sender_check_refusal_fails_the_email_without_sending(db, smtp_server, delivery_settings):
+def test_a_sender_check_refusal_fails_the_email_without_sending(
+    app, db, smtp_server, delivery_settings
+):
     delivery_settings(smtp_server)
 
     def refuse_everything(mailing):
         return "Compte non autorisé" if mailing.subject == "Interdit" else None
 
-    register_sender_check(refuse_everything)
-    try:
-        mailing = queue(db, [EmailSpec(to=[Address("a@example.org")])], subject="Interdit")
-        dispatch(mailing)
-    finally:
-        sending.SENDER_CHECKS.remove(refuse_everything)
+    register_sender_check(app, refuse_everything)
+    mailing = queue(db, [EmailSpec(to=[Address("a@example.org")])], subject="Interdit")
+    dispatch(mailing)
     email = db.session.scalars(select(OutboundEmail)).one()
     assert (email.state, email.last_error) == (EmailState.FAILED, "Compte non autorisé")
     assert smtp_server.received == []
