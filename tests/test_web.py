@@ -63,7 +63,6 @@ HUGER = "99999999999999999999"
         f"/configuration/comptes-etablissement/{HUGE}/utilisateurs",
         f"/cours/{HUGE}",
         f"/promotions/{HUGE}",
-        f"/e-mail/cours/{HUGE}",
     ],
 )
 def test_a_huge_id_in_the_address_gives_a_french_404(client, login_as, path):

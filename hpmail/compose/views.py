@@ -353,21 +353,25 @@ def _back_to_composer() -> str:
     return url_for("compose.new", selection=token)
 
 
-@bp.route("/e-mail/cours/<int:course_id>")
+@bp.route("/e-mail/cours/<int:course_id>", methods=["POST"])
 def quick_course(course_id: int):
     course = db.get_or_404(Course, course_id)
     teachers, students = course_audience(course)
     return _quick(teachers + students, service.course_about(course))
 
 
-@bp.route("/e-mail/promotion/<int:cohort_id>/equipe")
+@bp.route("/e-mail/promotion/<int:cohort_id>/equipe", methods=["POST"])
 def quick_cohort(cohort_id: int):
     cohort = db.get_or_404(Cohort, cohort_id)
     return _quick(teaching_team(cohort), service.cohort_about(cohort))
 
 
 def _quick(people, about: str):
-    """Open the composer on these people, its subject naming what they were chosen for."""
+    """Open the composer on these people, its subject naming what they were chosen for.
+
+    A POST (a button on the course sheet or the cohort page): it writes the selection, and no
+    GET may write.
+    """
     selection = create_selection(current_user, [p.id for p in people])
     db.session.commit()
     return redirect(url_for("compose.new", selection=selection.token, kind="quick", about=about))

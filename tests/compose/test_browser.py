@@ -118,7 +118,7 @@ def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
     sign_in_page(user)
 
     page.goto(f"/cours/{course.id}")
-    page.get_by_role("link", name="E-mail à toutes les personnes concernées").click()
+    page.get_by_role("button", name="E-mail à toutes les personnes concernées").click()
     expect(page.locator(".recipients")).to_contain_text("Enseignants (2)")
     expect(page.locator(".recipients")).to_contain_text("Étudiants (1)")
     page.fill("#subject", "TP annulé")
@@ -129,7 +129,8 @@ def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
     page.get_by_role("button", name="Enregistrer comme modèle").click()
     expect(page.locator(".flash-success")).to_contain_text("Modèle « Annulation » enregistré")
 
-    page.goto(f"/e-mail/cours/{course.id}")
+    page.goto(f"/cours/{course.id}")
+    page.get_by_role("button", name="E-mail à toutes les personnes concernées").click()
     expect(page.locator("#subject")).to_have_value("Cours de Chimie organique — CM")
     page.get_by_role("link", name="Annulation").click()
     expect(page.locator("#subject")).to_have_value("TP annulé")

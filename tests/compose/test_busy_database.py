@@ -91,7 +91,7 @@ def test_a_page_that_cannot_write_answers_with_the_french_busy_page(
     )
 
     with locked(database_file(app)):
-        page = client.get(f"/e-mail/cours/{course.id}", headers=FR)
+        page = client.post(f"/e-mail/cours/{course.id}", headers=FR)
 
     assert page.status_code == 503
     assert page.headers["Retry-After"]

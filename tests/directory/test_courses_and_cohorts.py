@@ -124,12 +124,11 @@ def test_sheets_and_lists_link_to_the_composer_when_it_exists(
     login_as("staff")
     assert "compose.quick_course" in app.view_functions  # the composer is built
     course = client.get(f"/cours/{s['cm'].id}", headers=FR).text
-    assert f'href="/e-mail/cours/{s["cm"].id}"' in course
+    assert f'action="/e-mail/cours/{s["cm"].id}"' in course
     assert "E-mail à toutes les personnes concernées" in course
     cohort = client.get(f"/promotions/{s['l1'].id}", headers=FR).text
-    assert (
-        f'href="/e-mail/promotion/{s["l1"].id}/equipe">E-mail à l\'équipe pédagogique</a>' in cohort
-    )
+    assert f'action="/e-mail/promotion/{s["l1"].id}/equipe"' in cohort
+    assert "E-mail à l'équipe pédagogique</button>" in cohort
     location = client.get("/plannings/student", headers=FR).headers["Location"]
     listing = client.get(location, headers=FR).text
     token = location.split("selection=")[1].split("&")[0]
