@@ -28,6 +28,7 @@ from wtforms.validators import (
 )
 
 from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.text import header_safe
 from hpmail.delivery.models import Security
 from hpmail.delivery.transports import SenderValues, TransportValues
 
@@ -56,12 +57,6 @@ class WholeNumberField(IntegerField):
         except ValueError:
             self.data = None
             raise ValueError(_l("Enter a whole number.")) from None
-
-
-def single_line(form, field) -> None:
-    """Refuse a carriage return or line feed: it would inject an SMTP or mail header line."""
-    if field.data and ("\r" in field.data or "\n" in field.data):
-        raise ValidationError(_l("Line breaks are not allowed here."))
 
 
 def host_name(form, field) -> None:
@@ -153,7 +148,7 @@ class TransportForm(FlaskForm):
         validators=[
             DataRequired(_l("Enter the name of the SMTP server.")),
             Length(max=253, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
             host_name,
         ],
     )
@@ -173,11 +168,11 @@ class TransportForm(FlaskForm):
     )
     username = StringField(
         _l("Login"),
-        validators=[Length(max=254, message=_l("At most %(max)d characters.")), single_line],
+        validators=[Length(max=254, message=_l("At most %(max)d characters.")), header_safe],
     )
     password = PasswordField(
         _l("Password"),
-        validators=[Length(max=500, message=_l("At most %(max)d characters.")), single_line],
+        validators=[Length(max=500, message=_l("At most %(max)d characters.")), header_safe],
     )
     forget_password = BooleanField(_l("Remove the saved password"))
     timeout_seconds = WholeNumberField(
@@ -220,7 +215,7 @@ class TransportForm(FlaskForm):
         _l("Certificate authority file (optional)"),
         validators=[
             Length(max=500, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
             ca_file_path,
         ],
         description=_l(
@@ -283,7 +278,7 @@ class ServerSettingsForm(TransportForm):
         validators=[
             DataRequired(_l("Enter the sender name, such as the school's name.")),
             Length(max=120, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
         ],
         description=_l("Used when a user's address is outside the allowed domains."),
     )
@@ -292,7 +287,7 @@ class ServerSettingsForm(TransportForm):
         validators=[
             DataRequired(_l("Enter the sender address.")),
             Length(max=254, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
             email_address,
         ],
     )
@@ -330,7 +325,7 @@ class ProfileForm(TransportForm):
         validators=[
             DataRequired(_l("Enter a name for this profile.")),
             Length(max=120, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
         ],
     )
 
@@ -352,7 +347,7 @@ class TestSendForm(FlaskForm):
         _l("Send the test e-mail to"),
         validators=[
             Length(max=254, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
             email_address,
         ],
     )
