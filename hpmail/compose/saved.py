@@ -76,10 +76,12 @@ def save_template(
     template.insert_signature = draft.insert_signature
     template.one_per_recipient = draft.one_per_recipient
     files = [
-        (store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
-        for u in uploads
-    ] + [(k.attachment, k.filename) for k in kept]
-    template.attachments = [TemplateAttachment(attachment=a, filename=f) for a, f in files]
+        (store_attachment(u.data, u.accepted_type), u.filename, u.accepted_type) for u in uploads
+    ]
+    files += [(k.attachment, k.filename, k.content_type) for k in kept]
+    template.attachments = [
+        TemplateAttachment(attachment=a, filename=f, content_type=t) for a, f, t in files
+    ]
     template.updated_at = utcnow()
     db.session.add(template)
     db.session.flush()

@@ -291,10 +291,10 @@ def queue_email(
     sender = sender_for(user, draft.account_id)
     attachments = [
         AttachmentSpec(
-            store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename
+            store_attachment(u.data, u.accepted_type), u.filename, content_type=u.accepted_type
         )
         for u in uploads
-    ] + [AttachmentSpec(k.attachment, k.filename) for k in kept]
+    ] + [AttachmentSpec(k.attachment, k.filename, content_type=k.content_type) for k in kept]
     signature = signature_of(user.id) if draft.insert_signature else None
     if signature is not None:
         content_id = f"signature.{signature.attachment.sha256[:16]}@hpmail"

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from io import BytesIO
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import OperationalError
@@ -21,7 +20,7 @@ from hpmail.compose.uploads import (
     store_uploads,
     upload_errors,
 )
-from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.attachments import read_attachment, stored_file_response
 from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
 from hpmail.delivery.policy import InvalidHeader
 from hpmail.directory.models import Cohort, Course
@@ -108,7 +107,7 @@ def _new_draft(people, token):
         template = saved.template_for(current_user, int(template_id))
         draft = saved.draft_of(template)
         draft.kind = "quick" if request.args.get("kind") == "quick" else "email"
-        kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
+        kept = [KeptFile(a.attachment, a.filename, a.content_type) for a in template.attachments]
     account = default_account(current_user)
     draft.account_id = account.id if account else None
     draft.hide_recipients = bool(settings_for(current_user).hide_recipients)
@@ -280,8 +279,4 @@ def signature_image():
     current = service.signature_of(current_user.id)
     if current is None:
         abort(404)
-    return send_file(
-        BytesIO(read_attachment(current.attachment)),
-        mimetype=current.attachment.content_type,
-        max_age=0,
-    )
+    return stored_file_response(read_attachment(current.attachment), current.filename, inline=True)

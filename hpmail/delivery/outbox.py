@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
-from hpmail.core.text import refuse_unsafe
+from hpmail.core.text import is_content_type, refuse_unsafe
 from hpmail.delivery import clock, sending
 from hpmail.delivery.mime import new_message_id
 from hpmail.delivery.models import (
@@ -99,6 +99,8 @@ class AttachmentSpec:
     attachment: Attachment
     filename: str
     content_id: str | None = None
+    # The type this use of the file is sent with (the stored file's type when empty).
+    content_type: str = ""
 
 
 @dataclass
@@ -179,6 +181,10 @@ def queue_mailing(
         refuse_unsafe(item.filename, _("File name"))
         refuse_unsafe(item.content_id, _("File name"))
         _check_length(item.filename, 255, _("File name"))
+        if not is_content_type(item.content_type or item.attachment.content_type):
+            raise InvalidHeader(
+                _("Invalid file type: %(name)s.", name=item.filename),
+            )
     specs = [
         (
             [_checked_recipient(r) for r in spec.to],
@@ -220,6 +226,7 @@ def queue_mailing(
                     mailing_id=mailing.id,
                     attachment_id=item.attachment.id,
                     filename=item.filename,
+                    content_type=item.content_type or item.attachment.content_type,
                     content_id=(item.content_id or "").strip("<>") or None,
                 )
             )
