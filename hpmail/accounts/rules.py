@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.text import is_header_safe
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
@@ -23,10 +24,6 @@ class AccountInvalid(ValueError):
         self.errors = errors
 
 
-def _has_control_characters(value: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in value)
-
-
 def clean_name(value: str | None, field: str, max_length: int = 120) -> str:
     """Return a one-line name (label, display name, question) or raise AccountInvalid.
 
@@ -35,7 +32,7 @@ def clean_name(value: str | None, field: str, max_length: int = 120) -> str:
     value = (value or "").strip()
     if not value:
         raise AccountInvalid({field: _("This field is required.")})
-    if _has_control_characters(value):
+    if not is_header_safe(value):
         raise AccountInvalid({field: _("Line breaks and control characters are not allowed.")})
     if len(value) > max_length:
         raise AccountInvalid({field: _("At most %(num)d characters.", num=max_length)})
@@ -47,7 +44,7 @@ def clean_address(value: str | None, field: str = "address") -> str:
     value = (value or "").strip()
     if not value:
         raise AccountInvalid({field: _("Enter an e-mail address.")})
-    if _has_control_characters(value):
+    if not is_header_safe(value):
         raise AccountInvalid({field: _("Line breaks and control characters are not allowed.")})
     if len(value) > 254:
         raise AccountInvalid({field: _("At most %(num)d characters.", num=254)})
@@ -86,7 +83,7 @@ def clean_answer(value: str | None, field: str = "answer") -> str:
     value = (value or "").strip()
     if len(verification.normalise_answer(value)) < 2:
         raise AccountInvalid({field: _("Enter an answer of at least 2 characters.")})
-    if _has_control_characters(value):
+    if not is_header_safe(value):
         raise AccountInvalid({field: _("Line breaks and control characters are not allowed.")})
     if len(value) > 200:
         raise AccountInvalid({field: _("At most %(num)d characters.", num=200)})

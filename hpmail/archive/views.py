@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from io import BytesIO
-
 import click
 import nh3
-from flask import Blueprint, abort, current_app, flash, redirect, request, send_file, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from hpmail.archive import search, service
-from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.attachments import read_attachment, stored_file_response
 from hpmail.delivery.outbox import dispatch_emails
 from hpmail.extensions import db
 from hpmail.web import is_htmx, page_number, render
@@ -89,12 +87,7 @@ def attachment(mailing_id: int, item_id: int):
         data = read_attachment(item.attachment)
     except OSError:
         abort(404)
-    return send_file(
-        BytesIO(data),
-        mimetype=item.attachment.content_type or "application/octet-stream",
-        as_attachment=True,
-        download_name=item.filename,
-    )
+    return stored_file_response(data, item.filename)
 
 
 @bp.route("/e-mails/<int:mailing_id>/renvoyer", methods=["POST"])

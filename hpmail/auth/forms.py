@@ -15,15 +15,14 @@ from wtforms.validators import (
     Optional,
     Regexp,
     StopValidation,
-    ValidationError,
 )
 
 from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.auth.models import Role
 from hpmail.auth.service import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from hpmail.core.text import header_safe
 
 LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9._@-]+\Z")
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 def role_choices() -> list[tuple[str, str]]:
@@ -37,12 +36,6 @@ def role_choices() -> list[tuple[str, str]]:
 def role_label(role: str) -> str:
     """Return the French (or English) name of a role."""
     return str(dict(role_choices()).get(role, role))
-
-
-def no_control_characters(form, field) -> None:
-    """Refuse line breaks, tabs and other control characters (they break headers and logs)."""
-    if field.data and CONTROL_CHARACTERS.search(field.data):
-        raise ValidationError(_l("Line breaks and control characters are not allowed."))
 
 
 def email_address(form, field) -> None:
@@ -98,7 +91,7 @@ class UserDetailsForm(FlaskForm):
         validators=[
             DataRequired(_l("Enter the name to display.")),
             Length(max=120, message=_l("At most %(max)d characters.")),
-            no_control_characters,
+            header_safe,
         ],
     )
     email = StringField(
@@ -106,7 +99,7 @@ class UserDetailsForm(FlaskForm):
         filters=[strip],
         validators=[
             Length(max=254, message=_l("At most %(max)d characters.")),
-            no_control_characters,
+            header_safe,
             email_address,
         ],
     )

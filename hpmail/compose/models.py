@@ -54,6 +54,7 @@ class TemplateAttachment(db.Model):
     )
     attachment_id: Mapped[int] = mapped_column(ForeignKey("attachment.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
 
     attachment: Mapped[Attachment] = relationship(lazy="joined")
 

@@ -13,6 +13,7 @@ from hpmail.compose.models import Signature, Template, TemplateAttachment
 from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.service import Draft
 from hpmail.compose.uploads import KeptFile, Upload, image_type
+from hpmail.core.text import is_header_safe, without_unsafe_characters
 from hpmail.delivery.attachments import store_attachment
 from hpmail.extensions import db
 
@@ -46,7 +47,7 @@ def check_label(user, label: str, keep: Template | None = None) -> str:
     label = (label or "").strip()
     if not label:
         raise TemplateRefused(_("Give the template a name."))
-    if len(label) > LABEL_MAX or "\n" in label or "\r" in label:
+    if len(label) > LABEL_MAX or not is_header_safe(label):
         raise TemplateRefused(
             _("The name must fit on one line (%(max)s characters at most).", max=LABEL_MAX)
         )
@@ -68,17 +69,19 @@ def save_template(
     )
     label = check_label(user, label, keep=existing)
     template = existing or Template(owner_id=user.id, label=label)
-    template.subject = draft.subject.replace("\r", " ").replace("\n", " ")[:998]
+    template.subject = without_unsafe_characters(draft.subject)[:998]
     template.html_body = sanitize_html(draft.body)
     template.recipient_kinds = ",".join(k for k in draft.kinds if k.isalpha())[:60]
     template.cc, template.bcc = draft.cc, draft.bcc
     template.insert_signature = draft.insert_signature
     template.one_per_recipient = draft.one_per_recipient
     files = [
-        (store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename)
-        for u in uploads
-    ] + [(k.attachment, k.filename) for k in kept]
-    template.attachments = [TemplateAttachment(attachment=a, filename=f) for a, f in files]
+        (store_attachment(u.data, u.accepted_type), u.filename, u.accepted_type) for u in uploads
+    ]
+    files += [(k.attachment, k.filename, k.content_type) for k in kept]
+    template.attachments = [
+        TemplateAttachment(attachment=a, filename=f, content_type=t) for a, f, t in files
+    ]
     template.updated_at = utcnow()
     db.session.add(template)
     db.session.flush()

@@ -18,6 +18,7 @@ from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.compose.models import Signature
 from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
+from hpmail.core.text import is_header_safe, unsafe_message
 from hpmail.delivery.attachments import store_attachment
 from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
 from hpmail.delivery.outbox import (
@@ -130,9 +131,12 @@ def person_name(person: Person) -> str:
     return f"{person.first_name} {person.last_name}".strip()
 
 
-def parse_addresses(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+def parse_addresses(text: str, field: str = "Cc") -> tuple[list[tuple[str, str]], list[str]]:
     """Return the (name, address) pairs typed in a Cc/Bcc field, and a message per bad one."""
     pairs, errors = [], []
+    if not is_header_safe(re.sub(r"[\r\n]+", "", text or "")):
+        # parseaddr keeps control characters in names: they would end the header line.
+        return [], [unsafe_message(field)]
     for chunk in re.split(r"[,;\r\n]+", text or ""):
         chunk = chunk.strip()
         if not chunk:
@@ -243,8 +247,8 @@ def check_draft(
     errors: dict[str, list[str]] = {k: v for k, v in address_errors.items() if v}
     warnings: dict[str, str] = {}
     subject = draft.subject
-    if "\r" in subject or "\n" in subject:
-        errors.setdefault("subject", []).append(_("The subject must fit on one line."))
+    if not is_header_safe(subject):
+        errors.setdefault("subject", []).append(unsafe_message(_("Subject")))
     elif len(subject) > SUBJECT_MAX:
         errors.setdefault("subject", []).append(
             _("The subject is too long (%(max)s characters at most).", max=SUBJECT_MAX)
@@ -271,8 +275,8 @@ def prepare_email(
     draft: Draft, people: list[Person], uploads: list[Upload], kept: list[KeptFile]
 ) -> tuple[Recipients, str, str]:
     """Return the recipients and bodies of the draft, or raise ComposeRefused with every problem."""
-    cc, cc_errors = parse_addresses(draft.cc)
-    bcc, bcc_errors = parse_addresses(draft.bcc)
+    cc, cc_errors = parse_addresses(draft.cc, "Cc")
+    bcc, bcc_errors = parse_addresses(draft.bcc, _("Bcc"))
     recipients = resolve_recipients(
         recipient_types(people), draft.kinds, others_by_id(draft.other_ids), cc, bcc
     )
@@ -299,10 +303,10 @@ def queue_email(
     sender = sender_for(user, draft.account_id)
     attachments = [
         AttachmentSpec(
-            store_attachment(u.data, u.content_type or "application/octet-stream"), u.filename
+            store_attachment(u.data, u.accepted_type), u.filename, content_type=u.accepted_type
         )
         for u in uploads
-    ] + [AttachmentSpec(k.attachment, k.filename) for k in kept]
+    ] + [AttachmentSpec(k.attachment, k.filename, content_type=k.content_type) for k in kept]
     signature = signature_of(user.id) if draft.insert_signature else None
     if signature is not None:
         content_id = f"signature.{signature.attachment.sha256[:16]}@hpmail"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from io import BytesIO
 
 from flask import (
     Blueprint,
@@ -14,7 +13,6 @@ from flask import (
     flash,
     redirect,
     request,
-    send_file,
     session,
     url_for,
 )
@@ -38,7 +36,7 @@ from hpmail.compose.uploads import (
     store_uploads,
     upload_errors,
 )
-from hpmail.delivery.attachments import read_attachment
+from hpmail.delivery.attachments import read_attachment, stored_file_response
 from hpmail.delivery.models import Mailing
 from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
 from hpmail.delivery.policy import InvalidHeader
@@ -133,7 +131,7 @@ def _new_draft(people, token):
         draft = saved.draft_of(template)
         draft.kind = "quick" if request.args.get("kind") == "quick" else "email"
         draft.about = service.about_text(request.args.get("about")) if draft.kind == "quick" else ""
-        kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
+        kept = [KeptFile(a.attachment, a.filename, a.content_type) for a in template.attachments]
     account = default_account(current_user)
     draft.account_id = account.id if account else None
     draft.hide_recipients = bool(saved_settings(current_user).hide_recipients)
@@ -408,8 +406,4 @@ def signature_image():
     current = service.signature_of(current_user.id)
     if current is None:
         abort(404)
-    return send_file(
-        BytesIO(read_attachment(current.attachment)),
-        mimetype=current.attachment.content_type,
-        max_age=0,
-    )
+    return stored_file_response(read_attachment(current.attachment), current.filename, inline=True)

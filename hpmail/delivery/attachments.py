@@ -5,14 +5,21 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from io import BytesIO
 from pathlib import Path
 
-from flask import current_app
+import filetype
+from flask import Response, current_app, send_file
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from hpmail.core.text import InvalidHeader, is_content_type
 from hpmail.delivery.models import Attachment
 from hpmail.extensions import db
+
+# The only types a stored file is ever served as; anything else is a download of bytes.
+SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp"}
+INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 
 
 def attachment_path(sha256: str) -> Path:
@@ -20,8 +27,21 @@ def attachment_path(sha256: str) -> Path:
     return Path(current_app.config["ATTACHMENT_DIR"]) / sha256[:2] / sha256
 
 
+def sniffed_type(data: bytes) -> str | None:
+    """Return the content type found in the first bytes of ``data`` (magic numbers), or None."""
+    kind = filetype.guess(data[:8192])
+    return kind.mime if kind is not None else None
+
+
 def store_attachment(data: bytes, content_type: str) -> Attachment:
-    """Store ``data`` once (deduplicated by SHA-256) and return its row (flushed, not committed)."""
+    """Store ``data`` once (deduplicated by SHA-256) and return its row (flushed, not committed).
+
+    The row's type is the one found in the bytes when there is one, so that it is the same
+    whoever stores the file first; ``content_type`` (checked) is used for bytes without magic.
+    """
+    content_type = sniffed_type(data) or content_type
+    if not is_content_type(content_type):
+        raise InvalidHeader(f"invalid content type {content_type!r}")
     digest = hashlib.sha256(data).hexdigest()
     path = attachment_path(digest)
     if not path.exists():
@@ -47,3 +67,24 @@ def store_attachment(data: bytes, content_type: str) -> Attachment:
 def read_attachment(attachment: Attachment) -> bytes:
     """Return the bytes of a stored attachment."""
     return attachment_path(attachment.sha256).read_bytes()
+
+
+def stored_file_response(data: bytes, filename: str, *, inline: bool = False) -> Response:
+    """Return a stored file as a response that no browser renders as a page of the site.
+
+    The type is found in the bytes, from a short list (else ``application/octet-stream``), never
+    taken from the uploader; ``nosniff`` stops the browser from guessing another; only images are
+    shown inline.
+    """
+    content_type = sniffed_type(data)
+    if content_type not in SERVED_TYPES:
+        content_type = "application/octet-stream"
+    response = send_file(
+        BytesIO(data),
+        mimetype=content_type,
+        as_attachment=not (inline and content_type in INLINE_TYPES),
+        download_name=filename,
+        max_age=0,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

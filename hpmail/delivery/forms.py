@@ -29,6 +29,7 @@ from wtforms.validators import (
 )
 
 from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.text import header_safe
 from hpmail.delivery.destinations import (
     USER_TIMEOUT_CAP,
     InternalAddressRefused,
@@ -62,12 +63,6 @@ class WholeNumberField(IntegerField):
         except ValueError:
             self.data = None
             raise ValueError(_l("Enter a whole number.")) from None
-
-
-def single_line(form, field) -> None:
-    """Refuse a carriage return or line feed: it would inject an SMTP or mail header line."""
-    if field.data and ("\r" in field.data or "\n" in field.data):
-        raise ValidationError(_l("Line breaks are not allowed here."))
 
 
 def host_name(form, field) -> None:
@@ -165,7 +160,7 @@ class TransportForm(FlaskForm):
         validators=[
             DataRequired(_l("Enter the name of the SMTP server.")),
             Length(max=253, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
             host_name,
         ],
     )
@@ -185,11 +180,11 @@ class TransportForm(FlaskForm):
     )
     username = StringField(
         _l("Login"),
-        validators=[Length(max=254, message=_l("At most %(max)d characters.")), single_line],
+        validators=[Length(max=254, message=_l("At most %(max)d characters.")), header_safe],
     )
     password = PasswordField(
         _l("Password"),
-        validators=[Length(max=500, message=_l("At most %(max)d characters.")), single_line],
+        validators=[Length(max=500, message=_l("At most %(max)d characters.")), header_safe],
     )
     forget_password = BooleanField(_l("Remove the saved password"))
     timeout_seconds = WholeNumberField(
@@ -342,7 +337,7 @@ class ServerSettingsForm(TransportForm):
         validators=[
             DataRequired(_l("Enter the sender name, such as the school's name.")),
             Length(max=120, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
         ],
         description=_l("Used when a user's address is outside the allowed domains."),
     )
@@ -351,7 +346,7 @@ class ServerSettingsForm(TransportForm):
         validators=[
             DataRequired(_l("Enter the sender address.")),
             Length(max=254, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
             email_address,
         ],
     )
@@ -398,7 +393,7 @@ class ProfileForm(TransportForm):
         validators=[
             DataRequired(_l("Enter a name for this profile.")),
             Length(max=120, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
         ],
     )
 
@@ -420,7 +415,7 @@ class TestSendForm(FlaskForm):
         _l("Send the test e-mail to"),
         validators=[
             Length(max=254, message=_l("At most %(max)d characters.")),
-            single_line,
+            header_safe,
             email_address,
         ],
     )

@@ -14,6 +14,7 @@ from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
+from hpmail.core.text import InvalidHeader, is_content_type, refuse_unsafe
 from hpmail.delivery.policy import Identity
 
 # 7bit: text parts get quoted-printable or base64, so any relay accepts them (no 8BITMIME needed).
@@ -37,12 +38,29 @@ class Part:
 
 
 def _split(content_type: str) -> tuple[str, str]:
-    maintype, _, subtype = (content_type or "application/octet-stream").partition("/")
-    return maintype or "application", subtype or "octet-stream"
+    content_type = content_type or "application/octet-stream"
+    if not is_content_type(content_type):
+        raise InvalidHeader(f"invalid content type {content_type!r}")
+    maintype, _, subtype = content_type.partition("/")
+    return maintype, subtype
+
+
+def _check_part(part: Part) -> None:
+    """Refuse a file name or Content-ID that would break its MIME header (last line of defence)."""
+    refuse_unsafe(part.filename, "filename")
+    refuse_unsafe(part.content_id, "Content-ID")
+
+
+def _check_address(address: HeaderAddress | None, header: str) -> None:
+    if address is not None:
+        refuse_unsafe(address.display_name, header)
+        refuse_unsafe(address.addr_spec, header)
 
 
 def build_body(text_body: str, html_body: str | None, parts: list[Part]) -> EmailMessage:
     """Return the MIME entity of a mailing's content: text, HTML, inline images, attachments."""
+    for part in parts:
+        _check_part(part)
     body = EmailMessage(policy=POLICY)
     body.set_content(text_body or "", charset="utf-8")
     inline = [part for part in parts if part.content_id]
@@ -88,6 +106,12 @@ class MailingMessages:
         hide_recipients: bool = False,
         account: HeaderAddress | None = None,
     ) -> None:
+        # The last line of defence: whatever the input checks missed, no value written below may
+        # hold a character that a reader would take as the end of the header line.
+        _check_address(identity.from_address, "From")
+        _check_address(identity.reply_to, "Reply-To")
+        _check_address(account, "To")
+        refuse_unsafe(subject, "Subject")
         self.identity = identity
         self.hide_recipients = hide_recipients
         shared = EmailMessage(policy=HEADER_POLICY)
@@ -113,6 +137,10 @@ class MailingMessages:
         lines are folded directly by the policy (``EmailMessage`` would parse each address
         three times over): ``formataddr`` encodes the names, ``fold_binary`` folds the line.
         """
+        refuse_unsafe(message_id, "Message-ID")
+        for name, address in (*to, *cc):
+            refuse_unsafe(name, "To/Cc")
+            refuse_unsafe(address, "To/Cc")
         fold = HEADER_POLICY.fold_binary
         lines = [fold("Message-ID", message_id)]
         if not self.hide_recipients:

@@ -124,7 +124,11 @@ class UserTransport(db.Model):
 
 
 class Attachment(db.Model):
-    """A file stored once under ``instance/attachments`` by its SHA-256, shared by every e-mail."""
+    """A file stored once under ``instance/attachments`` by its SHA-256, shared by every e-mail.
+
+    ``content_type`` is the type found in the bytes when stored, the same for every uploader; each
+    use of the file (a mailing's, a template's) keeps the type it is sent with.
+    """
 
     __tablename__ = "attachment"
 
@@ -187,6 +191,7 @@ class MailingAttachment(db.Model):
     )
     attachment_id: Mapped[int] = mapped_column(ForeignKey("attachment.id"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
     content_id: Mapped[str | None] = mapped_column(String(255))  # set for inline images
 
     mailing: Mapped[Mailing] = relationship(back_populates="attachments")

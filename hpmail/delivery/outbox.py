@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
+from hpmail.core.text import is_content_type, refuse_unsafe
 from hpmail.delivery import clock, sending
 from hpmail.delivery.mime import new_message_id
 from hpmail.delivery.models import (
@@ -36,7 +37,6 @@ from hpmail.delivery.policy import (
     checked_address,
     domain_of,
     header_address,
-    refuse_line_breaks,
 )
 from hpmail.delivery.settings import server_settings, transport_for
 from hpmail.extensions import db
@@ -99,6 +99,8 @@ class AttachmentSpec:
     attachment: Attachment
     filename: str
     content_id: str | None = None
+    # The type this use of the file is sent with (the stored file's type when empty).
+    content_type: str = ""
 
 
 @dataclass
@@ -173,7 +175,7 @@ def queue_mailing(
     """
     if kind not in set(MailingKind):
         raise ValueError(f"unknown mailing kind {kind!r}")
-    refuse_line_breaks(subject, _("Subject"))
+    refuse_unsafe(subject, _("Subject"))
     _check_length(subject, 998, _("Subject"))
     _check_length(sender.name, 200, _("Name"))
     header_address(sender.address, sender.name)
@@ -181,9 +183,13 @@ def queue_mailing(
         header_address(sender.reply_to)
     attachments = list(attachments)
     for item in attachments:
-        refuse_line_breaks(item.filename, _("File name"))
-        refuse_line_breaks(item.content_id, _("File name"))
+        refuse_unsafe(item.filename, _("File name"))
+        refuse_unsafe(item.content_id, _("File name"))
         _check_length(item.filename, 255, _("File name"))
+        if not is_content_type(item.content_type or item.attachment.content_type):
+            raise InvalidHeader(
+                _("Invalid file type: %(name)s.", name=item.filename),
+            )
     specs = [
         (
             [_checked_recipient(r) for r in spec.to],
@@ -225,6 +231,7 @@ def queue_mailing(
                     mailing_id=mailing.id,
                     attachment_id=item.attachment.id,
                     filename=item.filename,
+                    content_type=item.content_type or item.attachment.content_type,
                     content_id=(item.content_id or "").strip("<>") or None,
                 )
             )

@@ -10,16 +10,7 @@ from email.headerregistry import Address as HeaderAddress
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-
-class InvalidHeader(ValueError):
-    """A header value hpmail refuses to send (a line break, a malformed address)."""
-
-
-def refuse_line_breaks(value: str | None, what: str) -> None:
-    """Raise ``InvalidHeader`` if ``value`` holds a CR or LF (header injection)."""
-    if value and ("\r" in value or "\n" in value):
-        raise InvalidHeader(_("“%(what)s” must fit on one line.", what=what))
-
+from hpmail.core.text import InvalidHeader, refuse_unsafe
 
 ADDRESS = _l("Address")
 NAME = _l("Name")
@@ -32,8 +23,8 @@ SIMPLE_ADDRESS = re.compile(
 
 def checked_address(address: str, name: str = "") -> str:
     """Return ``address`` without surrounding spaces if it can go in a header, else raise."""
-    refuse_line_breaks(address, ADDRESS)
-    refuse_line_breaks(name, NAME)
+    refuse_unsafe(address, ADDRESS)
+    refuse_unsafe(name, NAME)
     address = address.strip()
     if SIMPLE_ADDRESS.fullmatch(address):
         return address
@@ -42,8 +33,8 @@ def checked_address(address: str, name: str = "") -> str:
 
 def header_address(address: str, name: str = "") -> HeaderAddress:
     """Return ``address`` parsed as a header address, or raise ``InvalidHeader``."""
-    refuse_line_breaks(address, ADDRESS)
-    refuse_line_breaks(name, NAME)
+    refuse_unsafe(address, ADDRESS)
+    refuse_unsafe(name, NAME)
     try:
         parsed = HeaderAddress(display_name=name or "", addr_spec=address.strip())
     except (HeaderParseError, ValueError, IndexError) as error:

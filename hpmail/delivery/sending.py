@@ -212,7 +212,7 @@ def messages_of(mailing: Mailing) -> MailingMessages:
     parts = [
         Part(
             item.filename,
-            item.attachment.content_type,
+            item.content_type,
             read_attachment(item.attachment),
             item.content_id,
         )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 
+from hpmail.core.text import without_unsafe_characters
 from hpmail.directory.emails import email_status_of
 from hpmail.directory.models import PersonKind
 from hpmail.directory.text import fold
@@ -177,6 +178,11 @@ def _check_header(header: list[str], fields: list[str | None], notes: list[str])
 
 def _check_row(line: int, cells: list[str], fields: list[str | None], width: int) -> RowReport:
     raw = {f: cell.strip() for f, cell in zip(fields, cells, strict=False) if f}
+    # A line break or control character would end an e-mail header holding the name: removed,
+    # and the row says so.
+    cleaned = {f: without_unsafe_characters(value).strip() for f, value in raw.items()}
+    had_unsafe = cleaned != raw
+    raw = cleaned
     name = f"{raw.get('last_name', '').upper()} {raw.get('first_name', '')}".strip()
     row = RowReport(line=line, name=name[:250])
     problems: list[str] = []
@@ -190,8 +196,8 @@ def _check_row(line: int, cells: list[str], fields: list[str | None], width: int
                 width=width,
             )
         )
-    if any(ch in value for value in raw.values() for ch in "\r\n\x00\t"):
-        problems.append(_("A value holds a line break or a control character."))
+    if had_unsafe:
+        notes.append(_("A line break or a control character was removed from this line."))
     if not raw.get("last_name"):
         problems.append(_("The last name is missing."))
     for key, limit in LIMITS.items():

@@ -127,8 +127,8 @@ def test_files_over_the_limits_are_refused(app):
         too_big = upload_errors([Upload("gros.pdf", "application/pdf", b"x" * 101)])
         too_many = upload_errors(
             [
-                Upload("a.pdf", "application/pdf", b"x" * 90),
-                Upload("b.pdf", "application/pdf", b"x" * 90),
+                Upload("a.pdf", "application/pdf", b"%PDF" + b"x" * 86),
+                Upload("b.pdf", "application/pdf", b"%PDF" + b"x" * 86),
             ]
         )
     assert "gros.pdf" in too_big[0]

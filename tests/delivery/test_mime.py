@@ -227,3 +227,73 @@ def test_an_attachment_missing_from_the_store_fails_the_email_with_the_reason(
     assert email.state == "failed"
     assert email.last_error.startswith("L'e-mail n'a pas pu être construit")
     assert smtp_server.received == []
+
+
+# The characters of issue 8 that end a header line for ``str.splitlines()`` but are not CR/LF.
+SPLITTERS = ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+FORGED = "A{}From: Le Proviseur <proviseur@lycee-demo.fr>{}Subject: Convocation{}{}Corps."
+
+
+@pytest.mark.parametrize("character", SPLITTERS, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("where", ["cc_name", "sender_name", "subject", "file_name"])
+def test_a_separator_that_is_not_cr_or_lf_is_refused_in_every_header_value(
+    db, smtp_server, delivery_settings, character, where
+):
+    from hpmail.delivery.outbox import InvalidHeader
+
+    delivery_settings(smtp_server)
+    forged = FORGED.format(*[character] * 4)
+    values = {
+        "sender": Sender("secretariat@lycee-demo.fr", "Secrétariat"),
+        "emails": [EmailSpec(to=[Address("a@example.org")])],
+    }
+    if where == "cc_name":
+        values["emails"] = [EmailSpec(cc=[Address("victim@example.org", forged)])]
+    elif where == "sender_name":
+        values["sender"] = Sender("secretariat@lycee-demo.fr", forged)
+    elif where == "subject":
+        values["subject"] = forged
+    else:
+        pdf = store_attachment(b"%PDF-1.4", "application/pdf")
+        values["attachments"] = [AttachmentSpec(pdf, forged)]
+    with pytest.raises(InvalidHeader):
+        send(db, values.pop("sender"), values.pop("emails"), **values)
+    assert smtp_server.received == []
+
+
+@pytest.mark.parametrize("character", SPLITTERS, ids=lambda c: f"U+{ord(c):04X}")
+def test_the_mime_builder_refuses_a_separator_whatever_the_caller_checked(app, character):
+    """The last line of defence: values that skipped the input checks still cannot forge."""
+    from datetime import datetime
+    from email.headerregistry import Address as HeaderAddress
+
+    from hpmail.delivery.mime import MailingMessages, Part
+    from hpmail.delivery.policy import Identity, InvalidHeader
+
+    forged = FORGED.format(*[character] * 4)
+
+    def build(subject="Objet", name="Lycée", parts=()):
+        who = Identity(HeaderAddress(name, addr_spec="a@lycee-demo.fr"), None, "a@lycee-demo.fr")
+        return MailingMessages(
+            identity=who,
+            subject=subject,
+            text_body="Bonjour",
+            html_body=None,
+            parts=list(parts),
+            date=datetime(2026, 12, 1, 8, 0),
+        )
+
+    with pytest.raises(InvalidHeader):
+        build(subject=forged)
+    with pytest.raises(InvalidHeader):
+        build(name=forged)
+    with pytest.raises(InvalidHeader):
+        build(parts=[Part(forged, "application/pdf", b"%PDF-1.4")])
+    with pytest.raises(InvalidHeader):
+        build(parts=[Part("a.pdf", f"application/pdf{character}x-a: b", b"%PDF-1.4")])
+    messages = build()
+    assert b"Subject: Objet" in messages.message_bytes("<1@lycee-demo.fr>", [("", "v@example.org")])
+    with pytest.raises(InvalidHeader):
+        messages.message_bytes("<1@lycee-demo.fr>", [(forged, "victim@example.org")])
+    with pytest.raises(InvalidHeader):
+        messages.message_bytes(f"<1@lycee-demo.fr>{character}X: y", [("", "v@example.org")])

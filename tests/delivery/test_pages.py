@@ -191,7 +191,10 @@ def test_the_ca_field_is_an_upload_and_never_names_or_reads_a_server_path(client
 BAD_INPUT = [
     ({"host": ""}, "Saisissez le nom du serveur SMTP."),
     ({"host": "smtp exemple.fr"}, "Saisissez un nom de serveur comme smtp.exemple.fr"),
-    ({"host": "smtp.lycee.fr\r\nRCPT TO:<x@y.fr>"}, "Les retours à la ligne ne sont pas autorisés"),
+    (
+        {"host": "smtp.lycee.fr\r\nRCPT TO:<x@y.fr>"},
+        "les retours à la ligne et les caractères de contrôle ne sont pas autorisés",
+    ),
     ({"host": "a" * 254}, "253 caractères au maximum."),
     ({"port": ""}, "Saisissez le port"),
     ({"port": "0"}, "Le port est un nombre de 1 à 65535."),
@@ -206,16 +209,28 @@ BAD_INPUT = [
     ({"per_day": "beaucoup"}, "Saisissez un nombre entier."),
     ({"limit_preset": "yahoo"}, "Choisissez un préréglage dans la liste."),
     ({"sender_name": ""}, "Saisissez le nom de l'expéditeur"),
-    ({"sender_name": "Lycée\r\nBcc: tous@exemple.fr"}, "Les retours à la ligne ne sont pas"),
+    (
+        {"sender_name": "Lycée\r\nBcc: tous@exemple.fr"},
+        "les retours à la ligne et les caractères de contrôle ne sont pas",
+    ),
     ({"sender_name": "L" * 121}, "120 caractères au maximum."),
     ({"sender_address": ""}, "Saisissez l'adresse de l'expéditeur."),
     ({"sender_address": "pas-une-adresse"}, "Saisissez une adresse e-mail valide"),
-    ({"sender_address": "a@b.fr\nBcc: x@y.fr"}, "Les retours à la ligne ne sont pas"),
+    (
+        {"sender_address": "a@b.fr\nBcc: x@y.fr"},
+        "les retours à la ligne et les caractères de contrôle ne sont pas",
+    ),
     ({"allowed_domains": "lycee-hugo.fr\nhttp://evil"}, "« http://evil » n'est pas un domaine"),
     ({"allowed_domains": "*.*.fr"}, "n'est pas un domaine"),
     ({"allowed_domains": "localhost"}, "« localhost » n'est pas un domaine"),
-    ({"username": "envoi\r\nAUTH"}, "Les retours à la ligne ne sont pas"),
-    ({"password": "secret\r\nQUIT"}, "Les retours à la ligne ne sont pas"),
+    (
+        {"username": "envoi\r\nAUTH"},
+        "les retours à la ligne et les caractères de contrôle ne sont pas",
+    ),
+    (
+        {"password": "secret\r\nQUIT"},
+        "les retours à la ligne et les caractères de contrôle ne sont pas",
+    ),
     ({"password": "p" * 501}, "500 caractères au maximum."),
     (
         {"ca_certificates": (io.BytesIO(b"ac-lycee.local\n"), "ac.pem")},
@@ -332,7 +347,7 @@ def test_admin_without_an_address_types_one(client, login_as, delivery_settings,
     empty = client.post(f"{URL}/essai", data={"recipient": ""}, headers=HTMX)
     assert "Saisissez l'adresse qui recevra l'e-mail d'essai." in text(empty)
     bad = client.post(f"{URL}/essai", data={"recipient": "x@y.fr\r\nBcc: z@y.fr"}, headers=HTMX)
-    assert "Les retours à la ligne ne sont pas autorisés" in text(bad)
+    assert "les retours à la ligne et les caractères de contrôle ne sont pas autorisés" in text(bad)
     assert smtp_server.received == []
     good = client.post(f"{URL}/essai", data={"recipient": "it@lycee-demo.fr"}, headers=HTMX)
     assert "Le serveur a accepté" in text(good)

@@ -110,7 +110,10 @@ def test_creation_without_javascript_redirects_with_a_message(client, login_as, 
     [
         ({"name": ""}, "Saisissez un nom pour ce profil."),
         ({"name": "N" * 121}, "120 caractères au maximum."),
-        ({"name": "Profil\r\nX"}, "Les retours à la ligne ne sont pas autorisés"),
+        (
+            {"name": "Profil\r\nX"},
+            "les retours à la ligne et les caractères de contrôle ne sont pas autorisés",
+        ),
         ({"host": ""}, "Saisissez le nom du serveur SMTP."),
         ({"port": "70000"}, "Le port est un nombre de 1 à 65535."),
         ({"timeout_seconds": "-1"}, "Le délai d'attente est un nombre de secondes de 1 à 600."),
@@ -309,7 +312,10 @@ def test_user_saves_their_own_smtp_server(client, login_as, db):
         ({"port": "0"}, "Le port est un nombre de 1 à 65535."),
         ({"timeout_seconds": "-3"}, "Le délai d'attente est un nombre de secondes de 1 à 60."),
         ({"timeout_seconds": "600"}, "Le délai d'attente est un nombre de secondes de 1 à 60."),
-        ({"username": "a\nb"}, "Les retours à la ligne ne sont pas autorisés"),
+        (
+            {"username": "a\nb"},
+            "les retours à la ligne et les caractères de contrôle ne sont pas autorisés",
+        ),
     ],
 )
 def test_bad_personal_settings_are_refused_and_nothing_is_saved(

@@ -178,7 +178,7 @@ def test_a_task_lost_before_any_worker_took_it_is_found_by_the_sweeper(
 def poisoned_mailing(db, author, subject="Convocation", content_type="application/pdf"):
     """Queue a mailing written straight into the database, as no form would let it through."""
     from hpmail.delivery.attachments import store_attachment
-    from hpmail.delivery.models import Attachment, Mailing, MailingAttachment
+    from hpmail.delivery.models import Mailing, MailingAttachment
 
     mailing = queue_mailing(
         author_id=author.id,
@@ -195,7 +195,9 @@ def poisoned_mailing(db, author, subject="Convocation", content_type="applicatio
     db.session.flush()
     db.session.execute(update(Mailing).where(Mailing.id == mailing.id).values(subject=subject))
     db.session.execute(
-        update(Attachment).where(Attachment.id == stored.id).values(content_type=content_type)
+        update(MailingAttachment)
+        .where(MailingAttachment.mailing_id == mailing.id)
+        .values(content_type=content_type)
     )
     db.session.commit()
     return mailing

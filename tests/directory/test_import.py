@@ -181,15 +181,31 @@ def test_extra_cells_and_hostile_values_reject_the_row(app, db):
         "nom;prénom;type\n"
         "Dupont;Léa;étudiant;en trop\n"
         f"{'x' * 121};Léa;étudiant\n"
-        '"Evil\nName";Léa;étudiant\n'
         "Martin;<script>alert(1)</script>;étudiant\n"
     )
     report = run(text.encode())
     statuses = [row.status for row in report.rows]
-    assert statuses == ["rejected", "rejected", "rejected", "created"]
+    assert statuses == ["rejected", "rejected", "created"]
     assert "4 colonnes au lieu de 3" in report.rows[0].messages[0]
     assert report.rows[1].messages == ["La valeur de « nom » dépasse 120 caractères."]
     assert count(db) == 0
+
+
+@pytest.mark.parametrize(
+    "character", ["\n", "\t", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"]
+)
+def test_a_line_break_or_control_character_in_a_name_is_removed_and_the_row_says_so(
+    app, db, character
+):
+    text = f'nom;prénom;type\n"Du{character}pont";"Lé{character}a";étudiant\n'
+    report = run(text.encode(), valid_only=True)
+    (row,) = report.rows
+    assert row.status == "created"
+    assert row.messages == [
+        "Un retour à la ligne ou un caractère de contrôle a été retiré de cette ligne."
+    ]
+    (person,) = people(db).values()
+    assert (person.last_name, person.first_name) == ("Dupont", "Léa")
 
 
 def test_import_page_is_for_the_admin_only(client, login_as):

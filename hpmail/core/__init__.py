@@ -1,0 +1,1 @@
+"""The bottom layer: rules every feature shares, importing nothing else of hpmail."""
