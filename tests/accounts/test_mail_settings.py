@@ -249,3 +249,16 @@ def test_reply_to_and_hide_recipients_are_shown_as_the_user_s_options_for_every_
     assert "Mes options d'envoi" in options
     assert "valent pour tous les comptes" in options
     assert "Options de" not in options  # not presented as one account's options
+
+
+def test_a_bad_reply_to_is_explained_even_to_a_user_without_an_account(client, login_as):
+    login_as("teacher")
+    page = client.post(
+        "/configuration/envoi/options",
+        data={"reply_to": "pas une adresse"},
+        headers={"Accept-Language": "fr"},
+    )
+    assert page.status_code == 422
+    assert 'id="account-options"' in page.text
+    options = page.text.split('id="account-options"')[1].split("</section>")[0]
+    assert "Cette adresse e-mail n&#39;est pas valide." in options
