@@ -10,7 +10,6 @@ from flask import (
     current_app,
     flash,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -45,10 +44,7 @@ def _invalid() -> int:
     return 200 if is_htmx() else 422
 
 
-def _fragment(template: str, status: int = 200, **context):
-    response = current_app.make_response((render_template(template, **context), status))
-    response.vary.add("HX-Request")
-    return response
+PROFILES_PAGE = "delivery/profiles.html"
 
 
 # --- Serveur › Paramètres d'envoi des e-mails -------------------------------------------------
@@ -133,16 +129,18 @@ def profiles():
         else:
             db.session.commit()
             if is_htmx():
-                return _fragment(
-                    "delivery/_profile_created.html",
+                return render(
+                    PROFILES_PAGE,
+                    "profile_new",
                     form=ProfileForm(formdata=None),
                     profile=profile,
+                    created=True,
                 )
             flash(_("The profile “%(name)s” is added.", name=profile.name), "success")
             return redirect(url_for("delivery.profiles"))
     if request.method == "POST":
         if is_htmx():
-            response = _fragment("delivery/_profile_new.html", form=form)
+            response = render(PROFILES_PAGE, "profile_new", form=form)
             response.headers["HX-Retarget"] = "#profile-new"
             response.headers["HX-Reswap"] = "outerHTML"
             return response
@@ -150,9 +148,7 @@ def profiles():
     else:
         form = ProfileForm(formdata=None)
         status = 200
-    return render_template(
-        "delivery/profiles.html", form=form, profiles=transports.all_profiles()
-    ), status
+    return render(PROFILES_PAGE, form=form, profiles=transports.all_profiles()), status
 
 
 def _profile_or_404(profile_id: int) -> SendingProfile:
@@ -165,7 +161,7 @@ def profile(profile_id: int):
     profile = _profile_or_404(profile_id)
     if not is_htmx():
         return redirect(url_for("delivery.profiles"))
-    return _fragment("delivery/_profile_row.html", profile=profile)
+    return render(PROFILES_PAGE, "profile_row", profile=profile)
 
 
 @bp.route("/configuration/profils-envoi/<int:profile_id>/modifier", methods=["GET", "POST"])
@@ -186,13 +182,13 @@ def profile_edit(profile_id: int):
         else:
             db.session.commit()
             if is_htmx():
-                return _fragment("delivery/_profile_row.html", profile=profile)
+                return render(PROFILES_PAGE, "profile_row", profile=profile)
             flash(_("The profile “%(name)s” is saved.", name=profile.name), "success")
             return redirect(url_for("delivery.profiles"))
     status = _invalid() if request.method == "POST" else 200
     if is_htmx():
-        return _fragment("delivery/_profile_edit_row.html", profile=profile, form=form)
-    return render_template("delivery/profile_edit.html", profile=profile, form=form), status
+        return render(PROFILES_PAGE, "profile_edit_row", profile=profile, form=form), status
+    return render("delivery/profile_edit.html", profile=profile, form=form), status
 
 
 @bp.route("/configuration/profils-envoi/<int:profile_id>/supprimer", methods=["POST"])
@@ -205,12 +201,12 @@ def profile_delete(profile_id: int):
     except transports.ProfileInUse as in_use:
         db.session.rollback()
         if is_htmx():
-            return _fragment("delivery/_profile_row.html", profile=profile, error=str(in_use))
+            return render(PROFILES_PAGE, "profile_row", profile=profile, error=str(in_use))
         flash(str(in_use), "error")
         return redirect(url_for("delivery.profiles"))
     db.session.commit()
     if is_htmx():
-        return _fragment("delivery/_empty.html")
+        return "", 200  # the row is swapped for nothing
     flash(_("The profile “%(name)s” is deleted.", name=name), "success")
     return redirect(url_for("delivery.profiles"))
 
