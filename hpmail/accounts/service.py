@@ -71,7 +71,7 @@ def send_code(account: Account, by: User) -> Mailing:
             )
         )
     code = verification.issue_code(account)
-    context = {"account": account, "code": code, "minutes": 15}
+    context = {"account": account, "code": code, "minutes": verification.code_minutes()}
     with force_locale("fr"):
         subject = _("Your hpmail verification code")
         text = render_template("accounts/email/verification.txt", **context)

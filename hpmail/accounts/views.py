@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from hpmail.accounts import audit, school, service
+from hpmail.accounts import audit, school, service, verification
 from hpmail.accounts.forms import (
     ChangeSecretForm,
     CodeForm,
@@ -30,6 +30,8 @@ from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, render, whole_number
 
 bp = Blueprint("accounts", __name__, cli_group=None)
+# The pages and the code e-mail say how long a code lasts from the configuration.
+bp.add_app_template_global(verification.code_minutes)
 log = logging.getLogger(__name__)
 
 SCHOOL_PAGE = "accounts/school_accounts.html"
