@@ -14,6 +14,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.datastructures import CombinedMultiDict
@@ -23,6 +24,7 @@ from hpmail.delivery import mailbox, outbox_admin, transports
 from hpmail.delivery.destinations import restricted_user
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
+    SECURITY_LABELS,
     ChooseProfileForm,
     OutboxActionForm,
     PersonalTransportForm,
@@ -30,13 +32,25 @@ from hpmail.delivery.forms import (
     ServerSettingsForm,
     TestSendForm,
 )
-from hpmail.delivery.models import SendingProfile
+from hpmail.delivery.models import EmailState, SendingProfile
 from hpmail.delivery.settings import server_settings as load_server_settings
 from hpmail.delivery.settings import user_transport
 from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, page_number, render, whole_number
 
 bp = Blueprint("delivery", __name__, cli_group=None)
+
+# What the outbox page calls each state of an e-mail (the archive says it in users' words).
+OUTBOX_STATE_LABELS = {
+    EmailState.QUEUED: _l("Queued"),
+    EmailState.SENDING: _l("Being sent"),
+    EmailState.DEFERRED: _l("Deferred"),
+    EmailState.FAILED: _l("Failed"),
+    EmailState.SENT: _l("Sent"),
+    EmailState.CANCELLED: _l("Cancelled"),
+}
+bp.add_app_template_global(SECURITY_LABELS, "security_labels")
+bp.add_app_template_global(OUTBOX_STATE_LABELS, "outbox_state_labels")
 
 
 def _invalid() -> int:
@@ -298,12 +312,15 @@ def outbox():
         state = ""
     page = page_number(request.args.get("page"))
     listing = outbox_admin.outbox_page(state or None, page, current_app.config["LIST_PAGE_SIZE"])
+    counts = outbox_admin.counts_by_state()
     return render(
         "delivery/outbox.html",
         "rows",
         listing=listing,
         state=state,
-        counts=outbox_admin.counts_by_state(),
+        listed_states=outbox_admin.LISTED_STATES,
+        listed_count=sum(counts[listed] for listed in outbox_admin.LISTED_STATES),
+        counts=counts,
         form=OutboxActionForm(formdata=None),
     )
 
