@@ -90,7 +90,6 @@ def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), stat
         draft=draft,
         types=types,
         other_kinds=[k for k in service.KIND_ORDER if k not in {t.kind for t in types}],
-        kind_labels=service.KIND_LABELS,
         others=service.others_by_id(draft.other_ids),
         token=token or "",
         accounts=usable_accounts(current_user),

@@ -5,13 +5,19 @@ from __future__ import annotations
 import click
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
 from hpmail.directory.forms import ImportForm
-from hpmail.directory.models import Cohort, Course, PersonKind
+from hpmail.directory.models import (
+    EMAIL_STATUS_LABELS,
+    KIND_NAMES,
+    KIND_PLURALS,
+    Cohort,
+    Course,
+    PersonKind,
+)
 from hpmail.directory.people import (
     PeopleFilter,
     checked_filter,
@@ -25,18 +31,15 @@ from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, render
 
 bp = Blueprint("directory", __name__, cli_group=None)
+bp.add_app_template_global(KIND_PLURALS, "kind_plurals")
+bp.add_app_template_global(KIND_NAMES, "kind_names")
+bp.add_app_template_global(EMAIL_STATUS_LABELS, "email_status_labels")
 
-KIND_TITLES = {
-    PersonKind.TEACHER: _l("Teachers"),
-    PersonKind.STUDENT: _l("Students"),
-    PersonKind.STAFF: _l("Staff"),
-}
-COURSE_PAGE_SIZE = 50
 MAX_IDS_PER_POST = 1000
 
 
 def _kind_or_404(kind: str) -> str:
-    if kind not in KIND_TITLES:
+    if kind not in KIND_PLURALS:
         abort(404)
     return kind
 
@@ -60,7 +63,7 @@ def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
     page.selected_ids = selections.selected_among(selection, [p.id for p in page.people])
     return {
         "kind": flt.kind,
-        "title": KIND_TITLES[flt.kind],
+        "title": KIND_PLURALS[flt.kind],
         "flt": flt,
         "listing": page,
         "selection": selection,
@@ -125,7 +128,7 @@ def select(kind: str, token: str):
 @bp.route("/cours")
 def courses():
     flt = service.CourseFilter.from_args(request.args)
-    page = service.courses_page(flt, COURSE_PAGE_SIZE)
+    page = service.courses_page(flt, current_app.config["LIST_PAGE_SIZE"])
     return render(
         "directory/courses.html",
         fragment="results",
