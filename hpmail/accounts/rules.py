@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class AccountInvalid(ValueError):
-    """Input refused; ``errors`` maps a form field to its French message."""
+    """Input refused; ``errors`` maps a form field to its message (translated)."""
 
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(errors.values()))

@@ -54,7 +54,7 @@ __all__ = [
 
 
 class NotAuthorised(PermissionError):
-    """The user may not send as this account; the message says why in French."""
+    """The user may not send as this account; the message says why (translated)."""
 
 
 # --- verification e-mails ----------------------------------------------------------------------

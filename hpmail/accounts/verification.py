@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class CodeRefused(ValueError):
-    """A code was not accepted, or a new one cannot be sent yet; the message says why in French."""
+    """A code was not accepted, or a new one cannot be sent yet; it says why."""
 
 
 class SecretRefused(ValueError):

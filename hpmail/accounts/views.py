@@ -50,7 +50,7 @@ def _show_errors(form, errors: dict[str, str]) -> list[str]:
 
 
 def _dispatch(mailing) -> list[str]:
-    """Hand a committed mailing to the delivery engine; return its errors (French)."""
+    """Hand a committed mailing to the delivery engine; return its errors (translated)."""
     result = dispatch(mailing)
     return list(result.errors) if result.failed else []
 
@@ -467,7 +467,6 @@ def _settings_page(status: int = 200, fragment: str | None = None, **ctx):
         ),
         "needs_code": bool(personal and not service.may_send_as(user.id, personal.id)),
         "resend_wait": seconds_before_resend(personal) if personal else 0,
-        "has_personal_transport": "delivery.personal_transport" in current_app.view_functions,
     }
     context.update(ctx)
     response = render(SETTINGS_PAGE, fragment, **context)

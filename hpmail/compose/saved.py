@@ -22,7 +22,7 @@ LABEL_MAX = 120
 
 
 class TemplateRefused(ValueError):
-    """A template label or signature that cannot be saved; the message is in French."""
+    """A template label or signature that cannot be saved; its message is translated."""
 
 
 def templates_of(user) -> list[Template]:

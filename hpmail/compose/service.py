@@ -92,7 +92,7 @@ class Recipients:
 
 
 class ComposeRefused(Exception):
-    """The e-mail cannot be sent as written: ``errors`` maps a field to its French messages."""
+    """The e-mail cannot be sent as written: ``errors`` maps a field to its messages."""
 
     def __init__(self, errors: dict[str, list[str]], warnings: dict[str, str] | None = None):
         super().__init__("; ".join(m for ms in errors.values() for m in ms))

@@ -98,9 +98,6 @@ def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), stat
         kept=[(keep_token(current_user.id, k.attachment.id, k.filename), k) for k in kept],
         errors=errors or {},
         warnings=warnings or {},
-        settings_url=url_for("accounts.mail_settings")
-        if "accounts.mail_settings" in current_app.view_functions
-        else None,
         limits={
             "file": current_app.config["ATTACHMENT_MAX_FILE_BYTES"] // 1024 // 1024,
             "email": current_app.config["ATTACHMENT_MAX_EMAIL_BYTES"] // 1024 // 1024,

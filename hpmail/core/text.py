@@ -20,7 +20,7 @@ UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class InvalidHeader(ValueError):
-    """A value hpmail refuses to put in an e-mail header; the message is in French."""
+    """A value hpmail refuses to put in an e-mail header; the message is translated."""
 
 
 def is_header_safe(text: str | None) -> bool:
@@ -35,7 +35,7 @@ def refuse_unsafe(text: str | None, field: str) -> None:
 
 
 def unsafe_message(field: str) -> str:
-    """Return the French message that refuses a line break or control character in ``field``."""
+    """Return the translated message that refuses a line break or control character in ``field``."""
     return _(
         "« %(field)s » must fit on one line, without line breaks or control characters.",
         field=field,

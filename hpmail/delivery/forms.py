@@ -69,7 +69,7 @@ LIMIT_PRESETS = {
 
 
 class WholeNumberField(IntegerField):
-    """An integer field whose "not a number" message is ours (French through Flask-Babel)."""
+    """An integer field whose "not a number" message is ours (translated by Flask-Babel)."""
 
     def process_formdata(self, valuelist):
         if not valuelist or not valuelist[0].strip():

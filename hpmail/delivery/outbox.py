@@ -347,7 +347,7 @@ def dispatch_emails(email_ids: list[int]) -> DispatchResult:
 def queue_and_dispatch(**mailing) -> tuple[Mailing, DispatchResult]:
     """Queue a mailing, commit it (retrying while the database is locked), then dispatch it.
 
-    Raise ``OutboxBusy`` with a French message when the database stayed locked: then nothing
+    Raise ``OutboxBusy`` with a translated message when the database stayed locked: then nothing
     was written and the user can simply try again.
     """
     attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]

@@ -1,7 +1,7 @@
 """Deliver claimed e-mails: claim rows, build MIME, one SMTP connection per batch, record answers.
 
-Rule 3 of the send path: a row is sent only by whoever claimed it with the one conditional UPDATE
-in ``claim``; the lease lets the sweeper give the row to another worker if this one dies.
+A row is sent only by whoever claimed it with the one conditional UPDATE in ``claim`` (rule 3 of
+docs/ARCHITECTURE.md); the lease lets the sweeper give the row to another worker if this one dies.
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class CsvFile:
 
 
 class FileRefused(Exception):
-    """The whole file is unusable; the message says why, in French."""
+    """The whole file is unusable; the message says why (translated)."""
 
 
 def decode(data: bytes) -> tuple[str, str]:

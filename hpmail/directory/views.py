@@ -44,13 +44,6 @@ def _kind_or_404(kind: str) -> str:
     return kind
 
 
-def _endpoint_url(endpoint: str, **values) -> str | None:
-    """Return the URL of ``endpoint`` if that page exists yet, else None."""
-    if endpoint not in current_app.view_functions:
-        return None
-    return url_for(endpoint, **values)
-
-
 def _ids(values: list[str]) -> list[int]:
     ids = [positive_int(value) for value in values[:MAX_IDS_PER_POST]]
     return [pid for pid in ids if pid]
@@ -71,7 +64,6 @@ def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
         "cohorts": cohort_choices() if whole_page and flt.kind == PersonKind.STUDENT else [],
         "groups": group_choices(flt.cohort_id) if flt.kind == PersonKind.STUDENT else [],
         "group_filter_oob": not whole_page,
-        "compose_url": _endpoint_url("compose.new", selection=selection.token),
     }
 
 
@@ -148,7 +140,6 @@ def course(course_id: int):
         teachers=teachers,
         students=students,
         reach=reachability([*teachers, *students]),
-        quick_url=_endpoint_url("compose.quick_course", course_id=course.id),
     )
 
 
@@ -168,7 +159,6 @@ def cohort(cohort_id: int):
         reach=reachability(team),
         student_count=service.student_count(cohort),
         group_sizes=service.group_sizes(cohort),
-        quick_url=_endpoint_url("compose.quick_cohort", cohort_id=cohort.id),
     )
 
 
