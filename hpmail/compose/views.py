@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from jinja2_fragments.flask import render_block
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hpmail.accounts.service import (
@@ -262,7 +263,7 @@ def people():
     found = service.search_people(request.args.get("q", ""), request.args.get("kind"))
     if not request.args.get("q") and request.args.get("kind"):
         found = service.people_of_kind(request.args["kind"])
-    return render("compose/_people.html", people=found)
+    return render_block("compose/new.html", "people_found", people=found)
 
 
 @bp.route("/e-mail/modeles", methods=["POST"])
