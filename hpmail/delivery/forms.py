@@ -43,6 +43,7 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}\.?$", re.IGNORECASE)
 DOMAIN = re.compile(rf"^(?:\*\.)?(?:{_LABEL}\.)+{_LABEL}$", re.IGNORECASE)
 MAX_DOMAINS = 200
+TIMEOUT_CAP = 600  # seconds, for the school's servers (a user's own: USER_TIMEOUT_CAP)
 
 
 @dataclass(frozen=True)
@@ -211,9 +212,13 @@ class TransportForm(FlaskForm):
         default=30,
         validators=[
             InputRequired(_l("Enter the timeout in seconds.")),
-            NumberRange(1, 600, message=_l("The timeout is a number of seconds from 1 to 600.")),
+            NumberRange(
+                1,
+                TIMEOUT_CAP,
+                message=_l("The timeout is a number of seconds from 1 to %(max)d."),
+            ),
         ],
-        render_kw={"min": 1, "max": 600},
+        render_kw={"min": 1, "max": TIMEOUT_CAP},
     )
     limit_preset = SelectField(
         _l("Sending limits"),
