@@ -12,9 +12,12 @@ from jinja2_fragments.flask import render_block
 from hpmail.accounts import audit, school, service
 from hpmail.accounts.forms import (
     ChangeSecretForm,
+    ChooseAccountForm,
     CodeForm,
+    ConfirmForm,
     DeleteAccountForm,
     EditAccountForm,
+    MemberForm,
     OptionsForm,
     PersonalAccountForm,
     SchoolAccountForm,
@@ -363,7 +366,7 @@ def toggle_member(account_id: int, user_id: int):
     user = db.session.get(User, user_id)
     if user is None or not user.active:
         abort(404)
-    authorised = request.form.get("authorised") in ("1", "on", "true")
+    authorised = MemberForm().authorised.data
     try:
         school.set_member(account, user, authorised, current_user)
     except service.AccountInvalid as invalid:
@@ -421,7 +424,7 @@ def transform_account(account_id: int):
     reason = school.transform_refusal(account)
     form = UnlockForm(prefix="unlock")
     if request.method == "POST" and not reason:
-        if request.form.get("confirm") != "yes":
+        if not ConfirmForm().confirmed:
             return redirect(url_for("accounts.school_accounts", compte=account.id))
         try:
             owner = school.transform_to_personal(account, current_user, form.current_answer.data)
@@ -508,7 +511,7 @@ def _settings_page(
 def mail_settings():
     if request.method == "POST":
         try:
-            account_id = request.form.get("account_id", type=whole_number)
+            account_id = ChooseAccountForm().account_id.data
             account = service.choose_account(current_user, account_id)
         except service.AccountInvalid as invalid:
             db.session.rollback()
