@@ -15,6 +15,7 @@ from wtforms import (
 )
 
 from hpmail.compose import service
+from hpmail.core.forms import IdsField
 from hpmail.web import whole_number
 
 # Bounds of what a draft's fields keep: far above any real e-mail, below what would hurt the server.
@@ -37,13 +38,6 @@ class ValuesField(SelectMultipleField):
 
     def process_formdata(self, valuelist):
         self.data = [str(value) for value in valuelist]
-
-
-class IdsField(ValuesField):
-    """Every id posted under the field's name; one no database row can have is left out."""
-
-    def process_formdata(self, valuelist):
-        self.data = [i for i in map(whole_number, valuelist) if i]
 
 
 class AccountField(HiddenField):

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from flask import Response
-from wtforms import Form
+from wtforms import Form, SelectMultipleField
 
-from hpmail.web import render
+from hpmail.web import render, whole_number
 
 # The status of a page whose form is shown again with its errors.
 INVALID = 422
@@ -101,3 +101,15 @@ def form_again(
     response = render(template, fragment, **context)
     response.status_code = INVALID
     return response
+
+
+class IdsField(SelectMultipleField):
+    """Every id posted under the field's name (ticked boxes), the first ``limit`` of them; a value
+    no database row can have is left out."""
+
+    def __init__(self, label=None, validators=None, *, limit=None, parse=whole_number, **kwargs):
+        super().__init__(label, validators, validate_choice=False, **kwargs)
+        self.limit, self.parse = limit, parse
+
+    def process_formdata(self, valuelist):
+        self.data = [i for i in map(self.parse, valuelist[: self.limit]) if i]
