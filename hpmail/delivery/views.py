@@ -20,6 +20,7 @@ from flask_login import current_user
 from werkzeug.datastructures import CombinedMultiDict
 from wtforms.fields.choices import SelectChoice
 
+from hpmail.core.forms import INVALID, show_errors
 from hpmail.delivery import mailbox, outbox_admin, transports
 from hpmail.delivery.destinations import restricted_user
 from hpmail.delivery.diagnostics import diagnose
@@ -38,11 +39,6 @@ from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, page_number, render, whole_number
 
 bp = Blueprint("delivery", __name__, cli_group=None)
-
-
-def _invalid() -> int:
-    """Status of a page shown again with errors: htmx swaps only 2xx answers."""
-    return 200 if is_htmx() else 422
 
 
 def _fragment(template: str, status: int = 200, **context):
@@ -69,7 +65,7 @@ def server_settings():
         db.session.commit()
         flash(_("The e-mail sending settings are saved."), "success")
         return redirect(url_for("delivery.server_settings"))
-    status = _invalid() if request.method == "POST" else 200
+    status = INVALID if request.method == "POST" else 200
     return render(
         "delivery/server_settings.html",
         form=form,
@@ -90,7 +86,7 @@ def _test_send_result(form, diagnosis, problem, action: str, back: str):
         test_action=url_for(action),
         back=url_for(back),
         title=_("Test e-mail sending"),
-    ), 200 if diagnosis or problem else _invalid()
+    ), 200 if diagnosis or problem else INVALID
 
 
 @bp.route("/serveur/parametres-envoi/essai", methods=["POST"])
@@ -129,7 +125,7 @@ def profiles():
                 form.name.data, form.transport_values(), current_user
             )
         except transports.ProfileNameTaken as taken:
-            form.name.errors.append(str(taken))
+            show_errors(form, taken)
         else:
             db.session.commit()
             if is_htmx():
@@ -146,7 +142,7 @@ def profiles():
             response.headers["HX-Retarget"] = "#profile-new"
             response.headers["HX-Reswap"] = "outerHTML"
             return response
-        status = 422
+        status = INVALID
     else:
         form = ProfileForm(formdata=None)
         status = 200
@@ -182,14 +178,14 @@ def profile_edit(profile_id: int):
                 profile, form.name.data, form.transport_values(), current_user
             )
         except transports.ProfileNameTaken as taken:
-            form.name.errors.append(str(taken))
+            show_errors(form, taken)
         else:
             db.session.commit()
             if is_htmx():
                 return _fragment("delivery/_profile_row.html", profile=profile)
             flash(_("The profile “%(name)s” is saved.", name=profile.name), "success")
             return redirect(url_for("delivery.profiles"))
-    status = _invalid() if request.method == "POST" else 200
+    status = INVALID if request.method == "POST" else 200
     if is_htmx():
         return _fragment("delivery/_profile_edit_row.html", profile=profile, form=form)
     return render_template("delivery/profile_edit.html", profile=profile, form=form), status
@@ -238,7 +234,7 @@ def personal_transport():
             flash(saved, "success")
             return redirect(url_for("delivery.personal_transport"))
         own_form, profile_form = _personal_forms(None)  # show what is saved now
-    status = _invalid() if request.method == "POST" and not saved else 200
+    status = INVALID if request.method == "POST" and not saved else 200
     return render(
         "delivery/personal_transport.html",
         "personal",
