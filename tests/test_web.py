@@ -156,11 +156,25 @@ def test_htmx_is_configured_to_need_no_inline_style_nor_eval(client):
     page = client.get("/connexion").text
     meta = re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page)
     assert meta
-    assert json.loads(meta.group(1)) == {
-        "includeIndicatorStyles": False,
-        "allowEval": False,
-        "allowScriptTags": False,
-    }
+    config = json.loads(meta.group(1))
+    assert config["includeIndicatorStyles"] is False
+    assert config["allowEval"] is False
+    assert config["allowScriptTags"] is False
+
+
+def test_htmx_swaps_a_form_refused_with_422_and_no_other_error(client):
+    page = client.get("/connexion").text
+    meta = re.search(r"<meta name=\"htmx-config\" content='([^']+)'>", page)
+    first = {}
+    for rule in json.loads(meta.group(1))["responseHandling"]:  # the first rule that matches
+        for code in ("204", "200", "302", "422", "403", "500"):
+            if code not in first and re.fullmatch(rule["code"], code):
+                first[code] = rule
+    assert first["422"]["swap"] is True
+    assert first["200"]["swap"] is True
+    assert first["204"]["swap"] is False
+    assert first["403"]["swap"] is False and first["403"]["error"] is True
+    assert first["500"]["swap"] is False and first["500"]["error"] is True
 
 
 def test_signed_in_pages_are_never_stored_by_the_browser_or_a_proxy(client, login_as):

@@ -2,7 +2,9 @@
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, StringField
+from wtforms import BooleanField, HiddenField, PasswordField, StringField
+
+from hpmail.web import whole_number
 
 
 class SchoolAccountForm(FlaskForm):
@@ -49,3 +51,32 @@ class PersonalAccountForm(FlaskForm):
 class OptionsForm(FlaskForm):
     reply_to = StringField(_l("Reply-to address"))
     hide_recipients = BooleanField(_l("Hide the recipients' addresses (blind copy)"))
+
+
+class ChooseAccountForm(FlaskForm):
+    """The account the user sends from (radio buttons); an id no row can have is None."""
+
+    account_id = HiddenField(filters=[whole_number])
+
+
+class TickedField(BooleanField):
+    """A checkbox sent by htmx: ticked only when its value is 1, on or true."""
+
+    def process_formdata(self, valuelist):
+        self.data = bool(valuelist) and valuelist[0] in ("1", "on", "true")
+
+
+class MemberForm(FlaskForm):
+    """One user ticked or unticked in an account's checklist."""
+
+    authorised = TickedField()
+
+
+class ConfirmForm(FlaskForm):
+    """The "Yes" of a question (``confirm=yes``); anything else leaves things as they are."""
+
+    confirm = HiddenField()
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirm.data == "yes"

@@ -10,18 +10,15 @@ from sqlalchemy import func, select
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.forms import InputRefused
 from hpmail.core.text import is_header_safe
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
 
-class AccountInvalid(ValueError):
-    """Input refused; ``errors`` maps a form field to its message (translated)."""
-
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
+class AccountInvalid(InputRefused):
+    """An account's input refused; ``errors`` maps a form field to its messages."""
 
 
 def clean_name(value: str | None, field: str, max_length: int = 120) -> str:

@@ -100,7 +100,7 @@ def verify_code(account: Account, code: str, by: User) -> None:
     try:
         ensure_address_free(account.address, account)
     except AccountInvalid as taken:
-        raise verification.CodeRefused(taken.errors["address"]) from None
+        raise verification.CodeRefused(str(taken)) from None
     verification.check_code(account, code)
     log.info("user %s verified account %s <%s>", by.login, account.id, account.address)
 

@@ -22,16 +22,17 @@ from werkzeug.security import check_password_hash
 
 from hpmail.accounts.models import Account, VerificationCode
 from hpmail.auth.models import hash_secret, utcnow
+from hpmail.core.forms import InputRefused
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
 
-class CodeRefused(ValueError):
-    """A code was not accepted, or a new one cannot be sent yet; it says why."""
+class CodeRefused(InputRefused):
+    """A code was not accepted, or a new one cannot be sent yet; the message says why."""
 
 
-class SecretRefused(ValueError):
+class SecretRefused(InputRefused):
     """A secret answer was wrong or answers are locked for a while; the message says why."""
 
 

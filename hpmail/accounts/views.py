@@ -12,9 +12,12 @@ from jinja2_fragments.flask import render_block
 from hpmail.accounts import audit, school, service, verification
 from hpmail.accounts.forms import (
     ChangeSecretForm,
+    ChooseAccountForm,
     CodeForm,
+    ConfirmForm,
     DeleteAccountForm,
     EditAccountForm,
+    MemberForm,
     OptionsForm,
     PersonalAccountForm,
     SchoolAccountForm,
@@ -25,6 +28,7 @@ from hpmail.accounts.forms import (
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import CodeRefused, seconds_before_resend
 from hpmail.auth.models import User
+from hpmail.core.forms import INVALID, InputRefused, form_again, show_errors
 from hpmail.delivery.outbox import dispatch
 from hpmail.extensions import db
 from hpmail.web import admin_required, is_htmx, render, whole_number
@@ -36,17 +40,6 @@ log = logging.getLogger(__name__)
 
 SCHOOL_PAGE = "accounts/school_accounts.html"
 SETTINGS_PAGE = "accounts/mail_settings.html"
-
-
-def _show_errors(form, errors: dict[str, str]) -> list[str]:
-    """Put each message next to its field; return those that belong to no field."""
-    loose = []
-    for name, message in errors.items():
-        if name in form:
-            form[name].errors = [message]
-        else:
-            loose.append(message)
-    return loose
 
 
 def _dispatch(mailing) -> list[str]:
@@ -62,15 +55,21 @@ def _school_account(account_id: int) -> Account:
     return account
 
 
-def _status(ok: bool) -> int:
-    # htmx swaps only 2xx answers: a refused code is still a page to show.
-    return 200 if ok or is_htmx() else 422
-
-
 # --- Configuration › Gérer les comptes e-mails de l'établissement ------------------------------
 
 
-def _school_page(selected: Account | None, status: int = 200, fragment: str | None = None, **ctx):
+def _school_page(
+    selected: Account | None,
+    fragment: str | None = None,
+    *,
+    refused: InputRefused | None = None,
+    form=None,
+    on_field: str | None = None,
+    errors_key: str | None = None,
+    **ctx,
+):
+    """Render the school accounts page (or its ``fragment``); with ``refused``, its ``form``
+    again with the errors and 422."""
     forms = {
         "create_form": SchoolAccountForm(formdata=None),
         "code_form": CodeForm(formdata=None),
@@ -92,9 +91,7 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
     with_checklist = (
         selected is not None and selected.is_ready and fragment in (None, "pane", "checklist")
     )
-    response = render(
-        SCHOOL_PAGE,
-        fragment,
+    context = dict(
         accounts=school.school_accounts() if whole_page else [],
         selected=selected,
         checklist=school.member_checklist(selected, query) if with_checklist else [],
@@ -107,8 +104,17 @@ def _school_page(selected: Account | None, status: int = 200, fragment: str | No
         unlock_minutes=audit.UNLOCK_MINUTES,
         **forms,
     )
-    response.status_code = status
-    return response
+    if refused is None:
+        return render(SCHOOL_PAGE, fragment, **context)
+    return form_again(
+        SCHOOL_PAGE,
+        fragment,
+        form=form,
+        refused=refused,
+        on_field=on_field,
+        errors_key=errors_key,
+        **context,
+    )
 
 
 @bp.route("/configuration/comptes-etablissement")
@@ -127,13 +133,11 @@ def create_school_account():
         account, mailing = school.create_school_account(
             form.label.data, form.address.data, current_user
         )
-    except service.AccountInvalid as invalid:
+    except (service.AccountInvalid, CodeRefused) as refused:
         db.session.rollback()
-        loose = _show_errors(form, invalid.errors)
-        return _school_page(None, 422, create_form=form, create_errors=loose)
-    except CodeRefused as refused:
-        db.session.rollback()
-        return _school_page(None, 422, create_form=form, create_errors=[str(refused)])
+        return _school_page(
+            None, refused=refused, form=form, errors_key="create_errors", create_form=form
+        )
     db.session.commit()
     for error in _dispatch(mailing):
         flash(error, "error")
@@ -150,10 +154,11 @@ def check_code(account_id: int):
         service.verify_code(account, form.code.data, current_user)
     except CodeRefused as refused:
         db.session.commit()  # the wrong try counts towards the limit
-        form.code.errors = [str(refused)]
-        return _school_page(account, _status(False), "pane", code_form=form)
+        return _school_page(
+            account, "pane", refused=refused, form=form, on_field="code", code_form=form
+        )
     db.session.commit()
-    response = _school_page(account, 200, "pane", code_message=_("The address is verified."))
+    response = _school_page(account, "pane", code_message=_("The address is verified."))
     if is_htmx():  # the account's state changed in the list too: swap its rows out of band
         response.set_data(response.get_data(as_text=True) + _account_rows_oob(account))
     return response
@@ -171,16 +176,16 @@ def _account_rows_oob(selected: Account) -> str:
 def resend_code(account_id: int):
     account = _school_account(account_id)
     if account.verified_at is not None:
-        return _school_page(account, 200, "pane")
+        return _school_page(account, "pane")
     try:
         mailing = service.send_code(account, current_user)
     except CodeRefused as refused:
         db.session.rollback()
-        return _school_page(account, _status(False), "pane", code_errors=[str(refused)])
+        return _school_page(account, "pane", refused=refused, errors_key="code_errors")
     db.session.commit()
     errors = _dispatch(mailing)
     message = _("A new code was sent to %(address)s.", address=account.address)
-    return _school_page(account, 200, "pane", code_message=message, code_errors=errors)
+    return _school_page(account, "pane", code_message=message, code_errors=errors)
 
 
 @bp.route("/configuration/comptes-etablissement/<int:account_id>/secret", methods=["POST"])
@@ -192,8 +197,9 @@ def set_secret(account_id: int):
         school.set_secret(account, form.question.data, form.answer.data, current_user)
     except service.AccountInvalid as invalid:
         db.session.rollback()
-        loose = _show_errors(form, invalid.errors)
-        return _school_page(account, 422, secret_form=form, secret_errors=loose)
+        return _school_page(
+            account, refused=invalid, form=form, errors_key="secret_errors", secret_form=form
+        )
     db.session.commit()
     flash(_("The account %(label)s is created.", label=account.label), "success")
     return redirect(url_for("accounts.school_accounts", compte=account.id))
@@ -211,12 +217,19 @@ def edit_school_account(account_id: int):
         mailing = service.send_code(account, current_user) if changed else None
     except service.AccountInvalid as invalid:
         _end_refused(invalid)
-        _show_errors(form, invalid.errors)
-        return _school_page(account, 422, edit_form=form, open_section="edit")
+        return _school_page(
+            account, refused=invalid, form=form, edit_form=form, open_section="edit"
+        )
     except CodeRefused as refused:
         db.session.rollback()
-        form.address.errors = [str(refused)]
-        return _school_page(account, 422, edit_form=form, open_section="edit")
+        return _school_page(
+            account,
+            refused=refused,
+            form=form,
+            on_field="address",
+            edit_form=form,
+            open_section="edit",
+        )
     db.session.commit()
     if mailing is not None:
         for error in _dispatch(mailing):
@@ -253,8 +266,9 @@ def change_secret(account_id: int):
         )
     except service.AccountInvalid as invalid:
         _end_refused(invalid)
-        _show_errors(form, invalid.errors)
-        return _school_page(account, 422, change_secret_form=form, open_section="secret")
+        return _school_page(
+            account, refused=invalid, form=form, change_secret_form=form, open_section="secret"
+        )
     db.session.commit()
     flash(_("The secret question is changed."), "success")
     return redirect(url_for("accounts.school_accounts", compte=account.id))
@@ -270,9 +284,13 @@ def delete_school_account(account_id: int):
         school.delete_account(account, form.current_answer.data, current_user)
     except service.AccountInvalid as invalid:
         _end_refused(invalid)
-        loose = _show_errors(form, invalid.errors)
         return _school_page(
-            account, 422, delete_form=form, delete_errors=loose, open_section="delete"
+            account,
+            refused=invalid,
+            form=form,
+            errors_key="delete_errors",
+            delete_form=form,
+            open_section="delete",
         )
     db.session.commit()
     flash(_("The account %(label)s is deleted.", label=label), "success")
@@ -292,19 +310,19 @@ def unlock_account(account_id: int):
             audit.unlock(account, form.current_answer.data, current_user)
     except service.AccountInvalid as invalid:
         db.session.commit()  # the wrong answer or code counts towards the limit, and is audited
-        _show_errors(form, invalid.errors)
-        _show_errors(code_form, invalid.errors)
+        show_errors(code_form, invalid)
         return _school_page(
             account,
-            _status(False),
             "pane",
+            refused=invalid,
+            form=form,
             unlock_form=form,
             unlock_code_form=code_form,
             unlock_code_sent="code" in invalid.errors,
         )
     db.session.commit()
     if is_htmx():
-        return _school_page(account, 200, "pane")
+        return _school_page(account, "pane")
     return redirect(url_for("accounts.school_accounts", compte=account.id))
 
 
@@ -320,13 +338,12 @@ def send_unlock_code(account_id: int):
         mailing = service.send_code(account, current_user)
     except CodeRefused as refused:
         db.session.rollback()
-        return _school_page(account, _status(False), "pane", unlock_errors=[str(refused)])
+        return _school_page(account, "pane", refused=refused, errors_key="unlock_errors")
     db.session.commit()
     errors = _dispatch(mailing)
     message = _("A code was sent to %(address)s.", address=account.address)
     return _school_page(
         account,
-        200,
         "pane",
         unlock_code_sent=True,
         unlock_message=message,
@@ -338,7 +355,7 @@ def send_unlock_code(account_id: int):
 @admin_required
 def member_checklist(account_id: int):
     account = _school_account(account_id)
-    return _school_page(account, 200, "checklist")
+    return _school_page(account, "checklist")
 
 
 @bp.route(
@@ -351,19 +368,19 @@ def toggle_member(account_id: int, user_id: int):
     user = db.session.get(User, user_id)
     if user is None or not user.active:
         abort(404)
-    authorised = request.form.get("authorised") in ("1", "on", "true")
+    authorised = MemberForm().authorised.data
     try:
         school.set_member(account, user, authorised, current_user)
     except service.AccountInvalid as invalid:
         db.session.rollback()
         if not is_htmx():
-            flash(" ".join(invalid.errors.values()), "error")
+            flash(str(invalid), "error")
             return redirect(url_for("accounts.school_accounts", compte=account.id))
         context = {
             "selected": account,
             "user": user,
             "authorised": user in account.members,
-            "row_error": " ".join(invalid.errors.values()),
+            "row_error": str(invalid),
         }
         response = current_app.make_response(render_block(SCHOOL_PAGE, "member_row", **context))
         response.vary.add("HX-Request")
@@ -409,16 +426,15 @@ def transform_account(account_id: int):
     reason = school.transform_refusal(account)
     form = UnlockForm(prefix="unlock")
     if request.method == "POST" and not reason:
-        if request.form.get("confirm") != "yes":
+        if not ConfirmForm().confirmed:
             return redirect(url_for("accounts.school_accounts", compte=account.id))
         try:
             owner = school.transform_to_personal(account, current_user, form.current_answer.data)
         except service.AccountInvalid as invalid:
             _end_refused(invalid)
-            _show_errors(form, invalid.errors)
             member = account.members[0]
-            page = render("accounts/transform.html", account=account, member=member, form=form)
-            return page, 422
+            page = "accounts/transform.html"
+            return form_again(page, form=form, refused=invalid, account=account, member=member)
         db.session.commit()
         flash(
             _(
@@ -429,7 +445,7 @@ def transform_account(account_id: int):
             "success",
         )
         return redirect(url_for("accounts.school_accounts"))
-    status = 422 if reason and request.method == "POST" else 200
+    status = INVALID if reason and request.method == "POST" else 200
     member = account.members[0] if not reason else None
     unlocked = audit.unlocked_until(account, current_user)
     page = render(
@@ -445,7 +461,17 @@ def transform_account(account_id: int):
 # --- Configuration › Paramétrer l'envoi d'e-mails pour ce poste -------------------------------
 
 
-def _settings_page(status: int = 200, fragment: str | None = None, **ctx):
+def _settings_page(
+    fragment: str | None = None,
+    *,
+    refused: InputRefused | None = None,
+    form=None,
+    on_field: str | None = None,
+    errors_key: str | None = None,
+    **ctx,
+):
+    """Render the user's mail settings (or their ``fragment``); with ``refused``, its ``form``
+    again with the errors and 422."""
     user = current_user._get_current_object()
     personal = service.personal_account(user)
     settings = service.saved_settings(user)  # a page reads: unsaved defaults, no row written
@@ -469,20 +495,28 @@ def _settings_page(status: int = 200, fragment: str | None = None, **ctx):
         "resend_wait": seconds_before_resend(personal) if personal else 0,
     }
     context.update(ctx)
-    response = render(SETTINGS_PAGE, fragment, **context)
-    response.status_code = status
-    return response
+    if refused is None:
+        return render(SETTINGS_PAGE, fragment, **context)
+    return form_again(
+        SETTINGS_PAGE,
+        fragment,
+        form=form,
+        refused=refused,
+        on_field=on_field,
+        errors_key=errors_key,
+        **context,
+    )
 
 
 @bp.route("/configuration/envoi", methods=["GET", "POST"])
 def mail_settings():
     if request.method == "POST":
         try:
-            account_id = request.form.get("account_id", type=whole_number)
+            account_id = ChooseAccountForm().account_id.data
             account = service.choose_account(current_user, account_id)
         except service.AccountInvalid as invalid:
             db.session.rollback()
-            return _settings_page(422, choose_errors=list(invalid.errors.values()))
+            return _settings_page(refused=invalid, errors_key="choose_errors")
         db.session.commit()
         flash(_("You now send from %(address)s.", address=account.address), "success")
         return redirect(url_for("accounts.mail_settings"))
@@ -496,8 +530,7 @@ def mail_options():
         service.save_options(current_user, form.reply_to.data, form.hide_recipients.data)
     except service.AccountInvalid as invalid:
         db.session.rollback()
-        _show_errors(form, invalid.errors)
-        return _settings_page(422, options_form=form, options_open=True)
+        return _settings_page(refused=invalid, form=form, options_form=form, options_open=True)
     db.session.commit()
     flash(_("Your sending options are saved."), "success")
     return redirect(url_for("accounts.mail_settings"))
@@ -513,12 +546,10 @@ def personal_account():
         mailing = service.send_code(account, current_user) if needs_code else None
     except service.AccountInvalid as invalid:
         db.session.rollback()
-        _show_errors(form, invalid.errors)
-        return _settings_page(422, personal_form=form)
+        return _settings_page(refused=invalid, form=form, personal_form=form)
     except CodeRefused as refused:
         db.session.rollback()
-        form.address.errors = [str(refused)]
-        return _settings_page(422, personal_form=form)
+        return _settings_page(refused=refused, form=form, on_field="address", personal_form=form)
     db.session.commit()
     if mailing is not None:
         for error in _dispatch(mailing):
@@ -544,10 +575,11 @@ def check_personal_code():
         service.verify_code(account, form.code.data, current_user)
     except CodeRefused as refused:
         db.session.commit()  # the wrong try counts towards the limit
-        form.code.errors = [str(refused)]
-        return _settings_page(_status(False), "personal_pane", code_form=form)
+        return _settings_page(
+            "personal_pane", refused=refused, form=form, on_field="code", code_form=form
+        )
     db.session.commit()
-    return _settings_page(200, "personal_pane", code_message=_("The address is verified."))
+    return _settings_page("personal_pane", code_message=_("The address is verified."))
 
 
 @bp.route("/configuration/envoi/compte-personnel/renvoyer-code", methods=["POST"])
@@ -557,11 +589,11 @@ def resend_personal_code():
         mailing = service.send_code(account, current_user)
     except CodeRefused as refused:
         db.session.rollback()
-        return _settings_page(_status(False), "personal_pane", code_errors=[str(refused)])
+        return _settings_page("personal_pane", refused=refused, errors_key="code_errors")
     db.session.commit()
     errors = _dispatch(mailing)
     message = _("A new code was sent to %(address)s.", address=account.address)
-    return _settings_page(200, "personal_pane", code_message=message, code_errors=errors)
+    return _settings_page("personal_pane", code_message=message, code_errors=errors)
 
 
 @bp.route("/configuration/envoi/comptes/<int:account_id>/membres")
@@ -572,4 +604,4 @@ def account_members(account_id: int):
     if not current_user.is_admin and not service.may_send_as(current_user.id, account.id):
         abort(404)
     members = service.other_members(account, current_user)
-    return _settings_page(200, "members_tip", tip_account=account, tip_members=members)
+    return _settings_page("members_tip", tip_account=account, tip_members=members)

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from hpmail.auth.models import Role, SignInAttempt, User, utcnow
+from hpmail.core.forms import InputRefused
 from hpmail.directory.models import Person
 from hpmail.directory.text import fold
 from hpmail.extensions import db
@@ -58,13 +59,11 @@ class SignInRefused(Exception):
         )
 
 
-class UserChangeRefused(ValueError):
-    """A change to a user that the rules forbid; ``field`` names the form field to show it on."""
+class UserChangeRefused(InputRefused):
+    """A change to a user that the rules forbid, shown beside ``field`` (or above the form)."""
 
     def __init__(self, message: str, field: str | None = None):
-        super().__init__(str(message))
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field)
 
 
 # --- sign-in ---------------------------------------------------------------------------------

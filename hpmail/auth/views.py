@@ -32,12 +32,11 @@ from hpmail.auth.forms import (
     role_label,
 )
 from hpmail.auth.models import Role, User
+from hpmail.core.forms import InputRefused, form_again
 from hpmail.extensions import db, login_manager
 from hpmail.web import admin_required, public, render, whole_number
 
 bp = Blueprint("auth", __name__, cli_group=None)
-
-INVALID = 422  # a form with errors is shown again with this status
 
 
 @login_manager.user_loader
@@ -126,14 +125,14 @@ def password():
             )
         except service.UserChangeRefused as refused:
             db.session.commit()  # keep the failed try: it counts towards the throttle
-            form[refused.field].errors.append(refused.message)
-        else:
-            db.session.commit()
-            login_user(current_user._get_current_object())  # this browser stays signed in
-            flash(_("Your password has been changed."), "success")
-            return redirect(url_for("auth.home"))
-    status = INVALID if form.errors else 200
-    return render_template("auth/password.html", form=form), status
+            return form_again("auth/password.html", form=form, refused=refused)
+        db.session.commit()
+        login_user(current_user._get_current_object())  # this browser stays signed in
+        flash(_("Your password has been changed."), "success")
+        return redirect(url_for("auth.home"))
+    if form.errors:
+        return form_again("auth/password.html", form=form)
+    return render_template("auth/password.html", form=form)
 
 
 # --- user management (admin) -----------------------------------------------------------------
@@ -193,15 +192,17 @@ def new_user():
                 actor=current_user,
             )
         except service.UserChangeRefused as refused:
-            form[refused.field].errors.append(refused.message)
-        else:
-            db.session.commit()
-            if not form.password.data:
-                return _password_shown(user, password)
-            flash(_("User %(login)s created.", login=user.login), "success")
-            return redirect(url_for("auth.user", user_id=user.id))
-    status = INVALID if form.errors else 200
-    return render_template("auth/new_user.html", form=form, roles=role_choices()), status
+            return form_again(
+                "auth/new_user.html", form=form, refused=refused, roles=role_choices()
+            )
+        db.session.commit()
+        if not form.password.data:
+            return _password_shown(user, password)
+        flash(_("User %(login)s created.", login=user.login), "success")
+        return redirect(url_for("auth.user", user_id=user.id))
+    if form.errors:
+        return form_again("auth/new_user.html", form=form, roles=role_choices())
+    return render_template("auth/new_user.html", form=form, roles=role_choices())
 
 
 @bp.route("/utilisateurs/<int:user_id>", methods=["GET", "POST"])
@@ -223,14 +224,13 @@ def user(user_id: int):
             )
         except service.UserChangeRefused as refused:
             db.session.rollback()
-            form[refused.field].errors.append(refused.message)
-        else:
-            db.session.commit()
-            flash(_("Changes saved."), "success")
-            if not current_user.is_admin:  # an admin who gave up the role can no longer manage
-                return redirect(url_for("auth.home"))
-            return redirect(url_for("auth.user", user_id=user.id))
-    return _user_page(user, details_form=form, status=INVALID)
+            return _user_page(user, refused=refused, details_form=form)
+        db.session.commit()
+        flash(_("Changes saved."), "success")
+        if not current_user.is_admin:  # an admin who gave up the role can no longer manage
+            return redirect(url_for("auth.home"))
+        return redirect(url_for("auth.user", user_id=user.id))
+    return _user_page(user, invalid=True, details_form=form)
 
 
 @bp.route("/utilisateurs/<int:user_id>/desactiver", methods=["POST"])
@@ -251,7 +251,7 @@ def reset_password(user_id: int):
     user = _user_or_404(user_id)
     form = ResetPasswordForm()
     if not form.validate_on_submit():
-        return _user_page(user, reset_form=form, status=INVALID)
+        return _user_page(user, invalid=True, reset_form=form)
     password = service.reset_password(current_user, user, form.new_password.data or None)
     db.session.commit()
     if user.id == current_user.id:
@@ -272,12 +272,11 @@ def link_person(user_id: int):
             service.link_person(current_user, user, form.person_id.data)
         except service.UserChangeRefused as refused:
             db.session.rollback()
-            form.person_id.errors = [refused.message]
-        else:
-            db.session.commit()
-            flash(_("Link to the directory saved."), "success")
-            return redirect(url_for("auth.user", user_id=user.id))
-    return _user_page(user, link_form=form, status=INVALID)
+            return _user_page(user, refused=refused, link_form=form, on_field="person_id")
+        db.session.commit()
+        flash(_("Link to the directory saved."), "success")
+        return redirect(url_for("auth.user", user_id=user.id))
+    return _user_page(user, invalid=True, link_form=form)
 
 
 @bp.route("/utilisateurs/<int:user_id>/personne/retirer", methods=["POST"])
@@ -302,7 +301,7 @@ def _set_active(user: User, active: bool):
         service.set_active(current_user, user, active)
     except service.UserChangeRefused as refused:
         db.session.rollback()
-        return _user_page(user, status_error=refused.message, status=INVALID)
+        return _user_page(user, refused=refused, status_error=str(refused))
     db.session.commit()
     if active:
         flash(_("%(login)s can sign in again.", login=user.login), "success")
@@ -314,19 +313,24 @@ def _set_active(user: User, active: bool):
 def _user_page(
     user: User,
     *,
+    invalid: bool = False,
+    refused: InputRefused | None = None,
+    on_field: str | None = None,
     details_form=None,
     reset_form=None,
     link_form=None,
     status_error: str | None = None,
-    status: int = 200,
 ):
-    """Render a user's page; forms not given start from the stored values, not from the request."""
+    """Render a user's page; forms not given start from the stored values, not from the request.
+
+    ``invalid`` (or ``refused``, whose messages go beside its fields) shows the form given again
+    with its errors (422).
+    """
+    refused_form = details_form or reset_form or link_form
     if details_form is None:
         details_form = UserDetailsForm(formdata=None, obj=user)
     person_text = request.args.get("person_q", "")[:100]
-    response = render(
-        "auth/user.html",
-        fragment="person_suggestions",
+    context = dict(
         user=user,
         details_form=details_form,
         reset_form=reset_form or ResetPasswordForm(formdata=None),
@@ -336,8 +340,16 @@ def _user_page(
         suggestions=service.suggest_people(person_text) if person_text else [],
         role_label=role_label,
     )
-    response.status_code = status
-    return response
+    if not invalid and refused is None:
+        return render("auth/user.html", "person_suggestions", **context)
+    return form_again(
+        "auth/user.html",
+        "person_suggestions",
+        form=refused_form,
+        refused=refused,
+        on_field=on_field,
+        **context,
+    )
 
 
 def _password_shown(user: User, password: str):

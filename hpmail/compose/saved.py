@@ -13,6 +13,7 @@ from hpmail.compose.models import Signature, Template, TemplateAttachment
 from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.service import Draft
 from hpmail.compose.uploads import KeptFile, Upload, image_type
+from hpmail.core.forms import InputRefused
 from hpmail.core.text import is_header_safe, without_unsafe_characters
 from hpmail.delivery.attachments import store_attachment
 from hpmail.extensions import db
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 LABEL_MAX = 120
 
 
-class TemplateRefused(ValueError):
-    """A template label or signature that cannot be saved; its message is translated."""
+class TemplateRefused(InputRefused):
+    """A template label or signature that cannot be saved."""
 
 
 def templates_of(user) -> list[Template]:
@@ -46,16 +47,20 @@ def check_label(user, label: str, keep: Template | None = None) -> str:
     """Return the label stripped, or raise TemplateRefused."""
     label = (label or "").strip()
     if not label:
-        raise TemplateRefused(_("Give the template a name."))
+        raise TemplateRefused(_("Give the template a name."), field="template_label")
     if len(label) > LABEL_MAX or not is_header_safe(label):
         raise TemplateRefused(
-            _("The name must fit on one line (%(max)s characters at most).", max=LABEL_MAX)
+            _("The name must fit on one line (%(max)s characters at most).", max=LABEL_MAX),
+            field="template_label",
         )
     clash = db.session.scalar(
         select(Template).where(Template.owner_id == user.id, Template.label == label)
     )
     if clash is not None and clash is not keep:
-        raise TemplateRefused(_("You already have a template named « %(label)s ».", label=label))
+        raise TemplateRefused(
+            _("You already have a template named « %(label)s ».", label=label),
+            field="template_label",
+        )
     return label
 
 

@@ -17,6 +17,7 @@ from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.compose.models import Signature
 from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
+from hpmail.core.forms import InputRefused
 from hpmail.core.text import is_header_safe, unsafe_message
 from hpmail.delivery.attachments import store_attachment
 from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
@@ -91,12 +92,12 @@ class Recipients:
         return len(self.to) + len(self.cc) + len(self.bcc)
 
 
-class ComposeRefused(Exception):
-    """The e-mail cannot be sent as written: ``errors`` maps a field to its messages."""
+class ComposeRefused(InputRefused):
+    """The e-mail cannot be sent as written: ``errors`` maps a field to its messages, and
+    ``warnings`` a field to a question the user may answer by sending again (no subject)."""
 
     def __init__(self, errors: dict[str, list[str]], warnings: dict[str, str] | None = None):
-        super().__init__("; ".join(m for ms in errors.values() for m in ms))
-        self.errors = errors
+        super().__init__(errors)
         self.warnings = warnings or {}
 
 

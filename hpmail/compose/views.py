@@ -28,6 +28,7 @@ from hpmail.accounts.service import (
     usable_accounts,
 )
 from hpmail.compose import saved, service
+from hpmail.compose.forms import DraftForm, SignatureForm, TemplateNameForm
 from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.uploads import (
     KeptFile,
@@ -37,6 +38,7 @@ from hpmail.compose.uploads import (
     store_uploads,
     upload_errors,
 )
+from hpmail.core.forms import InputRefused, form_again
 from hpmail.delivery.attachments import read_attachment, stored_file_response
 from hpmail.delivery.models import Mailing
 from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
@@ -59,35 +61,14 @@ def _selection_people(token: str | None):
     return selection, selected_people(selection)
 
 
-def _draft_from_form() -> service.Draft:
-    form = request.form
-    account = form.get("account_id", "")
-    return service.Draft(
-        kinds=form.getlist("kinds"),
-        other_ids=[i for i in map(whole_number, form.getlist("other_ids")) if i],
-        cc=form.get("cc", "")[:5000],
-        bcc=form.get("bcc", "")[:5000],
-        subject=form.get("subject", ""),
-        body=form.get("body", "")[:2_000_000],
-        insert_signature=bool(form.get("insert_signature")),
-        # An id no account can have (0) is refused like an account the user may not use.
-        account_id=(whole_number(account) or 0) if account else None,
-        hide_recipients=bool(form.get("hide_recipients")),
-        one_per_recipient=bool(form.get("one_per_recipient")),
-        confirm_empty_subject=form.get("confirm_empty_subject") == "1",
-        kind="quick" if form.get("kind") == "quick" else "email",
-        request_token=service.request_token(form.get("request_token")),
-        about=service.about_text(form.get("about")),
-    )
-
-
-def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), status=200):
+def _composer(draft, people, token, *, refused=None, kept=(), status=200):
+    """Render the composer on ``draft``; with ``refused``, its errors and warnings beside their
+    fields (422 when there are errors, or ``status``)."""
     # The editor puts the body back into the page's DOM: never hand it unsanitised HTML.
     draft.body = sanitize_html(draft.body)
     draft.request_token = draft.request_token or str(uuid.uuid4())
     types = service.recipient_types(people)
-    return render(
-        "compose/new.html",
+    context = dict(
         draft=draft,
         types=types,
         other_kinds=[k for k in service.KIND_ORDER if k not in {t.kind for t in types}],
@@ -97,13 +78,18 @@ def _composer(draft, people, token, *, errors=None, warnings=None, kept=(), stat
         signature=service.signature_of(current_user.id),
         templates=saved.templates_of(current_user),
         kept=[(keep_token(current_user.id, k.attachment.id, k.filename), k) for k in kept],
-        errors=errors or {},
-        warnings=warnings or {},
+        errors=refused.errors if refused is not None else {},
+        warnings=getattr(refused, "warnings", {}),
         limits={
             "file": current_app.config["ATTACHMENT_MAX_FILE_BYTES"] // 1024 // 1024,
             "email": current_app.config["ATTACHMENT_MAX_EMAIL_BYTES"] // 1024 // 1024,
         },
-    ), status
+    )
+    if refused is not None and refused.errors and status == 200:
+        return form_again("compose/new.html", **context)
+    response = render("compose/new.html", **context)
+    response.status_code = status
+    return response
 
 
 @bp.route("/e-mail/nouveau", methods=["GET", "POST"])
@@ -136,15 +122,16 @@ def _new_draft(people, token):
 
 
 def _send(people, token):
-    draft = _draft_from_form()
+    form = DraftForm()
+    draft = form.draft()
     replayed = _replayed(draft, people, token)
     if replayed is not None:
         return replayed
     if draft.account_id is None:
         account = default_account(current_user)
         draft.account_id = account.id if account else None
-    uploads = read_uploads(request.files.getlist("attachments"))
-    kept = kept_files(current_user.id, request.form.getlist("kept"))
+    uploads = read_uploads(form.uploads())
+    kept = kept_files(current_user.id, form.kept.data)
     try:
         if draft.account_id is None:
             # Nobody to send as: the page's one message says how to set an account up.
@@ -159,25 +146,15 @@ def _send(people, token):
             # Valid files are kept for the next try, so that the user does not pick them again.
             kept = kept + store_uploads(uploads)
             db.session.commit()
-        return _composer(
-            draft,
-            people,
-            token,
-            errors=refused.errors,
-            warnings=refused.warnings,
-            kept=kept,
-            status=200 if not refused.errors else 422,
-        )
+        return _composer(draft, people, token, refused=refused, kept=kept)
     except NotAuthorised as refused:
         db.session.rollback()
-        return _composer(
-            draft, people, token, errors={"account_id": [str(refused)]}, kept=kept, status=403
-        )
+        account_refused = InputRefused(str(refused), field="account_id")
+        return _composer(draft, people, token, refused=account_refused, kept=kept, status=403)
     except (InvalidHeader, NoTransport) as refused:
         db.session.rollback()
-        return _composer(
-            draft, people, token, errors={"recipients": [str(refused)]}, kept=kept, status=422
-        )
+        recipients_refused = InputRefused(str(refused), field="recipients")
+        return _composer(draft, people, token, refused=recipients_refused, kept=kept)
     except (OutboxBusy, OperationalError) as busy:
         return _busy(draft, people, token, kept, busy)
     except IntegrityError:
@@ -228,8 +205,10 @@ def _replayed(draft, people, token):
     if existing.author_id != current_user.id:
         log.warning("user %s replayed another user's composer token", current_user.login)
         draft.request_token = ""
-        message = _("This form has expired: check it and send it again.")
-        return _composer(draft, people, token, errors={"recipients": [message]}, status=409)
+        expired = InputRefused(
+            _("This form has expired: check it and send it again."), field="recipients"
+        )
+        return _composer(draft, people, token, refused=expired, status=409)
     flash(_("This e-mail has already been sent: it was not sent a second time."), "info")
     return redirect(url_for("compose.sent", mailing_id=existing.id), 303)
 
@@ -253,8 +232,10 @@ def _busy(draft, people, token, kept, error):
     """Say that nothing was sent because the database was busy, keeping what the user wrote."""
     db.session.rollback()
     log.warning("user %s could not queue a mailing: %s", current_user.login, error)
-    message = _("The server is busy: nothing was sent. Please try again in a moment.")
-    return _composer(draft, people, token, errors={"recipients": [message]}, kept=kept, status=503)
+    busy = InputRefused(
+        _("The server is busy: nothing was sent. Please try again in a moment."), field="recipients"
+    )
+    return _composer(draft, people, token, refused=busy, kept=kept, status=503)
 
 
 @bp.route("/e-mail/personnes")
@@ -268,23 +249,22 @@ def people():
 
 @bp.route("/e-mail/modeles", methods=["POST"])
 def save_template():
-    token = request.form.get("selection")
+    form = DraftForm()
+    token = form.selection.data
     _selection, people = _selection_people(token)
-    draft = _draft_from_form()
-    uploads = read_uploads(request.files.getlist("attachments"))
-    kept = kept_files(current_user.id, request.form.getlist("kept"))
+    draft = form.draft()
+    uploads = read_uploads(form.uploads())
+    kept = kept_files(current_user.id, form.kept.data)
     problems = upload_errors(uploads, kept)
     try:
         if problems:
-            raise saved.TemplateRefused(problems[0])
+            raise saved.TemplateRefused(problems[0], field="template_label")
         template = saved.save_template(
-            current_user, request.form.get("template_label", ""), draft, uploads, kept
+            current_user, form.template_label.data or "", draft, uploads, kept
         )
     except saved.TemplateRefused as refused:
         db.session.rollback()
-        return _composer(
-            draft, people, token, errors={"template_label": [str(refused)]}, kept=kept, status=422
-        )
+        return _composer(draft, people, token, refused=refused, kept=kept)
     db.session.commit()
     flash(_("Template « %(label)s » saved.", label=template.label), "success")
     # Back to the draft as it is on screen (people under "Autres", options), with the files kept.
@@ -295,24 +275,23 @@ def save_template():
 @bp.route("/e-mail/nouveau/signature", methods=["POST"])
 def composer_signature():
     """Save the scanned signature sent with the composer's form, and come back to the draft."""
-    token = request.form.get("selection")
+    form = DraftForm()
+    token = form.selection.data
     _selection, people = _selection_people(token)
-    draft = _draft_from_form()
-    uploads = read_uploads(request.files.getlist("attachments"))
-    kept = kept_files(current_user.id, request.form.getlist("kept"))
+    draft = form.draft()
+    uploads = read_uploads(form.uploads())
+    kept = kept_files(current_user.id, form.kept.data)
     if not upload_errors(uploads, kept) and uploads:
         kept = kept + store_uploads(uploads)  # the files picked are not lost on the way
-    storage = request.files.get("signature")
-    signature_upload = read_uploads([storage] if storage else [])
+    signature_upload = read_uploads([form.signature.data] if form.signature.data else [])
     try:
         if not signature_upload:
             raise saved.TemplateRefused(_("Choose an image file."))
         saved.save_signature(current_user, signature_upload[0])
     except saved.TemplateRefused as refused:
         db.session.commit()  # the attachments kept above, not the signature
-        return _composer(
-            draft, people, token, errors={"signature": [str(refused)]}, kept=kept, status=422
-        )
+        on_signature = InputRefused(str(refused), field="signature")
+        return _composer(draft, people, token, refused=on_signature, kept=kept)
     db.session.commit()
     flash(_("Your signature was saved."), "success")
     draft.insert_signature = True
@@ -322,30 +301,31 @@ def composer_signature():
 @bp.route("/e-mail/modeles/<int:template_id>/renommer", methods=["POST"])
 def rename_template(template_id: int):
     template = saved.template_for(current_user, template_id)
+    form = TemplateNameForm()
     try:
-        saved.rename_template(current_user, template, request.form.get("label", ""))
+        saved.rename_template(current_user, template, form.label.data or "")
     except saved.TemplateRefused as refused:
         db.session.rollback()
         flash(str(refused), "error")
     else:
         db.session.commit()
         flash(_("Template renamed."), "success")
-    return redirect(_back_to_composer())
+    return redirect(_back_to_composer(form))
 
 
 @bp.route("/e-mail/modeles/<int:template_id>/supprimer", methods=["POST"])
 def delete_template(template_id: int):
     template = saved.template_for(current_user, template_id)
+    form = TemplateNameForm()
     label = template.label
     saved.delete_template(current_user, template)
     db.session.commit()
     flash(_("Template « %(label)s » deleted.", label=label), "success")
-    return redirect(_back_to_composer())
+    return redirect(_back_to_composer(form))
 
 
-def _back_to_composer() -> str:
-    token = request.form.get("selection") or None
-    return url_for("compose.new", selection=token)
+def _back_to_composer(form: TemplateNameForm) -> str:
+    return url_for("compose.new", selection=form.selection.data or None)
 
 
 @bp.route("/e-mail/cours/<int:course_id>", methods=["POST"])
@@ -374,28 +354,26 @@ def _quick(people, about: str):
 
 @bp.route("/e-mail/signature", methods=["GET", "POST"])
 def signature():
-    error = None
-    if request.method == "POST":
-        if request.form.get("action") == "delete":
-            saved.delete_signature(current_user)
-            db.session.commit()
-            flash(_("Your signature was removed."), "success")
-            return redirect(url_for("compose.signature"))
-        storage = request.files.get("signature")
-        uploads = read_uploads([storage] if storage else [])
-        try:
-            if not uploads:
-                raise saved.TemplateRefused(_("Choose an image file."))
-            saved.save_signature(current_user, uploads[0])
-        except saved.TemplateRefused as refused:
-            db.session.rollback()
-            error = str(refused)
-        else:
-            db.session.commit()
-            flash(_("Your signature was saved."), "success")
-            return redirect(url_for("compose.signature"))
     current = service.signature_of(current_user.id)
-    return render("compose/signature.html", signature=current, error=error), (422 if error else 200)
+    if request.method == "GET":
+        return render("compose/signature.html", signature=current, error=None)
+    form = SignatureForm()
+    if form.action.data == "delete":
+        saved.delete_signature(current_user)
+        db.session.commit()
+        flash(_("Your signature was removed."), "success")
+        return redirect(url_for("compose.signature"))
+    uploads = read_uploads([form.signature.data] if form.signature.data else [])
+    try:
+        if not uploads:
+            raise saved.TemplateRefused(_("Choose an image file."))
+        saved.save_signature(current_user, uploads[0])
+    except saved.TemplateRefused as refused:
+        db.session.rollback()
+        return form_again("compose/signature.html", signature=current, error=str(refused))
+    db.session.commit()
+    flash(_("Your signature was saved."), "success")
+    return redirect(url_for("compose.signature"))
 
 
 @bp.route("/e-mail/signature/image")

@@ -14,13 +14,15 @@ import re
 from flask_babel import gettext as _
 from wtforms.validators import ValidationError
 
+from hpmail.core.forms import InputRefused
+
 # C0 controls (TAB included: a single-line field never needs one), DEL, C1 controls, and the
 # Unicode line and paragraph separators: every character ``str.splitlines()`` splits on and more.
 UNSAFE_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-class InvalidHeader(ValueError):
-    """A value hpmail refuses to put in an e-mail header; the message is translated."""
+class InvalidHeader(InputRefused):
+    """A value hpmail refuses to put in an e-mail header."""
 
 
 def is_header_safe(text: str | None) -> bool:

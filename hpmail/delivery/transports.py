@@ -10,6 +10,7 @@ from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from hpmail.auth.models import User
+from hpmail.core.forms import InputRefused
 from hpmail.delivery.models import (
     Mailing,
     SendingProfile,
@@ -51,7 +52,7 @@ class SenderValues:
     allow_internal_hosts: bool = False
 
 
-class ProfileInUse(Exception):
+class ProfileInUse(InputRefused):
     """A profile cannot be deleted while users send through it; ``users`` says who."""
 
     def __init__(self, users: list[User]):
@@ -71,7 +72,7 @@ class ProfileInUse(Exception):
         self.users = users
 
 
-class ProfileNameTaken(ValueError):
+class ProfileNameTaken(InputRefused):
     """Two profiles cannot share a name."""
 
 
@@ -136,7 +137,7 @@ def _check_name_free(name: str, profile_id: int | None = None) -> None:
     if profile_id is not None:
         query = query.where(SendingProfile.id != profile_id)
     if db.session.scalar(query) is not None:
-        raise ProfileNameTaken(_("A profile with this name already exists."))
+        raise ProfileNameTaken(_("A profile with this name already exists."), field="name")
 
 
 def create_profile(name: str, values: TransportValues, actor: User) -> SendingProfile:

@@ -20,6 +20,7 @@ from flask_login import current_user
 from werkzeug.datastructures import CombinedMultiDict
 from wtforms.fields.choices import SelectChoice
 
+from hpmail.core.forms import INVALID, show_errors
 from hpmail.delivery import mailbox, outbox_admin, transports
 from hpmail.delivery.destinations import restricted_user
 from hpmail.delivery.diagnostics import diagnose
@@ -53,11 +54,6 @@ bp.add_app_template_global(SECURITY_LABELS, "security_labels")
 bp.add_app_template_global(OUTBOX_STATE_LABELS, "outbox_state_labels")
 
 
-def _invalid() -> int:
-    """Status of a page shown again with errors: htmx swaps only 2xx answers."""
-    return 200 if is_htmx() else 422
-
-
 PROFILES_PAGE = "delivery/profiles.html"
 
 
@@ -79,7 +75,7 @@ def server_settings():
         db.session.commit()
         flash(_("The e-mail sending settings are saved."), "success")
         return redirect(url_for("delivery.server_settings"))
-    status = _invalid() if request.method == "POST" else 200
+    status = INVALID if request.method == "POST" else 200
     return render(
         "delivery/server_settings.html",
         form=form,
@@ -100,7 +96,7 @@ def _test_send_result(form, diagnosis, problem, action: str, back: str):
         test_action=url_for(action),
         back=url_for(back),
         title=_("Test e-mail sending"),
-    ), 200 if diagnosis or problem else _invalid()
+    ), 200 if diagnosis or problem else INVALID
 
 
 @bp.route("/serveur/parametres-envoi/essai", methods=["POST"])
@@ -139,7 +135,7 @@ def profiles():
                 form.name.data, form.transport_values(), current_user
             )
         except transports.ProfileNameTaken as taken:
-            form.name.errors.append(str(taken))
+            show_errors(form, taken)
         else:
             db.session.commit()
             if is_htmx():
@@ -158,7 +154,7 @@ def profiles():
             response.headers["HX-Retarget"] = "#profile-new"
             response.headers["HX-Reswap"] = "outerHTML"
             return response
-        status = 422
+        status = INVALID
     else:
         form = ProfileForm(formdata=None)
         status = 200
@@ -192,16 +188,16 @@ def profile_edit(profile_id: int):
                 profile, form.name.data, form.transport_values(), current_user
             )
         except transports.ProfileNameTaken as taken:
-            form.name.errors.append(str(taken))
+            show_errors(form, taken)
         else:
             db.session.commit()
             if is_htmx():
                 return render(PROFILES_PAGE, "profile_row", profile=profile)
             flash(_("The profile “%(name)s” is saved.", name=profile.name), "success")
             return redirect(url_for("delivery.profiles"))
-    status = _invalid() if request.method == "POST" else 200
+    status = INVALID if request.method == "POST" else 200
     if is_htmx():
-        return render(PROFILES_PAGE, "profile_edit_row", profile=profile, form=form), status
+        return render(PROFILES_PAGE, "profile_edit_row", profile=profile, form=form)
     return render("delivery/profile_edit.html", profile=profile, form=form), status
 
 
@@ -248,7 +244,7 @@ def personal_transport():
             flash(saved, "success")
             return redirect(url_for("delivery.personal_transport"))
         own_form, profile_form = _personal_forms(None)  # show what is saved now
-    status = _invalid() if request.method == "POST" and not saved else 200
+    status = INVALID if request.method == "POST" and not saved else 200
     return render(
         "delivery/personal_transport.html",
         "personal",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
 
+from hpmail.core.forms import InputRefused
 from hpmail.core.text import without_unsafe_characters
 from hpmail.directory.emails import email_status_of
 from hpmail.directory.models import PersonKind
@@ -73,8 +74,8 @@ class CsvFile:
     notes: list[str] = field(default_factory=list)
 
 
-class FileRefused(Exception):
-    """The whole file is unusable; the message says why (translated)."""
+class FileRefused(InputRefused):
+    """The whole file is unusable; the message says why."""
 
 
 def decode(data: bytes) -> tuple[str, str]:

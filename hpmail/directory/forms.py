@@ -1,8 +1,15 @@
-"""Forms of the directory: the CSV import."""
+"""Forms of the directory: the CSV import and the selection of people in a list."""
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
+from wtforms import HiddenField
+
+from hpmail.core.forms import IdsField
+from hpmail.directory.people import positive_int
+
+# A list page never posts more ids than this.
+MAX_IDS_PER_POST = 1000
 
 
 class ImportForm(FlaskForm):
@@ -14,3 +21,16 @@ class ImportForm(FlaskForm):
             "groupes (comma-separated), identifiant. Separator ; or , — UTF-8 or Windows-1252."
         ),
     )
+    # The file kept from a first try whose rejected rows the admin agreed to leave out.
+    token = HiddenField()
+
+
+class SelectionForm(FlaskForm):
+    """What a list page posts to its selection: the action, the people shown and those ticked.
+
+    The list's filter comes with it, read like the page's query string (``PeopleFilter``).
+    """
+
+    action = HiddenField(filters=[lambda value: value or "page"])
+    shown = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
+    person_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)

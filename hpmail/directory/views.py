@@ -9,7 +9,7 @@ from flask_login import current_user
 
 from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
-from hpmail.directory.forms import ImportForm
+from hpmail.directory.forms import ImportForm, SelectionForm
 from hpmail.directory.models import (
     EMAIL_STATUS_LABELS,
     KIND_NAMES,
@@ -24,7 +24,6 @@ from hpmail.directory.people import (
     cohort_choices,
     group_choices,
     people_page,
-    positive_int,
 )
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
@@ -35,18 +34,11 @@ bp.add_app_template_global(KIND_PLURALS, "kind_plurals")
 bp.add_app_template_global(KIND_NAMES, "kind_names")
 bp.add_app_template_global(EMAIL_STATUS_LABELS, "email_status_labels")
 
-MAX_IDS_PER_POST = 1000
-
 
 def _kind_or_404(kind: str) -> str:
     if kind not in KIND_PLURALS:
         abort(404)
     return kind
-
-
-def _ids(values: list[str]) -> list[int]:
-    ids = [positive_int(value) for value in values[:MAX_IDS_PER_POST]]
-    return [pid for pid in ids if pid]
 
 
 def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
@@ -90,9 +82,10 @@ def select(kind: str, token: str):
     selection = selections.selection_for(current_user, token)
     if selection.kind != kind:
         abort(404)
+    form = SelectionForm()
     flt = checked_filter(PeopleFilter.from_args(kind, request.form))
-    action = request.form.get("action", "page")
-    shown = _ids(request.form.getlist("shown"))
+    action = form.action.data
+    shown = form.shown.data
     if action == "all":
         selections.add_matching(selection, flt)
     elif action == "none":
@@ -101,7 +94,7 @@ def select(kind: str, token: str):
         selections.add_people(selection, shown)
     else:
         action = "page"
-        selections.set_page(selection, shown, _ids(request.form.getlist("person_id")))
+        selections.set_page(selection, shown, form.person_id.data)
     db.session.commit()
     if is_htmx() and action == "page":
         return render(
@@ -168,8 +161,8 @@ def import_people():
     form = ImportForm()
     report, token = None, None
     max_bytes = current_app.config["IMPORT_MAX_BYTES"]
-    if request.method == "POST" and request.form.get("token"):
-        token = request.form["token"]
+    if request.method == "POST" and form.token.data:
+        token = form.token.data
         data = uploads.read_upload(current_user.id, token)
         if data is None:
             flash(_("The file is no longer available: send it again."), "error")

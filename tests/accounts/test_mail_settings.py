@@ -233,7 +233,7 @@ def test_saving_an_address_another_user_is_verifying_never_deletes_their_account
     client.post("/deconnexion")
     login_as(julien)
     late = client.post(f"{URL}/compte-personnel/code", data={"code": julien_code}, headers=HTMX)
-    assert late.status_code == 200 and "Un autre compte utilise déjà cette adresse." in late.text
+    assert late.status_code == 422 and "Un autre compte utilise déjà cette adresse." in late.text
     db.session.expire_all()
     assert db.session.get(Account, own.id).verified_at is None
 

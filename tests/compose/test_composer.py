@@ -297,7 +297,8 @@ def test_every_compose_form_refuses_a_post_without_csrf_token(app, client, sende
     ]
     assert len(posts) >= 5
     for rule in posts:
-        path = rule.build({"template_id": template.id}, append_unknown=False)[1]
+        ids = {"template_id": template.id, "course_id": 1, "cohort_id": 1}
+        path = rule.build({k: ids[k] for k in rule.arguments}, append_unknown=False)[1]
         response = client.post(path, data={"label": "x", "subject": "x"}, csrf=False)
         assert response.status_code == 400, path
     db.session.refresh(template)
