@@ -66,8 +66,8 @@ def build(args, folder: Path):
 def fill_directory(db, students: int):
     from sqlalchemy import insert
 
+    from hpmail.core.text import fold
     from hpmail.directory.models import Cohort, Person
-    from hpmail.directory.text import fold
 
     cohort = Cohort(name="L1 Bench")
     db.session.add(cohort)
@@ -181,8 +181,8 @@ def run(app, args) -> None:
     from hpmail.accounts.service import sender_for
     from hpmail.archive import search
     from hpmail.archive.models import ArchiveWord
-    from hpmail.auth.models import utcnow
     from hpmail.auth.service import create_user
+    from hpmail.core.time import utcnow
     from hpmail.delivery.models import Mailing, Security, Transport
     from hpmail.delivery.outbox import Address, EmailSpec, queue_mailing
     from hpmail.delivery.settings import server_settings

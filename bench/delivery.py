@@ -239,8 +239,8 @@ def compose_request(port: int, recipients: int, runs: int) -> list[float] | str:
     instance = Instance(port)
     try:
         from hpmail.accounts.models import Account, AccountKind, MailSettings
-        from hpmail.auth.models import utcnow
         from hpmail.auth.service import create_user
+        from hpmail.core.time import utcnow
         from hpmail.directory.models import Person
         from hpmail.directory.selection import create_selection
 

@@ -97,7 +97,7 @@ def configure_extensions(app: Flask) -> None:
     )
     login_manager.init_app(app)
     queue.init_app(app)
-    from hpmail import web
+    from hpmail.core import web
 
     web.init_app(app)
 

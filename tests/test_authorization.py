@@ -14,8 +14,9 @@ import pytest
 from flask import url_for
 from werkzeug.security import generate_password_hash
 
-from hpmail.auth.models import User, utcnow
-from hpmail.web import MENUS
+from hpmail.auth.models import User
+from hpmail.core.time import utcnow
+from hpmail.core.web import MENUS
 from tests.conftest import PASSWORD
 
 ROLES = ("anonymous", "teacher", "staff", "admin")

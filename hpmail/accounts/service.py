@@ -22,7 +22,8 @@ from hpmail.accounts.rules import (
     clean_name_and_address,
     ensure_address_free,
 )
-from hpmail.auth.models import User, utcnow
+from hpmail.auth.models import User
+from hpmail.core.time import utcnow
 from hpmail.delivery.models import Mailing, MailingKind
 from hpmail.delivery.outbox import (
     Address,

@@ -14,8 +14,8 @@ from sqlalchemy import func, insert, intersect, select
 from sqlalchemy.exc import IntegrityError
 
 from hpmail.archive.models import ArchiveIndexed, ArchiveWord
+from hpmail.core.text import fold
 from hpmail.delivery.models import EmailRecipient, Mailing, OutboundEmail
-from hpmail.directory.text import fold
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)

@@ -36,6 +36,7 @@ from hpmail.compose.uploads import (
     store_uploads,
     upload_errors,
 )
+from hpmail.core.web import render, whole_number
 from hpmail.delivery.attachments import read_attachment, stored_file_response
 from hpmail.delivery.models import Mailing
 from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
@@ -44,7 +45,6 @@ from hpmail.directory.models import Cohort, Course
 from hpmail.directory.selection import create_selection, selected_people, selection_for
 from hpmail.directory.service import course_audience, teaching_team
 from hpmail.extensions import db
-from hpmail.web import render, whole_number
 
 bp = Blueprint("compose", __name__, cli_group=None)
 log = logging.getLogger(__name__)

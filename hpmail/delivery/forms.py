@@ -28,7 +28,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.text import header_safe
 from hpmail.delivery.destinations import (
     USER_TIMEOUT_CAP,

@@ -20,6 +20,7 @@ from flask_login import current_user
 from werkzeug.datastructures import CombinedMultiDict
 from wtforms.fields.choices import SelectChoice
 
+from hpmail.core.web import admin_required, is_htmx, page_number, render, whole_number
 from hpmail.delivery import mailbox, outbox_admin, transports
 from hpmail.delivery.destinations import restricted_user
 from hpmail.delivery.diagnostics import diagnose
@@ -35,7 +36,6 @@ from hpmail.delivery.models import SendingProfile
 from hpmail.delivery.settings import server_settings as load_server_settings
 from hpmail.delivery.settings import user_transport
 from hpmail.extensions import db
-from hpmail.web import admin_required, is_htmx, page_number, render, whole_number
 
 bp = Blueprint("delivery", __name__, cli_group=None)
 

@@ -8,7 +8,7 @@ import pytest
 
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import hash_answer
-from hpmail.auth.models import utcnow
+from hpmail.core.time import utcnow
 from hpmail.delivery.models import Security, Transport
 from hpmail.delivery.settings import server_settings
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hpmail.accounts.models import Account, AccountKind
-from hpmail.auth.models import utcnow
+from hpmail.core.time import utcnow
 from hpmail.delivery.attachments import store_attachment
 from hpmail.delivery.outbox import AttachmentSpec
 from tests.archive.test_archive import send

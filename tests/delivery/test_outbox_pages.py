@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from hpmail.auth.models import utcnow
+from hpmail.core.time import utcnow
 from hpmail.delivery.models import EmailState, OutboundEmail
 from hpmail.delivery.outbox import Address, EmailSpec, Sender, queue_mailing
 

@@ -32,7 +32,7 @@ def later():
         nonlocal offset
         offset += timedelta(seconds=seconds)
 
-    from hpmail.auth.models import utcnow
+    from hpmail.core.time import utcnow
 
     clock.set_clock(lambda: utcnow() + offset)
     yield move
