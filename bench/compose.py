@@ -101,7 +101,7 @@ def fill_archive(db, account, user, count: int) -> None:
 
     from sqlalchemy import insert
 
-    from hpmail.delivery.models import EmailRecipient, Mailing, OutboundEmail
+    from hpmail.outbox.models import EmailRecipient, Mailing, OutboundEmail
 
     rng = random.Random(2)
     start = datetime(2025, 9, 1)
@@ -183,12 +183,12 @@ def run(app, args) -> None:
     from hpmail.archive.models import ArchiveWord
     from hpmail.auth.service import create_user
     from hpmail.core.time import utcnow
-    from hpmail.delivery.models import Mailing, Security, Transport
-    from hpmail.delivery.outbox import Address, EmailSpec, queue_mailing
-    from hpmail.delivery.settings import server_settings
     from hpmail.directory.models import Person
     from hpmail.directory.selection import create_selection
     from hpmail.extensions import db
+    from hpmail.outbox.api import Address, EmailSpec, queue_mailing
+    from hpmail.outbox.models import Mailing, Security, Transport
+    from hpmail.outbox.settings import server_settings
 
     db.create_all()
     transport = Transport(host="127.0.0.1", port=2525, security=Security.NONE)

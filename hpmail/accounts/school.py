@@ -16,8 +16,8 @@ from hpmail.accounts.rules import AccountInvalid, clean_name_and_address, clean_
 from hpmail.accounts.service import send_code
 from hpmail.auth.models import User
 from hpmail.core.text import fold
-from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
 from hpmail.extensions import db
+from hpmail.outbox.models import EmailState, Mailing, OutboundEmail
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import CodeRefused, seconds_before_resend
 from hpmail.auth.models import User
 from hpmail.core.web import admin_required, is_htmx, render, whole_number
-from hpmail.delivery.outbox import dispatch
 from hpmail.extensions import db
+from hpmail.outbox.api import dispatch
 
 bp = Blueprint("accounts", __name__, cli_group=None)
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from hpmail.archive.models import ArchiveIndexed, ArchiveWord
 from hpmail.core.text import fold
-from hpmail.delivery.models import EmailRecipient, Mailing, OutboundEmail
 from hpmail.extensions import db
+from hpmail.outbox.models import EmailRecipient, Mailing, OutboundEmail
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hpmail.core.time import utcnow
-from hpmail.delivery.models import Attachment
 from hpmail.extensions import db
+from hpmail.outbox.models import Attachment
 
 
 class Template(db.Model):

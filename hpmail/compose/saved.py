@@ -14,8 +14,8 @@ from hpmail.compose.service import Draft
 from hpmail.compose.uploads import KeptFile, Upload, image_type
 from hpmail.core.text import is_header_safe, without_unsafe_characters
 from hpmail.core.time import utcnow
-from hpmail.delivery.attachments import store_attachment
 from hpmail.extensions import db
+from hpmail.outbox.attachments import store_attachment
 
 log = logging.getLogger(__name__)
 LABEL_MAX = 120

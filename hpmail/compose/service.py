@@ -19,19 +19,19 @@ from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
 from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.text import fold, is_header_safe, unsafe_message
-from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
-from hpmail.delivery.outbox import (
+from hpmail.directory.models import EmailStatus, Person, PersonKind
+from hpmail.directory.reach import reachability
+from hpmail.extensions import db
+from hpmail.outbox.api import (
     Address,
     AttachmentSpec,
     DispatchResult,
     EmailSpec,
     queue_mailing,
 )
-from hpmail.delivery.policy import InvalidHeader, checked_address
-from hpmail.directory.models import EmailStatus, Person, PersonKind
-from hpmail.directory.reach import reachability
-from hpmail.extensions import db
+from hpmail.outbox.attachments import store_attachment
+from hpmail.outbox.models import EmailState, Mailing, OutboundEmail
+from hpmail.outbox.policy import InvalidHeader, checked_address
 
 log = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ from email.utils import formatdate, make_msgid
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from hpmail.delivery.destinations import (
+from hpmail.outbox.destinations import (
     USER_TIMEOUT_CAP,
     InternalAddressRefused,
     is_restricted,
     refuse_internal,
     resolve,
 )
-from hpmail.delivery.models import Security, Transport
+from hpmail.outbox.models import Security, Transport
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _words(code: int, reply: bytes | str) -> str:
 
 
 def _tls_context(transport: Transport) -> ssl.SSLContext:
-    from hpmail.delivery.transport import tls_context
+    from hpmail.outbox.smtp import tls_context
 
     return tls_context(transport)
 
@@ -224,7 +224,7 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
             step, str(error), _("Check the “SMTP server” and the “Port”, and the network.")
         ) from None
 
-    from hpmail.delivery.transport import helo_name
+    from hpmail.outbox.smtp import helo_name
 
     smtp = smtplib.SMTP(local_hostname=helo_name(), timeout=timeout)
     smtp._host = host  # what starttls() checks the certificate against
@@ -356,7 +356,7 @@ def _authenticate(diagnosis: Diagnosis, smtp: smtplib.SMTP, transport: Transport
         return
     if not transport.secret_encrypted:
         raise _Failed("auth", _("No password saved."), _("Type the password and save."))
-    from hpmail.delivery.secrets import decrypt_secret
+    from hpmail.outbox.secrets import decrypt_secret
 
     if not smtp.has_extn("auth"):
         raise _Failed(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.core.time import utcnow
-from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.outbox import AttachmentSpec
+from hpmail.outbox.api import AttachmentSpec
+from hpmail.outbox.attachments import store_attachment
 from tests.archive.test_archive import send
 from tests.compose.conftest import FR, HTMX
 

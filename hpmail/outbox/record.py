@@ -13,11 +13,11 @@ from flask import current_app
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import OperationalError
 
-from hpmail.delivery import clock
-from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
-from hpmail.delivery.retry import next_attempt
-from hpmail.delivery.transport import Failure, server_answer
 from hpmail.extensions import db
+from hpmail.outbox import clock
+from hpmail.outbox.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
+from hpmail.outbox.retry import next_attempt
+from hpmail.outbox.smtp import Failure, server_answer
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from functools import cache
 
 from flask_babel import gettext as _
 
-from hpmail.delivery.destinations import check_destination
-from hpmail.delivery.models import Security, Transport
-from hpmail.delivery.secrets import decrypt_secret
+from hpmail.outbox.destinations import check_destination
+from hpmail.outbox.models import Security, Transport
+from hpmail.outbox.secrets import decrypt_secret
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from hpmail.core.text import is_content_type, refuse_unsafe
-from hpmail.delivery import clock, sending
-from hpmail.delivery.mime import new_message_id
-from hpmail.delivery.models import (
+from hpmail.extensions import db
+from hpmail.outbox import clock, send
+from hpmail.outbox.mime import new_message_id
+from hpmail.outbox.models import (
     Attachment,
     EmailRecipient,
     EmailState,
@@ -30,7 +31,7 @@ from hpmail.delivery.models import (
     RecipientState,
     Transport,
 )
-from hpmail.delivery.policy import (
+from hpmail.outbox.policy import (
     ADDRESS,
     NAME,
     InvalidHeader,
@@ -38,8 +39,8 @@ from hpmail.delivery.policy import (
     domain_of,
     header_address,
 )
-from hpmail.delivery.settings import server_settings, transport_for
-from hpmail.extensions import db
+from hpmail.outbox.send import mailing_messages  # the archive rebuilds headers with it
+from hpmail.outbox.settings import server_settings, transport_for
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,13 @@ __all__ = [
     "counts_by_state",
     "dispatch",
     "dispatch_emails",
+    "mailing_messages",
     "queue_and_dispatch",
     "queue_mailing",
     "register_sender_check",
     "resend_failed_recipients",
     "retry_now",
+    "wake_worker",
 ]
 
 
@@ -128,7 +131,7 @@ def register_sender_check(app: Flask, check: Callable[[Mailing], str | None]) ->
     Delivery cannot import the layers above it that know who may send as which address: they
     hand their rule in, from ``create_app``, so that the worker applies it however it started.
     """
-    checks = app.extensions.setdefault(sending.SENDER_CHECKS, [])
+    checks = app.extensions.setdefault(send.SENDER_CHECKS, [])
     if check not in checks:
         checks.append(check)
 
@@ -318,7 +321,7 @@ def dispatch(mailing: Mailing) -> DispatchResult:
 
 def dispatch_emails(email_ids: list[int]) -> DispatchResult:
     """Send committed e-mails by id, delegated or in the request (see ``dispatch``)."""
-    from hpmail.delivery.tasks import enqueue_delivery
+    from hpmail.outbox.tasks import enqueue_delivery
 
     if not email_ids:
         return DispatchResult()
@@ -327,7 +330,7 @@ def dispatch_emails(email_ids: list[int]) -> DispatchResult:
             db.session.commit()  # the settings row may have just been created
             enqueue_delivery(email_ids)
             return DispatchResult(queued=len(email_ids))
-        delivery = sending.deliver(email_ids, final=True)
+        delivery = send.deliver(email_ids, final=True)
     except OperationalError as error:
         # The rows are committed: the worker's sweeper sends them once the database is free.
         db.session.rollback()
@@ -342,6 +345,14 @@ def dispatch_emails(email_ids: list[int]) -> DispatchResult:
         failed=delivery.failed,
         errors=delivery.errors,
     )
+
+
+def wake_worker(email_ids: list[int]) -> None:
+    """Tell the worker to look at these committed rows now (the sweeper is the net)."""
+    if email_ids:
+        from hpmail.outbox.tasks import enqueue_delivery
+
+        enqueue_delivery(email_ids)
 
 
 def queue_and_dispatch(**mailing) -> tuple[Mailing, DispatchResult]:
