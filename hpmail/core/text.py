@@ -66,6 +66,13 @@ def is_content_type(text: str | None) -> bool:
     return bool(text) and CONTENT_TYPE.fullmatch(text) is not None
 
 
+def one_line(text: str | bytes) -> str:
+    """Return ``text`` (bytes decoded as UTF-8) on one line with single spaces: a server's words."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(str(text).split())
+
+
 def fold(text: str | None) -> str:
     """Return ``text`` lower-cased, without accents, with single spaces (filters, sort keys)."""
     if not text:

@@ -19,6 +19,7 @@ from email.utils import formatdate, make_msgid
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from hpmail.core.text import one_line
 from hpmail.outbox.destinations import (
     USER_TIMEOUT_CAP,
     InternalAddressRefused,
@@ -95,9 +96,8 @@ class _Failed(Exception):
         self.key, self.detail, self.advice = key, detail, advice
 
 
-def _words(code: int, reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return f"{code} {text}".strip().replace("\n", " ")
+def _answer(code: int, reply: bytes | str) -> str:
+    return f"{code} {one_line(reply)}".strip()
 
 
 def _tls_context(transport: Transport) -> ssl.SSLContext:
@@ -249,8 +249,8 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
                 ),
             )
         if code != 220:
-            raise _Failed(step, _words(code, reply), _("The server refuses connections for now."))
-        greeting = _words(code, reply)
+            raise _Failed(step, _answer(code, reply), _("The server refuses connections for now."))
+        greeting = _answer(code, reply)
         smtp.ehlo_or_helo_if_needed()
         if transport.security == Security.TLS:
             diagnosis.ok(step, f"{tls_detail} — {greeting}")
@@ -282,27 +282,27 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
         step = "mail_from"
         code, reply = smtp.mail(sender)
         if code != 250:
-            raise _Failed(step, _words(code, reply), _sender_advice(code, transport, sender))
-        diagnosis.ok(step, _words(code, reply))
+            raise _Failed(step, _answer(code, reply), _sender_advice(code, transport, sender))
+        diagnosis.ok(step, _answer(code, reply))
 
         step = "rcpt_to"
         code, reply = smtp.rcpt(recipient)
         if code not in (250, 251):
             raise _Failed(
                 step,
-                _words(code, reply),
+                _answer(code, reply),
                 _(
                     "The server refuses this recipient. Check the address; a server that relays "
                     "only for its own users needs a login and password."
                 ),
             )
-        diagnosis.ok(step, _words(code, reply))
+        diagnosis.ok(step, _answer(code, reply))
 
         step = "data"
         code, reply = smtp.data(build_test_message(sender, sender_name, recipient, transport))
         if code != 250:
-            raise _Failed(step, _words(code, reply), _data_advice(code))
-        diagnosis.ok(step, _words(code, reply))
+            raise _Failed(step, _answer(code, reply), _data_advice(code))
+        diagnosis.ok(step, _answer(code, reply))
         return smtp
     except _Failed:
         _close(smtp, sock)
@@ -328,7 +328,7 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
     except smtplib.SMTPResponseException as error:
         _close(smtp, sock)
         advice = _data_advice(error.smtp_code) if step == "data" else ""
-        raise _Failed(step, _words(error.smtp_code, error.smtp_error), advice) from None
+        raise _Failed(step, _answer(error.smtp_code, error.smtp_error), advice) from None
     except (smtplib.SMTPException, OSError) as error:
         _close(smtp, sock)
         raise _Failed(step, str(error)) from None
@@ -372,14 +372,14 @@ def _authenticate(diagnosis: Diagnosis, smtp: smtplib.SMTP, transport: Transport
     except smtplib.SMTPAuthenticationError as error:
         raise _Failed(
             "auth",
-            _words(error.smtp_code, error.smtp_error),
+            _answer(error.smtp_code, error.smtp_error),
             _(
                 "The server refused the login or the password. Type them again; with Microsoft 365 "
                 "SMTP authentication must be enabled for this mailbox, with Gmail use an app "
                 "password."
             ),
         ) from None
-    diagnosis.ok("auth", _words(code, reply))
+    diagnosis.ok("auth", _answer(code, reply))
 
 
 def _sender_advice(code: int, transport: Transport, sender: str) -> str:
