@@ -26,7 +26,19 @@ def test_no_page_of_the_app_is_served_by_the_engine(app):
 def test_the_engine_holds_no_blueprint_and_names_its_modules_for_what_they_hold():
     modules = _engine_modules()
     names = {module.__name__.rsplit(".", 1)[1] for module in modules}
-    assert {"api", "models", "claim", "send", "smtp", "mime", "record", "retry", "tasks"} <= names
+    expected = {
+        "api",
+        "models",
+        "queue",
+        "claim",
+        "send",
+        "smtp",
+        "mime",
+        "record",
+        "retry",
+        "tasks",
+    }
+    assert expected <= names
     blueprints = [
         f"{module.__name__}.{name}"
         for module in modules
