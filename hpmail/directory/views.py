@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from hpmail.core.web import admin_required, is_htmx, render
 from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
 from hpmail.directory.forms import ImportForm, SelectionForm
@@ -21,7 +22,6 @@ from hpmail.directory.people import (
 )
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
-from hpmail.web import admin_required, is_htmx, render
 
 bp = Blueprint("directory", __name__, cli_group=None)
 
