@@ -34,9 +34,10 @@ test: $(STAMP) translations ## Run the whole test suite (browser and worker test
 	@bash .ci/system-deps
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check, and the layers of imports (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Format the code with ruff
 	$(BIN)/ruff format .

@@ -30,7 +30,8 @@ def build(app, users: int, accounts: int):
 
     from hpmail.accounts.models import Account, AccountKind
     from hpmail.accounts.verification import hash_answer
-    from hpmail.auth.models import User, utcnow
+    from hpmail.auth.models import User
+    from hpmail.core.time import utcnow
     from hpmail.extensions import db
 
     db.create_all()

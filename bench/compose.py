@@ -66,8 +66,8 @@ def build(args, folder: Path):
 def fill_directory(db, students: int):
     from sqlalchemy import insert
 
+    from hpmail.core.text import fold
     from hpmail.directory.models import Cohort, Person
-    from hpmail.directory.text import fold
 
     cohort = Cohort(name="L1 Bench")
     db.session.add(cohort)
@@ -101,7 +101,7 @@ def fill_archive(db, account, user, count: int) -> None:
 
     from sqlalchemy import insert
 
-    from hpmail.delivery.models import EmailRecipient, Mailing, OutboundEmail
+    from hpmail.outbox.models import EmailRecipient, Mailing, OutboundEmail
 
     rng = random.Random(2)
     start = datetime(2025, 9, 1)
@@ -181,14 +181,14 @@ def run(app, args) -> None:
     from hpmail.accounts.service import sender_for
     from hpmail.archive import search
     from hpmail.archive.models import ArchiveWord
-    from hpmail.auth.models import utcnow
     from hpmail.auth.service import create_user
-    from hpmail.delivery.models import Mailing, Security, Transport
-    from hpmail.delivery.outbox import Address, EmailSpec, queue_mailing
-    from hpmail.delivery.settings import server_settings
+    from hpmail.core.time import utcnow
     from hpmail.directory.models import Person
     from hpmail.directory.selection import create_selection
     from hpmail.extensions import db
+    from hpmail.outbox.api import Address, EmailSpec, queue_mailing
+    from hpmail.outbox.models import Mailing, Security, Transport
+    from hpmail.outbox.settings import server_settings
 
     db.create_all()
     transport = Transport(host="127.0.0.1", port=2525, security=Security.NONE)

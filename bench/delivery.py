@@ -101,11 +101,11 @@ class Instance:
         self.app = create_app({"DEMO": False})
         self.context = self.app.app_context()
         self.context.push()
-        import hpmail.delivery.tasks  # noqa: F401  (registers the task on the queue)
+        import hpmail.outbox.tasks  # noqa: F401  (registers the task on the queue)
 
         db.create_all()
-        from hpmail.delivery.models import Transport
-        from hpmail.delivery.settings import server_settings
+        from hpmail.outbox.models import Transport
+        from hpmail.outbox.settings import server_settings
 
         settings = server_settings()
         settings.transport = Transport(host="127.0.0.1", port=port, security="none")
@@ -117,27 +117,27 @@ class Instance:
 
     def queue(self, recipients: int, dispatch: bool):
         """Queue one mailing of one-recipient e-mails, commit, and dispatch it when asked."""
-        from hpmail.delivery import outbox
+        from hpmail.outbox import api
 
-        mailing = outbox.queue_mailing(
+        mailing = api.queue_mailing(
             author_id=None,
-            sender=outbox.Sender("ne-pas-repondre@lycee-demo.fr", "Lycée Démo"),
+            sender=api.Sender("ne-pas-repondre@lycee-demo.fr", "Lycée Démo"),
             subject="Emploi du temps de la semaine",
             text_body="Bonjour,\n\nvoici votre emploi du temps de la semaine.\n",
             emails=[
-                outbox.EmailSpec(to=[outbox.Address(f"eleve{i}@example.org", f"Élève {i}")])
+                api.EmailSpec(to=[api.Address(f"eleve{i}@example.org", f"Élève {i}")])
                 for i in range(recipients)
             ],
         )
         self.db.session.commit()
         if dispatch:
-            outbox.dispatch(mailing)
+            api.dispatch(mailing)
         return mailing
 
     def sent(self) -> int:
         from sqlalchemy import func, select
 
-        from hpmail.delivery.models import EmailState, OutboundEmail
+        from hpmail.outbox.models import EmailState, OutboundEmail
 
         self.db.session.rollback()
         return self.db.session.scalar(
@@ -198,10 +198,10 @@ def end_to_end(port: int, count: int, workers: int) -> dict:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        from hpmail.delivery import outbox
+        from hpmail.outbox import api
 
         started = time.perf_counter()
-        outbox.dispatch(mailing)
+        api.dispatch(mailing)
         while instance.sent() < count:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
@@ -239,8 +239,8 @@ def compose_request(port: int, recipients: int, runs: int) -> list[float] | str:
     instance = Instance(port)
     try:
         from hpmail.accounts.models import Account, AccountKind, MailSettings
-        from hpmail.auth.models import utcnow
         from hpmail.auth.service import create_user
+        from hpmail.core.time import utcnow
         from hpmail.directory.models import Person
         from hpmail.directory.selection import create_selection
 
@@ -294,7 +294,7 @@ def compose_request(port: int, recipients: int, runs: int) -> list[float] | str:
                 return f"the composer answered {response.status_code}"
         from sqlalchemy import func, select
 
-        from hpmail.delivery.models import OutboundEmail
+        from hpmail.outbox.models import OutboundEmail
 
         queued = db.session.scalar(select(func.count()).select_from(OutboundEmail))
         if queued != recipients * runs:

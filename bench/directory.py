@@ -48,8 +48,8 @@ def timed(call, rounds: int, before=None) -> list[float]:
 
 def generated_csv(rows: int, seed: int = 7) -> bytes:
     """Return a CSV of ``rows`` students with French names, cohorts and TD/TP groups."""
+    from hpmail.core.text import fold
     from hpmail.directory.demo import FIRST_NAMES, LAST_NAMES
-    from hpmail.directory.text import fold
 
     rng = random.Random(seed)
     out = io.StringIO()

@@ -97,7 +97,7 @@ def configure_extensions(app: Flask) -> None:
     )
     login_manager.init_app(app)
     queue.init_app(app)
-    from hpmail import web
+    from hpmail.core import web
 
     web.init_app(app)
 
@@ -115,7 +115,7 @@ def configure_blueprints(app: Flask) -> None:
 def configure_sender_checks(app: Flask) -> None:
     """Let the worker check, before each send, that the author may still send as the account."""
     from hpmail.accounts.service import sender_check
-    from hpmail.delivery.outbox import register_sender_check
+    from hpmail.outbox.api import register_sender_check
 
     register_sender_check(app, sender_check)
 

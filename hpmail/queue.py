@@ -3,7 +3,7 @@
 Tasks are declared on ``huey`` at import time, before any app exists, so the instance is made
 here with no storage of its own and ``init_app`` gives it one: a SQLite file in ``instance/``
 (``fsync=True``) by default, or Redis when ``QUEUE_URL`` starts with ``redis://``. The queue only
-says "look now": the database stays the source of truth (see ``hpmail.delivery.outbox``).
+says "look now": the database stays the source of truth (see ``hpmail.outbox.api``).
 """
 
 from __future__ import annotations

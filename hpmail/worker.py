@@ -9,6 +9,6 @@ app = create_app()
 # huey_consumer logs through its own handler; without this every line would be printed twice.
 logging.getLogger("huey").propagate = False
 
-import hpmail.delivery.tasks  # noqa: E402,F401  (registers the tasks and the periodic sweeper)
+import hpmail.outbox.tasks  # noqa: E402,F401  (registers the tasks and the periodic sweeper)
 
 __all__ = ["app", "huey"]

@@ -8,7 +8,7 @@ import re
 from hpmail.config import PROJECT_ROOT
 
 DOC = PROJECT_ROOT / "docs" / "ARCHITECTURE.md"
-FEATURES = ("core", "auth", "directory", "delivery", "accounts", "compose", "archive")
+FEATURES = ("core", "auth", "directory", "outbox", "delivery", "accounts", "compose", "archive")
 FILE = re.compile(r"(hpmail|templates|tests|docs)/[\w/.]*")
 DOTTED = re.compile(r"(hpmail\.)?({})(\.\w+)+".format("|".join(FEATURES)))
 

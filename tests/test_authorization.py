@@ -14,8 +14,9 @@ import pytest
 from flask import url_for
 from werkzeug.security import generate_password_hash
 
-from hpmail.auth.models import User, utcnow
-from hpmail.web import MENUS
+from hpmail.auth.models import User
+from hpmail.core.time import utcnow
+from hpmail.core.web import MENUS
 from tests.conftest import PASSWORD
 
 ROLES = ("anonymous", "teacher", "staff", "admin")
@@ -101,15 +102,15 @@ def _account(walk: Walk):
 
 
 def _profile(walk: Walk):
-    from hpmail.delivery.models import SendingProfile, Transport
+    from hpmail.outbox.models import SendingProfile, Transport
 
     transport = Transport(host="127.0.0.1", port=2525, security="none")
     return walk.add(SendingProfile(name=f"Profil {next(_unique)}", transport=transport))
 
 
 def _mailing(walk: Walk):
-    from hpmail.delivery.attachments import store_attachment
-    from hpmail.delivery.models import EmailRecipient, Mailing, MailingAttachment, OutboundEmail
+    from hpmail.outbox.attachments import store_attachment
+    from hpmail.outbox.models import EmailRecipient, Mailing, MailingAttachment, OutboundEmail
 
     n = next(_unique)
     mailing = Mailing(
@@ -170,9 +171,7 @@ def _cohort_group_id(walk: Walk) -> int:
 
 
 def _mailing_part(walk: Walk, relation: str) -> int:
-    mailing = walk.db.session.get(
-        _model("hpmail.delivery.models", "Mailing"), walk.get("mailing_id")
-    )
+    mailing = walk.db.session.get(_model("hpmail.outbox.models", "Mailing"), walk.get("mailing_id"))
     return getattr(mailing, relation)[0].id
 
 

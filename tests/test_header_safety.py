@@ -20,14 +20,14 @@ from sqlalchemy import func, select
 from hpmail.accounts.models import Account
 from hpmail.auth.models import User
 from hpmail.compose.models import Template
-from hpmail.delivery.models import (
+from hpmail.directory.models import Person
+from hpmail.outbox.models import (
     EmailRecipient,
     EmailState,
     Mailing,
     MailingAttachment,
     OutboundEmail,
 )
-from hpmail.directory.models import Person
 from tests.compose import conftest as compose_fixtures
 from tests.fixtures.worker import wait_until, worker_app_config
 

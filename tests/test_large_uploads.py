@@ -4,8 +4,8 @@ import io
 
 from sqlalchemy import func, select
 
-from hpmail.delivery.models import Attachment, Mailing
 from hpmail.directory.models import Person
+from hpmail.outbox.models import Attachment, Mailing
 
 FIFTY_MB = 50 * 1024 * 1024
 

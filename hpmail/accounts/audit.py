@@ -27,7 +27,8 @@ from sqlalchemy import select, update
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountAuditLine
 from hpmail.accounts.rules import AccountInvalid, check_secret_answer
-from hpmail.auth.models import User, utcnow
+from hpmail.auth.models import User
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from hpmail.accounts.models import Account, AccountKind, MailSettings
 from hpmail.accounts.verification import hash_answer
-from hpmail.auth.models import User, utcnow
+from hpmail.auth.models import User
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
 
-from hpmail.web import whole_number
+from hpmail.core.web import whole_number
 
 
 class SchoolAccountForm(FlaskForm):

@@ -19,7 +19,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hpmail.auth.models import User, utcnow
+from hpmail.auth.models import User
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
 
 

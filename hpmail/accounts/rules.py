@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from hpmail.accounts import verification
 from hpmail.accounts.models import Account, AccountKind
-from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.forms import InputRefused
 from hpmail.core.text import is_header_safe
 from hpmail.extensions import db

@@ -15,9 +15,9 @@ from hpmail.accounts.models import Account, AccountKind, account_member
 from hpmail.accounts.rules import AccountInvalid, clean_name_and_address, clean_secret
 from hpmail.accounts.service import send_code
 from hpmail.auth.models import User
-from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
-from hpmail.directory.text import fold
+from hpmail.core.text import fold
 from hpmail.extensions import db
+from hpmail.outbox.models import EmailState, Mailing, OutboundEmail
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,10 @@ from hpmail.accounts.rules import (
     clean_name_and_address,
     ensure_address_free,
 )
-from hpmail.auth.models import User, utcnow
-from hpmail.delivery.models import Mailing, MailingKind
-from hpmail.delivery.outbox import (
+from hpmail.auth.models import User
+from hpmail.core.time import utcnow
+from hpmail.extensions import db
+from hpmail.outbox.api import (
     Address,
     EmailSpec,
     InvalidHeader,
@@ -32,8 +33,8 @@ from hpmail.delivery.outbox import (
     Sender,
     queue_mailing,
 )
-from hpmail.delivery.settings import server_settings
-from hpmail.extensions import db
+from hpmail.outbox.models import Mailing, MailingKind
+from hpmail.outbox.settings import server_settings
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ from sqlalchemy import func, or_, select, update
 from werkzeug.security import check_password_hash
 
 from hpmail.accounts.models import Account, VerificationCode
-from hpmail.auth.models import hash_secret, utcnow
+from hpmail.auth.models import hash_secret
 from hpmail.core.forms import InputRefused
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)

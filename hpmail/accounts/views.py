@@ -29,9 +29,9 @@ from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import CodeRefused, seconds_before_resend
 from hpmail.auth.models import User
 from hpmail.core.forms import INVALID, InputRefused, form_again, show_errors
-from hpmail.delivery.outbox import dispatch
+from hpmail.core.web import admin_required, is_htmx, render, whole_number
 from hpmail.extensions import db
-from hpmail.web import admin_required, is_htmx, render, whole_number
+from hpmail.outbox.api import dispatch
 
 bp = Blueprint("accounts", __name__, cli_group=None)
 # The pages and the code e-mail say how long a code lasts from the configuration.

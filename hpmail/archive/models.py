@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hpmail.delivery.models import Mailing
 from hpmail.extensions import db
+from hpmail.outbox.models import Mailing
 
 
 class ArchiveWord(db.Model):

@@ -14,9 +14,9 @@ from sqlalchemy import func, insert, intersect, select
 from sqlalchemy.exc import IntegrityError
 
 from hpmail.archive.models import ArchiveIndexed, ArchiveWord
-from hpmail.delivery.models import EmailRecipient, Mailing, OutboundEmail
-from hpmail.directory.text import fold
+from hpmail.core.text import fold
 from hpmail.extensions import db
+from hpmail.outbox.models import EmailRecipient, Mailing, OutboundEmail
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ from sqlalchemy.orm import aliased, selectinload
 from hpmail.accounts.models import Account
 from hpmail.accounts.service import may_send_as, visible_accounts
 from hpmail.archive import search
-from hpmail.delivery.models import (
+from hpmail.extensions import db
+from hpmail.outbox.api import mailing_messages, resend_failed_recipients
+from hpmail.outbox.models import (
     EmailRecipient,
     EmailState,
     Mailing,
@@ -26,10 +28,7 @@ from hpmail.delivery.models import (
     OutboundEmail,
     RecipientState,
 )
-from hpmail.delivery.outbox import resend_failed_recipients
-from hpmail.delivery.sending import mailing_messages
-from hpmail.delivery.settings import server_settings
-from hpmail.extensions import db
+from hpmail.outbox.settings import server_settings
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from hpmail.archive import search, service
-from hpmail.delivery.attachments import read_attachment, stored_file_response
-from hpmail.delivery.outbox import dispatch_emails
+from hpmail.core.web import is_htmx, page_number, render
 from hpmail.extensions import db
-from hpmail.web import is_htmx, page_number, render
+from hpmail.outbox.api import dispatch_emails
+from hpmail.outbox.attachments import read_attachment, stored_file_response
 
 bp = Blueprint("archive", __name__, cli_group=None)
 

@@ -17,9 +17,9 @@ from wtforms.validators import (
     StopValidation,
 )
 
-from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.auth.models import Role
 from hpmail.auth.service import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.text import header_safe
 
 LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9._@-]+\Z")

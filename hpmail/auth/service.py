@@ -17,10 +17,11 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from hpmail.auth.models import Role, SignInAttempt, User, utcnow
+from hpmail.auth.models import Role, SignInAttempt, User
 from hpmail.core.forms import InputRefused
+from hpmail.core.text import fold
+from hpmail.core.time import utcnow
 from hpmail.directory.models import Person
-from hpmail.directory.text import fold
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ from hpmail.auth.forms import (
 )
 from hpmail.auth.models import Role, User
 from hpmail.core.forms import InputRefused, form_again
+from hpmail.core.web import admin_required, public, render, whole_number
 from hpmail.extensions import db, login_manager
-from hpmail.web import admin_required, public, render, whole_number
 
 bp = Blueprint("auth", __name__, cli_group=None)
 

@@ -16,7 +16,7 @@ from wtforms import (
 
 from hpmail.compose import service
 from hpmail.core.forms import IdsField
-from hpmail.web import whole_number
+from hpmail.core.web import whole_number
 
 # Bounds of what a draft's fields keep: far above any real e-mail, below what would hurt the server.
 ADDRESSES_MAX = 5000

@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hpmail.auth.models import utcnow
-from hpmail.delivery.models import Attachment
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
+from hpmail.outbox.models import Attachment
 
 
 class Template(db.Model):

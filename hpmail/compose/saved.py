@@ -8,15 +8,15 @@ from flask import abort, current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from hpmail.auth.models import utcnow
 from hpmail.compose.models import Signature, Template, TemplateAttachment
 from hpmail.compose.richtext import sanitize_html
 from hpmail.compose.service import Draft
 from hpmail.compose.uploads import KeptFile, Upload, image_type
 from hpmail.core.forms import InputRefused
 from hpmail.core.text import is_header_safe, without_unsafe_characters
-from hpmail.delivery.attachments import store_attachment
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
+from hpmail.outbox.attachments import store_attachment
 
 log = logging.getLogger(__name__)
 LABEL_MAX = 120

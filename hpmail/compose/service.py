@@ -13,26 +13,25 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from hpmail.accounts.service import sender_for
-from hpmail.addresses import EmailNotValidError, normalized_address
 from hpmail.compose.models import Signature
 from hpmail.compose.richtext import html_to_text, sanitize_html
 from hpmail.compose.uploads import KeptFile, Upload, upload_errors
+from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.forms import InputRefused
-from hpmail.core.text import is_header_safe, unsafe_message
-from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
-from hpmail.delivery.outbox import (
+from hpmail.core.text import fold, is_header_safe, unsafe_message
+from hpmail.directory.models import KIND_PLURALS, EmailStatus, Person, PersonKind
+from hpmail.directory.reach import reachability
+from hpmail.extensions import db
+from hpmail.outbox.api import (
     Address,
     AttachmentSpec,
     DispatchResult,
     EmailSpec,
     queue_mailing,
 )
-from hpmail.delivery.policy import InvalidHeader, checked_address
-from hpmail.directory.models import KIND_PLURALS, EmailStatus, Person, PersonKind
-from hpmail.directory.reach import reachability
-from hpmail.directory.text import fold
-from hpmail.extensions import db
+from hpmail.outbox.attachments import store_attachment
+from hpmail.outbox.models import EmailState, Mailing, OutboundEmail
+from hpmail.outbox.policy import InvalidHeader, checked_address
 
 log = logging.getLogger(__name__)
 

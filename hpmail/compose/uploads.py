@@ -13,9 +13,9 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from hpmail.core.text import without_unsafe_characters
-from hpmail.delivery.attachments import sniffed_type, store_attachment
-from hpmail.delivery.models import Attachment
 from hpmail.extensions import db
+from hpmail.outbox.attachments import sniffed_type, store_attachment
+from hpmail.outbox.models import Attachment
 
 # Named in the refusal message: programs, scripts and shortcuts Windows runs on a double click.
 PROGRAM_EXTENSIONS = {

@@ -39,15 +39,15 @@ from hpmail.compose.uploads import (
     upload_errors,
 )
 from hpmail.core.forms import InputRefused, form_again
-from hpmail.delivery.attachments import read_attachment, stored_file_response
-from hpmail.delivery.models import Mailing
-from hpmail.delivery.outbox import NoTransport, OutboxBusy, dispatch
-from hpmail.delivery.policy import InvalidHeader
+from hpmail.core.web import render, whole_number
 from hpmail.directory.models import Cohort, Course
 from hpmail.directory.selection import create_selection, selected_people, selection_for
 from hpmail.directory.service import course_audience, teaching_team
 from hpmail.extensions import db
-from hpmail.web import render, whole_number
+from hpmail.outbox.api import NoTransport, OutboxBusy, dispatch
+from hpmail.outbox.attachments import read_attachment, stored_file_response
+from hpmail.outbox.models import Mailing
+from hpmail.outbox.policy import InvalidHeader
 
 bp = Blueprint("compose", __name__, cli_group=None)
 log = logging.getLogger(__name__)

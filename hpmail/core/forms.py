@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from flask import Response
 from wtforms import Form, SelectMultipleField
 
-from hpmail.web import render, whole_number
+from hpmail.core.web import render, whole_number
 
 # The status of a page whose form is shown again with its errors.
 INVALID = 422

@@ -1,4 +1,6 @@
-"""The one rule for text that can reach an e-mail header: a single line, no control character.
+"""Text rules every feature shares: the one rule for header text, and accent-free folding.
+
+The header rule: a single line, no control character.
 
 A header line ends wherever a mail parser sees a line break, and Python's ``str.splitlines()``
 (used by the ``email`` package when it folds a header) breaks on far more than CR and LF: vertical
@@ -10,6 +12,8 @@ content types) is checked here, at input and again in the MIME builder.
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
 
 from flask_babel import gettext as _
 from wtforms.validators import ValidationError
@@ -62,3 +66,27 @@ CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+/[A-Za-z0-9!#$%&'*+.^_`|~
 def is_content_type(text: str | None) -> bool:
     """Tell whether ``text`` is a bare content type (``type/subtype``, no parameter)."""
     return bool(text) and CONTENT_TYPE.fullmatch(text) is not None
+
+
+def one_line(text: str | bytes) -> str:
+    """Return ``text`` (bytes decoded as UTF-8) on one line with single spaces: a server's words."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(str(text).split())
+
+
+def fold(text: str | None) -> str:
+    """Return ``text`` lower-cased, without accents, with single spaces (filters, sort keys)."""
+    if not text:
+        return ""
+    if text.isascii():
+        return " ".join(text.lower().split())
+    return _fold_unicode(text)
+
+
+@lru_cache(maxsize=32_768)
+def _fold_unicode(text: str) -> str:
+    # Names repeat a lot (first names, cohorts, groups): the cache pays for itself on imports.
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().replace("œ", "oe").replace("æ", "ae").split())

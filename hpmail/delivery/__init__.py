@@ -1,1 +1,1 @@
-"""Delivery: transports, the outbox, MIME building, From policy, worker tasks, retries, sweeper."""
+"""The pages that configure and watch the outbox engine: settings, profiles, SMTP tests."""

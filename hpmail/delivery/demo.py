@@ -6,8 +6,8 @@ import logging
 
 from flask import current_app
 
-from hpmail.delivery.models import Security, ServerSettings, Transport
 from hpmail.extensions import db
+from hpmail.outbox.models import Security, ServerSettings, Transport
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ DEMO_DOMAIN = "lycee-demo.fr"
 
 def configure_demo_delivery() -> ServerSettings:
     """Make the server deliver every e-mail to the demo mailbox, as the demo school's sender."""
-    from hpmail.delivery.settings import server_settings
+    from hpmail.outbox.settings import server_settings
 
     settings = server_settings()
     settings.delegate = True

@@ -19,14 +19,15 @@ from email.utils import formatdate, make_msgid
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from hpmail.delivery.destinations import (
+from hpmail.core.text import one_line
+from hpmail.outbox.destinations import (
     USER_TIMEOUT_CAP,
     InternalAddressRefused,
     is_restricted,
     refuse_internal,
     resolve,
 )
-from hpmail.delivery.models import Security, Transport
+from hpmail.outbox.models import Security, Transport
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,12 @@ class _Failed(Exception):
         self.key, self.detail, self.advice = key, detail, advice
 
 
-def _words(code: int, reply: bytes | str) -> str:
-    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-    return f"{code} {text}".strip().replace("\n", " ")
+def _answer(code: int, reply: bytes | str) -> str:
+    return f"{code} {one_line(reply)}".strip()
 
 
 def _tls_context(transport: Transport) -> ssl.SSLContext:
-    from hpmail.delivery.transport import tls_context
+    from hpmail.outbox.smtp import tls_context
 
     return tls_context(transport)
 
@@ -224,7 +224,7 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
             step, str(error), _("Check the “SMTP server” and the “Port”, and the network.")
         ) from None
 
-    from hpmail.delivery.transport import helo_name
+    from hpmail.outbox.smtp import helo_name
 
     smtp = smtplib.SMTP(local_hostname=helo_name(), timeout=timeout)
     smtp._host = host  # what starttls() checks the certificate against
@@ -249,8 +249,8 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
                 ),
             )
         if code != 220:
-            raise _Failed(step, _words(code, reply), _("The server refuses connections for now."))
-        greeting = _words(code, reply)
+            raise _Failed(step, _answer(code, reply), _("The server refuses connections for now."))
+        greeting = _answer(code, reply)
         smtp.ehlo_or_helo_if_needed()
         if transport.security == Security.TLS:
             diagnosis.ok(step, f"{tls_detail} — {greeting}")
@@ -282,27 +282,27 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
         step = "mail_from"
         code, reply = smtp.mail(sender)
         if code != 250:
-            raise _Failed(step, _words(code, reply), _sender_advice(code, transport, sender))
-        diagnosis.ok(step, _words(code, reply))
+            raise _Failed(step, _answer(code, reply), _sender_advice(code, transport, sender))
+        diagnosis.ok(step, _answer(code, reply))
 
         step = "rcpt_to"
         code, reply = smtp.rcpt(recipient)
         if code not in (250, 251):
             raise _Failed(
                 step,
-                _words(code, reply),
+                _answer(code, reply),
                 _(
                     "The server refuses this recipient. Check the address; a server that relays "
                     "only for its own users needs a login and password."
                 ),
             )
-        diagnosis.ok(step, _words(code, reply))
+        diagnosis.ok(step, _answer(code, reply))
 
         step = "data"
         code, reply = smtp.data(build_test_message(sender, sender_name, recipient, transport))
         if code != 250:
-            raise _Failed(step, _words(code, reply), _data_advice(code))
-        diagnosis.ok(step, _words(code, reply))
+            raise _Failed(step, _answer(code, reply), _data_advice(code))
+        diagnosis.ok(step, _answer(code, reply))
         return smtp
     except _Failed:
         _close(smtp, sock)
@@ -328,7 +328,7 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
     except smtplib.SMTPResponseException as error:
         _close(smtp, sock)
         advice = _data_advice(error.smtp_code) if step == "data" else ""
-        raise _Failed(step, _words(error.smtp_code, error.smtp_error), advice) from None
+        raise _Failed(step, _answer(error.smtp_code, error.smtp_error), advice) from None
     except (smtplib.SMTPException, OSError) as error:
         _close(smtp, sock)
         raise _Failed(step, str(error)) from None
@@ -356,7 +356,7 @@ def _authenticate(diagnosis: Diagnosis, smtp: smtplib.SMTP, transport: Transport
         return
     if not transport.secret_encrypted:
         raise _Failed("auth", _("No password saved."), _("Type the password and save."))
-    from hpmail.delivery.secrets import decrypt_secret
+    from hpmail.outbox.secrets import decrypt_secret
 
     if not smtp.has_extn("auth"):
         raise _Failed(
@@ -372,14 +372,14 @@ def _authenticate(diagnosis: Diagnosis, smtp: smtplib.SMTP, transport: Transport
     except smtplib.SMTPAuthenticationError as error:
         raise _Failed(
             "auth",
-            _words(error.smtp_code, error.smtp_error),
+            _answer(error.smtp_code, error.smtp_error),
             _(
                 "The server refused the login or the password. Type them again; with Microsoft 365 "
                 "SMTP authentication must be enabled for this mailbox, with Gmail use an app "
                 "password."
             ),
         ) from None
-    diagnosis.ok("auth", _words(code, reply))
+    diagnosis.ok("auth", _answer(code, reply))
 
 
 def _sender_advice(code: int, transport: Transport, sender: str) -> str:

@@ -29,15 +29,15 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.text import header_safe
-from hpmail.delivery.destinations import (
+from hpmail.delivery.transports import SenderValues, TransportValues
+from hpmail.outbox.destinations import (
     USER_TIMEOUT_CAP,
     InternalAddressRefused,
     refuse_internal,
 )
-from hpmail.delivery.models import Security
-from hpmail.delivery.transports import SenderValues, TransportValues
+from hpmail.outbox.models import Security
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}\.?$", re.IGNORECASE)

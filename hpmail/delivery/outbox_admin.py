@@ -1,6 +1,6 @@
 """The admin's view of the outbox: list the e-mails still waiting or failed, resend now, cancel.
 
-The changes are the engine's (``outbox.retry_now`` and ``outbox.cancel``: conditional UPDATEs
+The changes are the engine's (``api.retry_now`` and ``api.cancel``: conditional UPDATEs
 that leave rows in state ``sending`` alone, so the page never fights a worker); this module lists
 the rows and records who asked.
 """
@@ -15,14 +15,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from hpmail.auth.models import User
-from hpmail.delivery import outbox
-from hpmail.delivery.models import EmailState, OutboundEmail
 from hpmail.extensions import db
+from hpmail.outbox import api
+from hpmail.outbox.models import EmailState, OutboundEmail
 
 log = logging.getLogger(__name__)
 
 LISTED_STATES = (EmailState.QUEUED, EmailState.SENDING, EmailState.DEFERRED, EmailState.FAILED)
-counts_by_state = outbox.counts_by_state
+counts_by_state = api.counts_by_state
 
 
 @dataclass
@@ -55,21 +55,16 @@ def outbox_page(state: str | None, page: int, size: int) -> OutboxPage:
 
 def retry_now(email_ids: list[int], actor: User) -> list[int]:
     """Make waiting or failed e-mails due now; return the ids changed (never a row being sent)."""
-    changed = outbox.retry_now(email_ids)
+    changed = api.retry_now(email_ids)
     log.info("%s asked to resend now e-mails %s", actor.login, changed)
     return changed
 
 
 def cancel(email_ids: list[int], actor: User) -> int:
     """Cancel e-mails not yet sent; return how many (never a row being sent)."""
-    count = outbox.cancel(email_ids)
+    count = api.cancel(email_ids)
     log.info("%s cancelled %s of the e-mails %s", actor.login, count, sorted(email_ids))
     return count
 
 
-def wake_worker(email_ids: list[int]) -> None:
-    """Tell the worker to look at these rows now (after the commit; the sweeper is the net)."""
-    if email_ids:
-        from hpmail.delivery.tasks import enqueue_delivery
-
-        enqueue_delivery(email_ids)
+wake_worker = api.wake_worker

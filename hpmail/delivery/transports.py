@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 
 from hpmail.auth.models import User
 from hpmail.core.forms import InputRefused
-from hpmail.delivery.models import (
+from hpmail.extensions import db
+from hpmail.outbox.models import (
     Mailing,
     SendingProfile,
     ServerSettings,
     Transport,
     UserTransport,
 )
-from hpmail.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class ProfileNameTaken(InputRefused):
 
 def fill_transport(transport: Transport, values: TransportValues) -> Transport:
     """Copy ``values`` into ``transport``, encrypting a new password and keeping an old one."""
-    from hpmail.delivery.secrets import encrypt_secret
+    from hpmail.outbox.secrets import encrypt_secret
 
     transport.host = values.host
     transport.port = values.port

@@ -21,8 +21,8 @@ from werkzeug.datastructures import CombinedMultiDict
 from wtforms.fields.choices import SelectChoice
 
 from hpmail.core.forms import INVALID, show_errors
+from hpmail.core.web import admin_required, is_htmx, page_number, render, whole_number
 from hpmail.delivery import mailbox, outbox_admin, transports
-from hpmail.delivery.destinations import restricted_user
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
     SECURITY_LABELS,
@@ -33,11 +33,11 @@ from hpmail.delivery.forms import (
     ServerSettingsForm,
     TestSendForm,
 )
-from hpmail.delivery.models import EmailState, SendingProfile
-from hpmail.delivery.settings import server_settings as load_server_settings
-from hpmail.delivery.settings import user_transport
 from hpmail.extensions import db
-from hpmail.web import admin_required, is_htmx, page_number, render, whole_number
+from hpmail.outbox.destinations import restricted_user
+from hpmail.outbox.models import EmailState, SendingProfile
+from hpmail.outbox.settings import server_settings as load_server_settings
+from hpmail.outbox.settings import user_transport
 
 bp = Blueprint("delivery", __name__, cli_group=None)
 

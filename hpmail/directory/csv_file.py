@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 
 from hpmail.core.forms import InputRefused
-from hpmail.core.text import without_unsafe_characters
+from hpmail.core.text import fold, without_unsafe_characters
 from hpmail.directory.emails import email_status_of
 from hpmail.directory.models import PersonKind
-from hpmail.directory.text import fold
 
 # Header (folded, without spaces, dashes or underscores) -> field.
 COLUMNS = {

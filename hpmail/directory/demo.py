@@ -13,6 +13,7 @@ from datetime import date, time, timedelta
 
 from sqlalchemy import insert
 
+from hpmail.core.text import fold
 from hpmail.directory.emails import email_status_of
 from hpmail.directory.models import (
     Cohort,
@@ -28,7 +29,7 @@ from hpmail.directory.models import (
     insert_many,
     person_group,
 )
-from hpmail.directory.text import fold, search_text_for
+from hpmail.directory.text import search_text_for
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.directory.models import EmailStatus
 
 

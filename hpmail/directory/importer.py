@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 from sqlalchemy import delete, insert, select, update
 
+from hpmail.core.text import fold
 from hpmail.directory.csv_file import FileRefused, RowReport, read_rows
 from hpmail.directory.models import Cohort, Group, Person, insert_many, person_group
-from hpmail.directory.text import fold, search_text_for
+from hpmail.directory.text import search_text_for
 from hpmail.extensions import db
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hpmail.auth.models import utcnow
-from hpmail.directory.text import fold, search_text_for
+from hpmail.core.text import fold
+from hpmail.core.time import utcnow
+from hpmail.directory.text import search_text_for
 from hpmail.extensions import db
 
 

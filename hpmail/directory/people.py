@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import selectinload
 
+from hpmail.core.text import fold
 from hpmail.directory.models import Cohort, Group, Person, PersonKind, person_group
-from hpmail.directory.text import fold
 from hpmail.extensions import db
 
 SORTS = ("last_name", "first_name", "email", "cohort")

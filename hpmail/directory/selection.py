@@ -10,7 +10,7 @@ from datetime import timedelta
 from flask import abort
 from sqlalchemy import delete, exists, func, insert, literal, select
 
-from hpmail.auth.models import utcnow
+from hpmail.core.time import utcnow
 from hpmail.directory.models import Person, Selection, SelectionMember
 from hpmail.directory.people import PeopleFilter, matching_ids
 from hpmail.extensions import db

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Select, func, or_, select, union
 from sqlalchemy.orm import selectinload
 
+from hpmail.core.text import fold
 from hpmail.directory.models import (
     Cohort,
     Course,
@@ -20,7 +21,6 @@ from hpmail.directory.models import (
     person_group,
 )
 from hpmail.directory.people import MAX_QUERY_LENGTH, positive_int
-from hpmail.directory.text import fold
 from hpmail.extensions import db
 
 

@@ -7,6 +7,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from hpmail.core.web import admin_required, is_htmx, render
 from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
 from hpmail.directory.forms import ImportForm, SelectionForm
@@ -27,7 +28,6 @@ from hpmail.directory.people import (
 )
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
-from hpmail.web import admin_required, is_htmx, render
 
 bp = Blueprint("directory", __name__, cli_group=None)
 bp.add_app_template_global(KIND_PLURALS, "kind_plurals")

@@ -8,9 +8,9 @@ import pytest
 
 from hpmail.accounts.models import Account, AccountKind
 from hpmail.accounts.verification import hash_answer
-from hpmail.auth.models import utcnow
-from hpmail.delivery.models import Security, Transport
-from hpmail.delivery.settings import server_settings
+from hpmail.core.time import utcnow
+from hpmail.outbox.models import Security, Transport
+from hpmail.outbox.settings import server_settings
 
 SERVER_ADDRESS = "hpmail@lycee.example"
 SECRET_ANSWER = "Victor Hugo"

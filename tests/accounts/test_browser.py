@@ -8,7 +8,7 @@ import pytest
 
 from hpmail.accounts import service
 from hpmail.accounts.models import Account
-from hpmail.delivery.outbox import Address, EmailSpec, dispatch, queue_mailing
+from hpmail.outbox.api import Address, EmailSpec, dispatch, queue_mailing
 from tests.accounts.conftest import code_in
 
 pytestmark = pytest.mark.browser

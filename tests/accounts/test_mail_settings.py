@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from hpmail.accounts import service
 from hpmail.accounts.models import Account, AccountKind, MailSettings
-from hpmail.delivery.settings import server_settings
+from hpmail.outbox.settings import server_settings
 from tests.accounts.conftest import FR, HTMX, code_in
 
 URL = "/configuration/envoi"
@@ -188,7 +188,7 @@ def test_another_user_s_personal_code_cannot_be_checked(
 def test_saving_an_address_another_user_is_verifying_never_deletes_their_account(
     client, db, login_as, make_user, make_account, mail_server
 ):
-    from hpmail.delivery.models import Mailing
+    from hpmail.outbox.models import Mailing
 
     julien = make_user("teacher")
     own = make_account("julien@lycee.example", kind="personal", owner=julien, label="Julien")

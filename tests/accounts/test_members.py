@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from hpmail.accounts import school, service
 from hpmail.accounts.models import Account, AccountKind
-from hpmail.delivery.models import Mailing
+from hpmail.outbox.models import Mailing
 from tests.accounts.conftest import FR, HTMX, unlock
 
 URL = "/configuration/comptes-etablissement"

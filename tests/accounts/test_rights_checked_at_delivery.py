@@ -7,9 +7,9 @@ from sqlalchemy import select
 
 from hpmail.accounts import service
 from hpmail.accounts.models import Account
-from hpmail.delivery import sending
-from hpmail.delivery.models import EmailState, OutboundEmail
-from hpmail.delivery.outbox import Address, EmailSpec, dispatch, queue_mailing
+from hpmail.outbox import send
+from hpmail.outbox.api import Address, EmailSpec, dispatch, queue_mailing
+from hpmail.outbox.models import EmailState, OutboundEmail
 from hpmail.queue import huey
 
 
@@ -72,7 +72,7 @@ def test_an_account_deleted_after_queueing_has_the_e_mail_failed_not_sent(
     db.session.expire_all()
     [email] = emails_of(db, mailing)
     assert email.mailing.account_id is None
-    sending.deliver([email.id])
+    send.deliver([email.id])
     [email] = emails_of(db, mailing)
     assert email.state == EmailState.FAILED
     assert "a été supprimé" in email.last_error

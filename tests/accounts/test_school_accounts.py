@@ -341,8 +341,8 @@ def test_an_account_with_e_mails_in_the_outbox_cannot_be_deleted(
     client, db, admin, mail_server, make_account
 ):
     from hpmail.accounts.service import sender_for
-    from hpmail.delivery.models import EmailState, OutboundEmail
-    from hpmail.delivery.outbox import Address, EmailSpec, queue_mailing
+    from hpmail.outbox.api import Address, EmailSpec, queue_mailing
+    from hpmail.outbox.models import EmailState, OutboundEmail
 
     account = make_account("secretariat@lycee.example", members=[admin])
     mailing = queue_mailing(

@@ -6,8 +6,8 @@ import pytest
 
 from hpmail.accounts import service
 from hpmail.accounts.models import AccountKind
-from hpmail.delivery.models import Mailing
-from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.outbox.models import Mailing
 from tests.accounts.conftest import SERVER_ADDRESS
 
 

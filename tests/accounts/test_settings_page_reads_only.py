@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hpmail.accounts.models import MailSettings
-from tests.delivery.test_locked_database import database_file, locked
+from tests.outbox.test_locked_database import database_file, locked
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from hpmail.archive import search
-from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.models import Mailing
-from hpmail.delivery.outbox import (
+from hpmail.outbox.api import (
     Address,
     AttachmentSpec,
     EmailSpec,
@@ -15,6 +13,8 @@ from hpmail.delivery.outbox import (
     dispatch,
     queue_mailing,
 )
+from hpmail.outbox.attachments import store_attachment
+from hpmail.outbox.models import Mailing
 from tests.compose.conftest import FR, HTMX
 
 

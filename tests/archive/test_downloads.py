@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.outbox import AttachmentSpec
+from hpmail.outbox.api import AttachmentSpec
+from hpmail.outbox.attachments import store_attachment
 from tests.archive.test_archive import send
 
 

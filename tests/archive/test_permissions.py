@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hpmail.accounts.models import Account, AccountKind
-from hpmail.auth.models import utcnow
-from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.outbox import AttachmentSpec
+from hpmail.core.time import utcnow
+from hpmail.outbox.api import AttachmentSpec
+from hpmail.outbox.attachments import store_attachment
 from tests.archive.test_archive import send
 from tests.compose.conftest import FR, HTMX
 

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from hpmail import create_app
 from hpmail.accounts.verification import hash_answer
 from hpmail.auth import service
-from hpmail.auth.models import SignInAttempt, User, utcnow
+from hpmail.auth.models import SignInAttempt, User
+from hpmail.core.time import utcnow
 from hpmail.extensions import db as _db
 from tests.conftest import PASSWORD, CsrfClient
 

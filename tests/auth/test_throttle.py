@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from hpmail.auth import service
-from hpmail.auth.models import SignInAttempt, utcnow
+from hpmail.auth.models import SignInAttempt
+from hpmail.core.time import utcnow
 from tests.conftest import PASSWORD
 
 FR = {"Accept-Language": "fr"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hpmail.accounts.models import Account, AccountKind, MailSettings
-from hpmail.auth.models import utcnow
+from hpmail.core.time import utcnow
 
 FR = {"Accept-Language": "fr"}
 HTMX = {"HX-Request": "true", "Accept-Language": "fr"}

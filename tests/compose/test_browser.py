@@ -151,7 +151,7 @@ def test_template_is_saved_chosen_renamed_and_deleted_in_the_browser(
 def test_a_send_that_waits_for_the_smtp_server_shows_its_progress_and_cannot_be_sent_twice(
     page, sign_in_page, make_user, make_person, personal_account, delivery_settings, smtp_server, db
 ):
-    from hpmail.delivery.models import UserTransport
+    from hpmail.outbox.models import UserTransport
 
     settings = delivery_settings(smtp_server, delegate=False)  # sent within the request
     smtp_server.recorder.data_delay = 1.5

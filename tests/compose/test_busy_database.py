@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from hpmail.delivery.models import Mailing, OutboundEmail
+from hpmail.outbox.models import Mailing, OutboundEmail
 from tests.compose.conftest import FR
-from tests.delivery.test_locked_database import database_file, locked
+from tests.outbox.test_locked_database import database_file, locked
 
 
 @pytest.fixture

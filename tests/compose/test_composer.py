@@ -6,7 +6,7 @@ import io
 
 from sqlalchemy import func, select
 
-from hpmail.delivery.models import Attachment, EmailRecipient, Mailing, OutboundEmail
+from hpmail.outbox.models import Attachment, EmailRecipient, Mailing, OutboundEmail
 from tests.compose.conftest import FR, HTMX, PNG
 
 
@@ -308,7 +308,7 @@ def test_every_compose_form_refuses_a_post_without_csrf_token(app, client, sende
 def test_without_delegation_the_page_gives_the_delivery_outcome(
     client, sender, make_person, select_people, smtp_server, delivery_settings, db
 ):
-    from hpmail.delivery.models import UserTransport
+    from hpmail.outbox.models import UserTransport
 
     settings = delivery_settings(smtp_server, delegate=False)
     db.session.add(UserTransport(user_id=sender.id, transport_id=settings.transport_id))

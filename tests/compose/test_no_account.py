@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from hpmail.delivery.models import Mailing
+from hpmail.outbox.models import Mailing
 from tests.compose.conftest import FR
 
 

@@ -7,7 +7,7 @@ import threading
 
 from sqlalchemy import func, select
 
-from hpmail.delivery.models import Mailing, OutboundEmail
+from hpmail.outbox.models import Mailing, OutboundEmail
 from tests.compose.conftest import FR
 
 

@@ -40,7 +40,7 @@ def test_recipients_are_resolved_once_each_by_field(db, make_person):
 
 
 def test_large_lists_are_split_under_the_per_message_limit(db):
-    from hpmail.delivery.outbox import Address
+    from hpmail.outbox.api import Address
 
     recipients = service.Recipients(
         to=[Address(f"e{i}@example.org") for i in range(1200)],
@@ -52,7 +52,7 @@ def test_large_lists_are_split_under_the_per_message_limit(db):
 
 
 def test_one_email_per_recipient_gives_each_person_their_own(db):
-    from hpmail.delivery.outbox import Address
+    from hpmail.outbox.api import Address
 
     recipients = service.Recipients(
         to=[Address("a@example.org"), Address("b@example.org")], bcc=[Address("c@example.org")]

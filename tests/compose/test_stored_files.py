@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hpmail.compose.models import TemplateAttachment
 from hpmail.compose.uploads import Upload, upload_errors
-from hpmail.delivery.models import Attachment, Mailing
+from hpmail.outbox.models import Attachment, Mailing
 from tests.compose.conftest import FR, PNG
 
 PDF = b"%PDF-1.4 convocation"

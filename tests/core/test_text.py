@@ -6,7 +6,12 @@ import sys
 
 import pytest
 
-from hpmail.core.text import is_content_type, is_header_safe, without_unsafe_characters
+from hpmail.core.text import (
+    is_content_type,
+    is_header_safe,
+    one_line,
+    without_unsafe_characters,
+)
 
 # Every C0 and C1 control character, DEL, and the Unicode line and paragraph separators.
 UNSAFE = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)]
@@ -44,3 +49,10 @@ def test_accents_quotes_commas_and_other_scripts_are_header_safe():
 )
 def test_a_content_type_is_a_bare_type_and_subtype(value, valid):
     assert is_content_type(value) is valid
+
+
+def test_a_server_reply_in_bytes_or_on_several_lines_is_shown_on_one_line_with_single_spaces():
+    reply = b"5.1.1 <x@example.org>:\n  unknown   user"
+    assert one_line(reply) == "5.1.1 <x@example.org>: unknown user"
+    assert one_line("Greylisted,\r\nplease try later") == "Greylisted, please try later"
+    assert one_line(b"\xff bad") == "\ufffd bad"

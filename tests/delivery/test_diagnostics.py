@@ -9,8 +9,8 @@ import time
 import pytest
 
 from hpmail.delivery.diagnostics import STEPS, diagnose
-from hpmail.delivery.models import Transport
-from hpmail.delivery.secrets import encrypt_secret
+from hpmail.outbox.models import Transport
+from hpmail.outbox.secrets import encrypt_secret
 from tests.fixtures.smtp import free_port
 
 SENDER = "ne-pas-repondre@lycee-demo.fr"

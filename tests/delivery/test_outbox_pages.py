@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from hpmail.auth.models import utcnow
-from hpmail.delivery.models import EmailState, OutboundEmail
-from hpmail.delivery.outbox import Address, EmailSpec, Sender, queue_mailing
+from hpmail.core.time import utcnow
+from hpmail.outbox.api import Address, EmailSpec, Sender, queue_mailing
+from hpmail.outbox.models import EmailState, OutboundEmail
 
 FR = {"Accept-Language": "fr"}
 URL = "/serveur/file-envoi"

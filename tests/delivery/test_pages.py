@@ -7,9 +7,9 @@ import io
 
 import pytest
 
-from hpmail.delivery.models import ServerSettings, Transport
-from hpmail.delivery.secrets import decrypt_secret
-from hpmail.delivery.settings import server_settings
+from hpmail.outbox.models import ServerSettings, Transport
+from hpmail.outbox.secrets import decrypt_secret
+from hpmail.outbox.settings import server_settings
 from tests.fixtures.smtp import free_port
 
 FR = {"Accept-Language": "fr"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpmail.delivery.models import SendingProfile, UserTransport
 from hpmail.extensions import db as _db
+from hpmail.outbox.models import SendingProfile, UserTransport
 from tests.fixtures.smtp import free_port
 
 pytestmark = pytest.mark.browser
@@ -104,8 +104,8 @@ def test_admin_adds_edits_and_deletes_a_profile_from_the_table(page, sign_in_pag
 def test_teacher_retrieves_a_profile_in_the_workstation_settings_page_and_tests_it(
     page, sign_in_page, make_user, db, smtp_server
 ):
-    from hpmail.delivery.models import Transport
-    from hpmail.delivery.settings import server_settings
+    from hpmail.outbox.models import Transport
+    from hpmail.outbox.settings import server_settings
 
     server_settings().delegate = False
     transport = Transport(
@@ -150,7 +150,7 @@ def test_admin_uploads_the_schools_ca_in_a_profile_row_and_a_teacher_in_their_ow
     profile = db.session.query(SendingProfile).one()
     assert profile.transport.ca_certificates == test_ca.cert_pem.decode()
 
-    from hpmail.delivery.settings import server_settings
+    from hpmail.outbox.settings import server_settings
 
     server_settings().delegate = False
     db.session.commit()

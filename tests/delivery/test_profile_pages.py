@@ -7,9 +7,9 @@ import io
 
 import pytest
 
-from hpmail.delivery.models import SendingProfile, Transport, UserTransport
-from hpmail.delivery.secrets import decrypt_secret
-from hpmail.delivery.settings import server_settings, user_transport
+from hpmail.outbox.models import SendingProfile, Transport, UserTransport
+from hpmail.outbox.secrets import decrypt_secret
+from hpmail.outbox.settings import server_settings, user_transport
 
 FR = {"Accept-Language": "fr"}
 HTMX = {"Accept-Language": "fr", "HX-Request": "true"}
@@ -144,7 +144,7 @@ def test_two_profiles_cannot_share_a_name(client, login_as, db, profile):
 
 
 def test_admin_edits_a_profile_in_its_row_and_the_password_is_kept(client, login_as, db, profile):
-    from hpmail.delivery.secrets import encrypt_secret
+    from hpmail.outbox.secrets import encrypt_secret
 
     existing = profile(
         "Relais académique", username="relais", secret_encrypted=encrypt_secret("pw")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hpmail.core.text import fold
 from hpmail.directory.emails import email_status_of
-from hpmail.directory.text import fold, search_text_for
+from hpmail.directory.text import search_text_for
 
 
 @pytest.mark.parametrize(

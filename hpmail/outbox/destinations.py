@@ -14,8 +14,8 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from hpmail.auth.models import Role, User
-from hpmail.delivery.models import SendingProfile, ServerSettings, Transport, UserTransport
 from hpmail.extensions import db
+from hpmail.outbox.models import SendingProfile, ServerSettings, Transport, UserTransport
 
 # A user's own server answers within this many seconds, or the test-send stops waiting.
 USER_TIMEOUT_CAP = 60
@@ -60,7 +60,7 @@ def refuse_internal(host: str) -> list[str]:
 
 def internal_addresses_allowed() -> bool:
     """Say whether the admin lets users point their own SMTP server inside the network."""
-    from hpmail.delivery.settings import server_settings
+    from hpmail.outbox.settings import server_settings
 
     return bool(server_settings().allow_internal_hosts)
 

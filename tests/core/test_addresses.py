@@ -2,7 +2,7 @@
 
 import pytest
 
-from hpmail.addresses import EmailNotValidError, normalized_address
+from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.directory.emails import email_status_of
 from hpmail.directory.models import EmailStatus
 

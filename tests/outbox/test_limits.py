@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from hpmail.delivery import clock
-from hpmail.delivery.limits import reserve
-from hpmail.delivery.models import EmailState, OutboundEmail, SendCounter
-from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
-from hpmail.delivery.tasks import sweep
+from hpmail.outbox import clock
+from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.outbox.limits import reserve
+from hpmail.outbox.models import EmailState, OutboundEmail, SendCounter
+from hpmail.outbox.tasks import sweep
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
 
@@ -88,7 +88,7 @@ def test_workers_reserving_at_the_same_time_never_pass_the_limit(app, db, make_t
     start = threading.Barrier(4)
 
     def worker():
-        from hpmail.delivery.models import Transport
+        from hpmail.outbox.models import Transport
 
         with app.app_context():
             transport = db.session.get(Transport, transport_id)

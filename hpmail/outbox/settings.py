@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hpmail.delivery.models import ServerSettings, Transport, UserTransport
 from hpmail.extensions import db
+from hpmail.outbox.models import ServerSettings, Transport, UserTransport
 
 
 def server_settings() -> ServerSettings:

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hpmail.core.text import InvalidHeader, is_content_type
-from hpmail.delivery.models import Attachment
 from hpmail.extensions import db
+from hpmail.outbox.models import Attachment
 
 # The only types a stored file is ever served as; anything else is a download of bytes.
 SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp"}

@@ -8,9 +8,9 @@ import time
 import pytest
 from sqlalchemy import func, select, update
 
-from hpmail.delivery.models import EmailState, OutboundEmail, RecipientState
-from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
-from hpmail.delivery.tasks import enqueue_delivery, sweep
+from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.outbox.models import EmailState, OutboundEmail, RecipientState
+from hpmail.outbox.tasks import enqueue_delivery, sweep
 from tests.fixtures.smtp import SlowDripServer, free_port
 from tests.fixtures.worker import wait_until, worker_app_config
 
@@ -177,8 +177,8 @@ def test_a_task_lost_before_any_worker_took_it_is_found_by_the_sweeper(
 
 def poisoned_mailing(db, author, subject="Convocation", content_type="application/pdf"):
     """Queue a mailing written straight into the database, as no form would let it through."""
-    from hpmail.delivery.attachments import store_attachment
-    from hpmail.delivery.models import Mailing, MailingAttachment
+    from hpmail.outbox.attachments import store_attachment
+    from hpmail.outbox.models import Mailing, MailingAttachment
 
     mailing = queue_mailing(
         author_id=author.id,

@@ -15,7 +15,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
 from hpmail.core.text import InvalidHeader, is_content_type, refuse_unsafe
-from hpmail.delivery.policy import Identity
+from hpmail.outbox.policy import Identity
 
 # 7bit: text parts get quoted-printable or base64, so any relay accepts them (no 8BITMIME needed).
 POLICY = email.policy.SMTP.clone(cte_type="7bit")

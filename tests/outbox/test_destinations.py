@@ -9,11 +9,11 @@ import threading
 
 import pytest
 
-from hpmail.delivery.destinations import InternalAddressRefused, is_internal
 from hpmail.delivery.diagnostics import diagnose
-from hpmail.delivery.models import Transport, UserTransport
-from hpmail.delivery.settings import server_settings
-from hpmail.delivery.transport import connect
+from hpmail.outbox.destinations import InternalAddressRefused, is_internal
+from hpmail.outbox.models import Transport, UserTransport
+from hpmail.outbox.settings import server_settings
+from hpmail.outbox.smtp import connect
 
 FR = {"Accept-Language": "fr"}
 HTMX = {"Accept-Language": "fr", "HX-Request": "true"}

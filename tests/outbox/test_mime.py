@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from hpmail.delivery.attachments import store_attachment
-from hpmail.delivery.models import OutboundEmail
-from hpmail.delivery.outbox import (
+from hpmail.outbox.api import (
     Address,
     AttachmentSpec,
     EmailSpec,
@@ -15,7 +13,9 @@ from hpmail.delivery.outbox import (
     dispatch,
     queue_mailing,
 )
-from hpmail.delivery.policy import allowed_domain
+from hpmail.outbox.attachments import store_attachment
+from hpmail.outbox.models import OutboundEmail
+from hpmail.outbox.policy import allowed_domain
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
 
@@ -179,7 +179,7 @@ def test_message_ids_use_the_configured_domain(app, db, smtp_server, delivery_se
     ],
 )
 def test_line_breaks_anywhere_in_a_header_are_refused(db, smtp_server, delivery_settings, fields):
-    from hpmail.delivery.outbox import InvalidHeader
+    from hpmail.outbox.api import InvalidHeader
 
     delivery_settings(smtp_server)
     values = {
@@ -193,7 +193,7 @@ def test_line_breaks_anywhere_in_a_header_are_refused(db, smtp_server, delivery_
 
 
 def test_a_line_break_in_an_attachment_name_is_refused(db, smtp_server, delivery_settings):
-    from hpmail.delivery.outbox import InvalidHeader
+    from hpmail.outbox.api import InvalidHeader
 
     delivery_settings(smtp_server)
     pdf = store_attachment(b"%PDF-1.4", "application/pdf")
@@ -209,7 +209,7 @@ def test_a_line_break_in_an_attachment_name_is_refused(db, smtp_server, delivery
 def test_an_attachment_missing_from_the_store_fails_the_email_with_the_reason(
     db, smtp_server, delivery_settings
 ):
-    from hpmail.delivery.attachments import attachment_path
+    from hpmail.outbox.attachments import attachment_path
 
     delivery_settings(smtp_server)
     pdf = store_attachment(b"%PDF-1.4 perdu", "application/pdf")
@@ -239,7 +239,7 @@ FORGED = "A{}From: Le Proviseur <proviseur@lycee-demo.fr>{}Subject: Convocation{
 def test_a_separator_that_is_not_cr_or_lf_is_refused_in_every_header_value(
     db, smtp_server, delivery_settings, character, where
 ):
-    from hpmail.delivery.outbox import InvalidHeader
+    from hpmail.outbox.api import InvalidHeader
 
     delivery_settings(smtp_server)
     forged = FORGED.format(*[character] * 4)
@@ -267,8 +267,8 @@ def test_the_mime_builder_refuses_a_separator_whatever_the_caller_checked(app, c
     from datetime import datetime
     from email.headerregistry import Address as HeaderAddress
 
-    from hpmail.delivery.mime import MailingMessages, Part
-    from hpmail.delivery.policy import Identity, InvalidHeader
+    from hpmail.outbox.mime import MailingMessages, Part
+    from hpmail.outbox.policy import Identity, InvalidHeader
 
     forged = FORGED.format(*[character] * 4)
 

@@ -13,11 +13,12 @@ from flask import current_app
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import OperationalError
 
-from hpmail.delivery import clock
-from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
-from hpmail.delivery.retry import next_attempt
-from hpmail.delivery.transport import Failure, server_answer
+from hpmail.core.text import one_line
 from hpmail.extensions import db
+from hpmail.outbox import clock
+from hpmail.outbox.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
+from hpmail.outbox.retry import next_attempt
+from hpmail.outbox.smtp import Failure, server_answer
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class Recorder:
         self._save(email, values)
 
     def _refuse(self, recipient_id: int, code: int, text) -> None:
-        self.refused.append({"r_id": recipient_id, "r_code": code, "r_reply": _words(text)})
+        self.refused.append({"r_id": recipient_id, "r_code": code, "r_reply": one_line(text)})
 
     def failed(self, email: Pending, failure: Failure) -> None:
         """Record a failure: permanent (or too old, or in a request) fails, transient defers."""
@@ -263,9 +264,3 @@ def commit_patiently(attempts: int = 5) -> None:
                 raise
             log.warning("database busy while recording delivery; retrying")
             time.sleep(0.2 * (attempt + 1))
-
-
-def _words(text) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return " ".join(str(text).split())

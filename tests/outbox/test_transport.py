@@ -11,11 +11,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from hpmail.delivery import clock
-from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
-from hpmail.delivery.outbox import Address, EmailSpec, Sender, dispatch, queue_mailing
-from hpmail.delivery.tasks import sweep
-from hpmail.delivery.transport import DeadlineSMTP, connect
+from hpmail.outbox import clock
+from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailing
+from hpmail.outbox.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
+from hpmail.outbox.smtp import DeadlineSMTP, connect
+from hpmail.outbox.tasks import sweep
 from tests.fixtures.smtp import SlowDripServer, free_port
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
@@ -32,7 +32,7 @@ def later():
         nonlocal offset
         offset += timedelta(seconds=seconds)
 
-    from hpmail.auth.models import utcnow
+    from hpmail.core.time import utcnow
 
     clock.set_clock(lambda: utcnow() + offset)
     yield move
@@ -287,7 +287,7 @@ def test_a_connection_dropped_mid_batch_is_reopened_for_the_rest(
 def test_a_long_batch_keeps_its_lease_so_no_one_else_takes_its_emails(
     app, db, smtp_server, delivery_settings
 ):
-    from hpmail.delivery.sending import claim
+    from hpmail.outbox.claim import claim
 
     app.config["DELIVERY_LEASE_SECONDS"] = 1
     delivery_settings(smtp_server)
@@ -351,7 +351,7 @@ def test_implicit_tls_against_a_plain_server_is_a_tls_failure_and_kept(
 
 
 def test_retry_delay_doubles_from_the_first_and_stops_at_the_longest(app):
-    from hpmail.delivery.retry import retry_delay
+    from hpmail.outbox.retry import retry_delay
 
     delays = [retry_delay(n).total_seconds() for n in range(1, 9)]
     assert delays == [60, 120, 240, 480, 960, 1920, 3600, 3600]
@@ -383,7 +383,7 @@ def test_a_non_ascii_address_fails_alone_and_the_batch_goes_on(db, smtp_server, 
 def test_an_error_outside_any_one_email_defers_the_batch_then_fails_it_with_the_reason(
     app, db, smtp_server, make_transport, delivery_settings, later
 ):
-    from hpmail.delivery.tasks import deliver
+    from hpmail.outbox.tasks import deliver
 
     delivery_settings(transport=make_transport(smtp_server, per_minute=100))
     db.session.execute(text("DROP TABLE send_counter"))  # the sending limits cannot be counted
@@ -448,7 +448,7 @@ def test_a_large_message_is_given_time_in_proportion_to_its_size(
 def test_an_email_whose_delivery_was_interrupted_after_the_retry_time_fails_with_the_reason(
     app, db, smtp_server, delivery_settings, later
 ):
-    from hpmail.delivery.sending import claim
+    from hpmail.outbox.claim import claim
 
     delivery_settings(smtp_server)
     mailing = queue_mailing(

@@ -2,12 +2,12 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from hpmail import create_app
-from hpmail.web import public
+from hpmail.config import PROJECT_ROOT
+from hpmail.core.web import public
 
 
 def test_htmx_gets_a_fragment_but_a_history_restore_gets_the_whole_page(client, login_as):
@@ -123,7 +123,7 @@ def test_the_favicon_is_served_where_browsers_look_for_it_without_signing_in(cli
 
 # --- security headers and no inline script -----------------------------------------------------
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = PROJECT_ROOT / "templates"
 PAGE_TEMPLATES = [
     path
     for path in sorted(TEMPLATES.rglob("*.html"))

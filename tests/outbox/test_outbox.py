@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from hpmail.delivery.attachments import read_attachment, store_attachment
-from hpmail.delivery.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
-from hpmail.delivery.outbox import (
+from hpmail.outbox.api import (
     Address,
     EmailSpec,
     InvalidHeader,
@@ -22,6 +20,8 @@ from hpmail.delivery.outbox import (
     resend_failed_recipients,
     retry_now,
 )
+from hpmail.outbox.attachments import read_attachment, store_attachment
+from hpmail.outbox.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
 
@@ -207,7 +207,7 @@ def test_cancel_and_retry_now(db, smtp_server, delivery_settings):
 def test_not_delegated_sends_with_the_authors_profile(
     db, smtp_server, make_transport, make_user, delivery_settings
 ):
-    from hpmail.delivery.models import SendingProfile, UserTransport
+    from hpmail.outbox.models import SendingProfile, UserTransport
 
     delivery_settings(delegate=False)  # the server's transport is a dead end
     author = make_user("teacher")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpmail.delivery.outbox import Address, EmailSpec, Sender, queue_mailing
+from hpmail.outbox.api import Address, EmailSpec, Sender, queue_mailing
 
 pytestmark = pytest.mark.browser
 

@@ -1,25 +1,26 @@
-"""The outbox: queue a mailing's e-mails as rows, then dispatch them (the delivery contract).
+"""Queue a mailing: its e-mails written as rows (state ``queued``), with their recipients.
 
-``queue_mailing`` validates and writes rows (flush, no commit); the caller commits, then calls
-``dispatch``: delegated, a worker task is enqueued; not delegated, the e-mails go out at once.
+``queue_mailing`` checks every header value and address, then writes one ``Mailing``, its
+``OutboundEmail`` rows (Message-ID fixed now) and ``EmailRecipient`` rows, and flushes; the caller
+commits, then calls ``api.dispatch``. ``resend_failed_recipients`` queues new e-mails the same way.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from flask import Flask, current_app
+from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import OperationalError
 
 from hpmail.core.text import is_content_type, refuse_unsafe
-from hpmail.delivery import clock, sending
-from hpmail.delivery.mime import new_message_id
-from hpmail.delivery.models import (
+from hpmail.extensions import db
+from hpmail.outbox import clock
+from hpmail.outbox.mime import new_message_id
+from hpmail.outbox.models import (
     Attachment,
     EmailRecipient,
     EmailState,
@@ -30,7 +31,7 @@ from hpmail.delivery.models import (
     RecipientState,
     Transport,
 )
-from hpmail.delivery.policy import (
+from hpmail.outbox.policy import (
     ADDRESS,
     NAME,
     InvalidHeader,
@@ -38,30 +39,9 @@ from hpmail.delivery.policy import (
     domain_of,
     header_address,
 )
-from hpmail.delivery.settings import server_settings, transport_for
-from hpmail.extensions import db
+from hpmail.outbox.settings import server_settings, transport_for
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "Address",
-    "AttachmentSpec",
-    "DispatchResult",
-    "EmailSpec",
-    "InvalidHeader",
-    "NoTransport",
-    "OutboxBusy",
-    "Sender",
-    "cancel",
-    "counts_by_state",
-    "dispatch",
-    "dispatch_emails",
-    "queue_and_dispatch",
-    "queue_mailing",
-    "register_sender_check",
-    "resend_failed_recipients",
-    "retry_now",
-]
 
 
 @dataclass(frozen=True)
@@ -103,34 +83,12 @@ class AttachmentSpec:
     content_type: str = ""
 
 
-@dataclass
-class DispatchResult:
-    """What ``dispatch`` did: e-mails queued for the worker, or sent/failed in the request."""
-
-    queued: int = 0
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
 class NoTransport(ValueError):
     """No SMTP server is configured for this sender."""
 
 
 class OutboxBusy(RuntimeError):
     """The database stayed locked: nothing was written, the user may try again."""
-
-
-def register_sender_check(app: Flask, check: Callable[[Mailing], str | None]) -> None:
-    """Make ``app``'s deliveries call ``check(mailing)`` before sending; a reason fails the e-mail.
-
-    Delivery cannot import the layers above it that know who may send as which address: they
-    hand their rule in, from ``create_app``, so that the worker applies it however it started.
-    """
-    checks = app.extensions.setdefault(sending.SENDER_CHECKS, [])
-    if check not in checks:
-        checks.append(check)
 
 
 def _check_length(value: str | None, limit: int, what: str) -> None:
@@ -236,8 +194,8 @@ def queue_mailing(
                 )
             )
         domain = message_id_domain(sender.address)
-        email_ids = _insert_emails(mailing.id, domain, len(specs), now)
-        _insert_recipients(
+        email_ids = insert_emails(mailing.id, domain, len(specs), now)
+        insert_recipients(
             (email_id, field_name, recipient)
             for email_id, spec in zip(email_ids, specs, strict=True)
             for field_name, recipients in zip(("to", "cc", "bcc"), spec, strict=True)
@@ -261,7 +219,7 @@ def queue_mailing(
     return mailing
 
 
-def _insert_emails(mailing_id: int, domain: str, count: int, now) -> list[int]:
+def insert_emails(mailing_id: int, domain: str, count: int, now) -> list[int]:
     rows = [
         {
             "mailing_id": mailing_id,
@@ -282,7 +240,7 @@ def _insert_emails(mailing_id: int, domain: str, count: int, now) -> list[int]:
     )
 
 
-def _insert_recipients(rows) -> None:
+def insert_recipients(rows) -> None:
     """Add a pending recipient for each ``(email_id, field, address)``: Core, like the e-mails."""
     db.session.execute(
         insert(EmailRecipient.__table__),
@@ -298,142 +256,6 @@ def _insert_recipients(rows) -> None:
             for email_id, field_name, recipient in rows
         ],
     )
-
-
-def dispatch(mailing: Mailing) -> DispatchResult:
-    """Send the queued e-mails of a committed mailing: enqueue them, or deliver them now.
-
-    Delegated: one worker task per batch, returning at once. Not delegated: delivered in this
-    request with the author's transport and timeout, and each outcome counted in the result.
-    """
-    ids = list(
-        db.session.scalars(
-            select(OutboundEmail.id)
-            .where(OutboundEmail.mailing_id == mailing.id, OutboundEmail.state == EmailState.QUEUED)
-            .order_by(OutboundEmail.id)
-        )
-    )
-    return dispatch_emails(ids)
-
-
-def dispatch_emails(email_ids: list[int]) -> DispatchResult:
-    """Send committed e-mails by id, delegated or in the request (see ``dispatch``)."""
-    from hpmail.delivery.tasks import enqueue_delivery
-
-    if not email_ids:
-        return DispatchResult()
-    try:
-        if server_settings().delegate:
-            db.session.commit()  # the settings row may have just been created
-            enqueue_delivery(email_ids)
-            return DispatchResult(queued=len(email_ids))
-        delivery = sending.deliver(email_ids, final=True)
-    except OperationalError as error:
-        # The rows are committed: the worker's sweeper sends them once the database is free.
-        db.session.rollback()
-        log.warning("database busy while dispatching %s e-mails: %s", len(email_ids), error)
-        return DispatchResult(
-            queued=len(email_ids),
-            errors=[_("The server is busy: the e-mails are kept and will be sent shortly.")],
-        )
-    return DispatchResult(
-        sent=delivery.sent,
-        deferred=delivery.deferred,
-        failed=delivery.failed,
-        errors=delivery.errors,
-    )
-
-
-def queue_and_dispatch(**mailing) -> tuple[Mailing, DispatchResult]:
-    """Queue a mailing, commit it (retrying while the database is locked), then dispatch it.
-
-    Raise ``OutboxBusy`` with a translated message when the database stayed locked: then nothing
-    was written and the user can simply try again.
-    """
-    attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]
-    for attempt in range(attempts):
-        try:
-            queued = queue_mailing(**mailing)
-            db.session.commit()
-            break
-        except (OperationalError, OutboxBusy) as error:
-            db.session.rollback()
-            log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, error)
-            if attempt == attempts - 1:
-                if isinstance(error, OutboxBusy):
-                    raise
-                raise OutboxBusy(
-                    _("The server is busy: nothing was sent. Please try again in a moment.")
-                ) from error
-            time.sleep(0.2 * (attempt + 1))
-    return queued, dispatch(queued)
-
-
-def counts_by_state() -> dict[str, int]:
-    """Return how many e-mails the outbox holds in each state (every state present)."""
-    counts = dict.fromkeys(EmailState, 0)
-    for state, count in db.session.execute(
-        select(OutboundEmail.state, func.count()).group_by(OutboundEmail.state)
-    ):
-        counts[EmailState(state)] = count
-    return {str(state): count for state, count in counts.items()}
-
-
-def retry_now(email_ids: Iterable[int]) -> list[int]:
-    """Make deferred, queued or failed e-mails due now (flushed); enqueue the ids after commit.
-
-    The recipients a failed e-mail did not reach are tried again.
-    """
-    ids = list(email_ids)
-    if not ids:
-        return []
-    failed = list(
-        db.session.scalars(
-            select(OutboundEmail.id).where(
-                OutboundEmail.id.in_(ids), OutboundEmail.state == EmailState.FAILED
-            )
-        )
-    )
-    revived = db.session.scalars(
-        update(OutboundEmail)
-        .where(
-            OutboundEmail.id.in_(ids),
-            OutboundEmail.state.in_((EmailState.QUEUED, EmailState.DEFERRED, EmailState.FAILED)),
-        )
-        .values(state=EmailState.DEFERRED, next_attempt_at=clock.now())
-        .returning(OutboundEmail.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if failed:
-        db.session.execute(
-            update(EmailRecipient)
-            .where(
-                EmailRecipient.email_id.in_(failed),
-                EmailRecipient.state == RecipientState.REFUSED,
-            )
-            .values(state=RecipientState.PENDING, code=None, reply=None)
-            .execution_options(synchronize_session=False)
-        )
-    log.info("retry now: %s e-mails", len(revived))
-    return sorted(revived)
-
-
-def cancel(email_ids: Iterable[int]) -> int:
-    """Cancel e-mails not yet sent nor being sent (flushed); return how many were cancelled."""
-    ids = list(email_ids)
-    if not ids:
-        return 0
-    result = db.session.execute(
-        update(OutboundEmail)
-        .where(
-            OutboundEmail.id.in_(ids),
-            OutboundEmail.state.in_((EmailState.QUEUED, EmailState.DEFERRED, EmailState.FAILED)),
-        )
-        .values(state=EmailState.CANCELLED, lease_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    log.info("cancelled %s e-mails", result.rowcount)
-    return result.rowcount
 
 
 def resend_failed_recipients(target: Mailing | OutboundEmail) -> list[int]:
@@ -460,8 +282,8 @@ def resend_failed_recipients(target: Mailing | OutboundEmail) -> list[int]:
     new_ids = []
     if again:
         domain = message_id_domain(mailing.sender_address)
-        new_ids = _insert_emails(mailing.id, domain, len(again), clock.now())
-        _insert_recipients(
+        new_ids = insert_emails(mailing.id, domain, len(again), clock.now())
+        insert_recipients(
             (new_id, recipient.field, recipient)
             for new_id, recipients in zip(new_ids, again.values(), strict=True)
             for recipient in recipients

@@ -1,32 +1,31 @@
-"""Deliver claimed e-mails: claim rows, build MIME, one SMTP connection per batch, record answers.
+"""Deliver claimed e-mails: build MIME once per mailing, one SMTP connection per batch, record.
 
-A row is sent only by whoever claimed it with the one conditional UPDATE in ``claim`` (rule 3 of
-docs/ARCHITECTURE.md); the lease lets the sweeper give the row to another worker if this one dies.
+``deliver`` takes only the rows it claimed (``claim.claim``), groups them by transport, applies
+the sender checks and the sending limits, and hands every server answer to ``record.Recorder``.
 """
 
 from __future__ import annotations
 
 import logging
 import smtplib
-import sqlite3
 import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import replace
-from datetime import datetime, timedelta
 from email.headerregistry import Address as HeaderAddress
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select
 
-from hpmail.delivery import clock
-from hpmail.delivery.attachments import read_attachment
-from hpmail.delivery.limits import reserve
-from hpmail.delivery.mime import MailingMessages, Part
-from hpmail.delivery.models import (
+from hpmail.extensions import db
+from hpmail.outbox import clock
+from hpmail.outbox.attachments import read_attachment
+from hpmail.outbox.claim import claim
+from hpmail.outbox.limits import reserve
+from hpmail.outbox.mime import MailingMessages, Part
+from hpmail.outbox.models import (
     EmailRecipient,
-    EmailState,
     Mailing,
     MailingAttachment,
     OutboundEmail,
@@ -34,88 +33,15 @@ from hpmail.delivery.models import (
     ServerSettings,
     Transport,
 )
-from hpmail.delivery.policy import sending_identity
-from hpmail.delivery.recording import Delivery, Pending, Recorder, commit_patiently
-from hpmail.delivery.settings import server_settings
-from hpmail.delivery.transport import Failure, classify, close_quietly, connect, server_answer
-from hpmail.extensions import db
+from hpmail.outbox.policy import sending_identity
+from hpmail.outbox.record import Delivery, Pending, Recorder, commit_patiently
+from hpmail.outbox.settings import server_settings
+from hpmail.outbox.smtp import Failure, classify, close_quietly, connect, server_answer
 
 log = logging.getLogger(__name__)
 
-# The app's sender checks (``outbox.register_sender_check``): fn(mailing) -> reason, or None.
+# The app's sender checks (``api.register_sender_check``): fn(mailing) -> reason, or None.
 SENDER_CHECKS = "hpmail.sender_checks"
-
-
-def require_returning() -> None:
-    """Refuse to run on a SQLite too old for ``UPDATE … RETURNING`` (3.35, 2021)."""
-    if db.session.get_bind().dialect.name == "sqlite" and sqlite3.sqlite_version_info < (3, 35):
-        raise RuntimeError(f"hpmail needs SQLite 3.35 or later, not {sqlite3.sqlite_version}")
-
-
-def due(now: datetime, queued_grace: timedelta = timedelta(0)):
-    """Return the condition of rows a worker may take: due, queued for ``queued_grace``, or lost."""
-    return or_(
-        and_(OutboundEmail.state == EmailState.DEFERRED, OutboundEmail.next_attempt_at <= now),
-        and_(
-            OutboundEmail.state == EmailState.QUEUED,
-            OutboundEmail.next_attempt_at <= now - queued_grace,
-        ),
-        and_(OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now),
-    )
-
-
-def claim(email_ids: list[int], now: datetime) -> list[int]:
-    """Take the due rows among ``email_ids`` with one conditional UPDATE and a lease; commit."""
-    if not email_ids:
-        return []
-    require_returning()
-    _give_up_interrupted(email_ids, now)
-    lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
-    claimed = db.session.scalars(
-        update(OutboundEmail)
-        .where(OutboundEmail.id.in_(email_ids), due(now))
-        .values(
-            state=EmailState.SENDING, lease_until=now + lease, attempts=OutboundEmail.attempts + 1
-        )
-        .returning(OutboundEmail.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    db.session.commit()
-    return sorted(claimed)
-
-
-def _give_up_interrupted(email_ids: list[int], now: datetime) -> None:
-    """Fail the rows among ``email_ids`` whose delivery was interrupted after the retry time.
-
-    A worker that dies on an e-mail (killed, out of memory) records nothing: its lease ends and
-    the sweeper hands the row out again. Only a recorded failure applies the give-up time, so
-    without this an e-mail that kills its worker would be taken again for ever.
-    """
-    give_up = timedelta(seconds=current_app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"])
-    reason = _("The delivery was interrupted and the time for retries is over: not sent.")
-    failed = db.session.scalars(
-        update(OutboundEmail)
-        .where(
-            OutboundEmail.id.in_(email_ids),
-            OutboundEmail.state == EmailState.SENDING,
-            OutboundEmail.lease_until < now,
-            OutboundEmail.created_at <= now - give_up,
-        )
-        .values(state=EmailState.FAILED, lease_until=None, next_attempt_at=now, last_error=reason)
-        .returning(OutboundEmail.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    if failed:
-        log.warning("given up %s e-mails whose delivery was interrupted", len(failed))
-        db.session.execute(
-            update(EmailRecipient)
-            .where(
-                EmailRecipient.email_id.in_(failed),
-                EmailRecipient.state == RecipientState.PENDING,
-            )
-            .values(state=RecipientState.REFUSED, reply=reason)
-            .execution_options(synchronize_session=False)
-        )
 
 
 def _load(ids: list[int]) -> list[Pending]:

@@ -13,9 +13,10 @@ from functools import cache
 
 from flask_babel import gettext as _
 
-from hpmail.delivery.destinations import check_destination
-from hpmail.delivery.models import Security, Transport
-from hpmail.delivery.secrets import decrypt_secret
+from hpmail.core.text import one_line
+from hpmail.outbox.destinations import check_destination
+from hpmail.outbox.models import Security, Transport
+from hpmail.outbox.secrets import decrypt_secret
 
 log = logging.getLogger(__name__)
 
@@ -172,15 +173,9 @@ class Failure:
     connection_lost: bool = False
 
 
-def _server_words(text) -> str:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return " ".join(str(text).split())
-
-
 def server_answer(code: int, text) -> Failure:
     """Classify an SMTP answer: 5xx is permanent, anything else is worth another try."""
-    words = _server_words(text)
+    words = one_line(text)
     if 500 <= code < 600:
         return Failure(
             True, _("Refused by the server (%(code)s): %(text)s", code=code, text=words), code
@@ -196,7 +191,7 @@ def classify(error: BaseException) -> Failure:
             _(
                 "The server refused the login or password (%(code)s): %(text)s",
                 code=error.smtp_code,
-                text=_server_words(error.smtp_error),
+                text=one_line(error.smtp_error),
             ),
             error.smtp_code,
         )

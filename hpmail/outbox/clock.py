@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from hpmail.auth.models import utcnow
+from hpmail.core.time import utcnow
 
 _now: Callable[[], datetime] = utcnow
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from hpmail import queue
-from hpmail.delivery import clock, sending
-from hpmail.delivery.limits import forget_old_counters
-from hpmail.delivery.models import OutboundEmail
 from hpmail.extensions import db
+from hpmail.outbox import claim, clock, send
+from hpmail.outbox.limits import forget_old_counters
+from hpmail.outbox.models import OutboundEmail
 from hpmail.queue import huey
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def deliver(email_ids: list[int]) -> None:
     """Send the due e-mails among ``email_ids`` (a worker task)."""
     with queue.app_context():
         try:
-            sending.deliver(email_ids)
+            send.deliver(email_ids)
         except OperationalError:
             # The database stayed locked: the rows are still in the outbox (queued, or sending
             # with a lease), so the sweeper gives them to a worker again. Nothing is lost.
@@ -59,7 +59,7 @@ def due_email_ids(now) -> list[int]:
     grace = timedelta(seconds=current_app.config["DELIVERY_QUEUED_GRACE_SECONDS"])
     return list(
         db.session.scalars(
-            select(OutboundEmail.id).where(sending.due(now, grace)).order_by(OutboundEmail.id)
+            select(OutboundEmail.id).where(claim.due(now, grace)).order_by(OutboundEmail.id)
         )
     )
 

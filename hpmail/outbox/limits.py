@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from hpmail.delivery.models import SendCounter, Transport
 from hpmail.extensions import db
+from hpmail.outbox.models import SendCounter, Transport
 
 
 def _windows(transport: Transport, now: datetime) -> list[tuple[str, int, datetime, datetime]]:

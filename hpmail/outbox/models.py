@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from hpmail.auth.models import utcnow
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
 
 

@@ -9,8 +9,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import func, select
 
-from hpmail.delivery.models import EmailState, Mailing, OutboundEmail
-from hpmail.delivery.outbox import (
+from hpmail.outbox.api import (
     Address,
     EmailSpec,
     OutboxBusy,
@@ -19,7 +18,8 @@ from hpmail.delivery.outbox import (
     queue_and_dispatch,
     queue_mailing,
 )
-from hpmail.delivery.tasks import sweep
+from hpmail.outbox.models import EmailState, Mailing, OutboundEmail
+from hpmail.outbox.tasks import sweep
 from tests.fixtures.worker import wait_until, worker_app_config
 
 SENDER = Sender("ne-pas-repondre@lycee-demo.fr", "Lycée Démo")

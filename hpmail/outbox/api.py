@@ -1,0 +1,227 @@
+"""The engine's public contract: queue a mailing's e-mails as rows, then dispatch them.
+
+``queue_mailing`` (``outbox.queue``) validates and writes rows (flush, no commit); the caller
+commits, then calls ``dispatch``: delegated, a worker task is enqueued; not delegated, the e-mails
+go out at once. The admin's actions (``retry_now``, ``cancel``) and the sender checks are here too.
+Other packages import the engine from this module (and its ``models``, ``attachments``,
+``policy`` and ``settings``), never from the modules that deliver.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app
+from flask_babel import gettext as _
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
+
+from hpmail.extensions import db
+from hpmail.outbox import clock, send
+from hpmail.outbox.models import EmailRecipient, EmailState, Mailing, OutboundEmail, RecipientState
+from hpmail.outbox.policy import InvalidHeader
+from hpmail.outbox.queue import (
+    Address,
+    AttachmentSpec,
+    EmailSpec,
+    NoTransport,
+    OutboxBusy,
+    Sender,
+    queue_mailing,
+    resend_failed_recipients,
+)
+from hpmail.outbox.send import mailing_messages  # the archive rebuilds headers with it
+from hpmail.outbox.settings import server_settings
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Address",
+    "AttachmentSpec",
+    "DispatchResult",
+    "EmailSpec",
+    "InvalidHeader",
+    "NoTransport",
+    "OutboxBusy",
+    "Sender",
+    "cancel",
+    "counts_by_state",
+    "dispatch",
+    "dispatch_emails",
+    "mailing_messages",
+    "queue_and_dispatch",
+    "queue_mailing",
+    "register_sender_check",
+    "resend_failed_recipients",
+    "retry_now",
+    "wake_worker",
+]
+
+
+@dataclass
+class DispatchResult:
+    """What ``dispatch`` did: e-mails queued for the worker, or sent/failed in the request."""
+
+    queued: int = 0
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def register_sender_check(app: Flask, check: Callable[[Mailing], str | None]) -> None:
+    """Make ``app``'s deliveries call ``check(mailing)`` before sending; a reason fails the e-mail.
+
+    Delivery cannot import the layers above it that know who may send as which address: they
+    hand their rule in, from ``create_app``, so that the worker applies it however it started.
+    """
+    checks = app.extensions.setdefault(send.SENDER_CHECKS, [])
+    if check not in checks:
+        checks.append(check)
+
+
+def dispatch(mailing: Mailing) -> DispatchResult:
+    """Send the queued e-mails of a committed mailing: enqueue them, or deliver them now.
+
+    Delegated: one worker task per batch, returning at once. Not delegated: delivered in this
+    request with the author's transport and timeout, and each outcome counted in the result.
+    """
+    ids = list(
+        db.session.scalars(
+            select(OutboundEmail.id)
+            .where(OutboundEmail.mailing_id == mailing.id, OutboundEmail.state == EmailState.QUEUED)
+            .order_by(OutboundEmail.id)
+        )
+    )
+    return dispatch_emails(ids)
+
+
+def dispatch_emails(email_ids: list[int]) -> DispatchResult:
+    """Send committed e-mails by id, delegated or in the request (see ``dispatch``)."""
+    from hpmail.outbox.tasks import enqueue_delivery
+
+    if not email_ids:
+        return DispatchResult()
+    try:
+        if server_settings().delegate:
+            db.session.commit()  # the settings row may have just been created
+            enqueue_delivery(email_ids)
+            return DispatchResult(queued=len(email_ids))
+        delivery = send.deliver(email_ids, final=True)
+    except OperationalError as error:
+        # The rows are committed: the worker's sweeper sends them once the database is free.
+        db.session.rollback()
+        log.warning("database busy while dispatching %s e-mails: %s", len(email_ids), error)
+        return DispatchResult(
+            queued=len(email_ids),
+            errors=[_("The server is busy: the e-mails are kept and will be sent shortly.")],
+        )
+    return DispatchResult(
+        sent=delivery.sent,
+        deferred=delivery.deferred,
+        failed=delivery.failed,
+        errors=delivery.errors,
+    )
+
+
+def wake_worker(email_ids: list[int]) -> None:
+    """Tell the worker to look at these committed rows now (the sweeper is the net)."""
+    if email_ids:
+        from hpmail.outbox.tasks import enqueue_delivery
+
+        enqueue_delivery(email_ids)
+
+
+def queue_and_dispatch(**mailing) -> tuple[Mailing, DispatchResult]:
+    """Queue a mailing, commit it (retrying while the database is locked), then dispatch it.
+
+    Raise ``OutboxBusy`` with a French message when the database stayed locked: then nothing
+    was written and the user can simply try again.
+    """
+    attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]
+    for attempt in range(attempts):
+        try:
+            queued = queue_mailing(**mailing)
+            db.session.commit()
+            break
+        except (OperationalError, OutboxBusy) as error:
+            db.session.rollback()
+            log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, error)
+            if attempt == attempts - 1:
+                if isinstance(error, OutboxBusy):
+                    raise
+                raise OutboxBusy(
+                    _("The server is busy: nothing was sent. Please try again in a moment.")
+                ) from error
+            time.sleep(0.2 * (attempt + 1))
+    return queued, dispatch(queued)
+
+
+def counts_by_state() -> dict[str, int]:
+    """Return how many e-mails the outbox holds in each state (every state present)."""
+    counts = dict.fromkeys(EmailState, 0)
+    for state, count in db.session.execute(
+        select(OutboundEmail.state, func.count()).group_by(OutboundEmail.state)
+    ):
+        counts[EmailState(state)] = count
+    return {str(state): count for state, count in counts.items()}
+
+
+def retry_now(email_ids: Iterable[int]) -> list[int]:
+    """Make deferred, queued or failed e-mails due now (flushed); enqueue the ids after commit.
+
+    The recipients a failed e-mail did not reach are tried again.
+    """
+    ids = list(email_ids)
+    if not ids:
+        return []
+    failed = list(
+        db.session.scalars(
+            select(OutboundEmail.id).where(
+                OutboundEmail.id.in_(ids), OutboundEmail.state == EmailState.FAILED
+            )
+        )
+    )
+    revived = db.session.scalars(
+        update(OutboundEmail)
+        .where(
+            OutboundEmail.id.in_(ids),
+            OutboundEmail.state.in_((EmailState.QUEUED, EmailState.DEFERRED, EmailState.FAILED)),
+        )
+        .values(state=EmailState.DEFERRED, next_attempt_at=clock.now())
+        .returning(OutboundEmail.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if failed:
+        db.session.execute(
+            update(EmailRecipient)
+            .where(
+                EmailRecipient.email_id.in_(failed),
+                EmailRecipient.state == RecipientState.REFUSED,
+            )
+            .values(state=RecipientState.PENDING, code=None, reply=None)
+            .execution_options(synchronize_session=False)
+        )
+    log.info("retry now: %s e-mails", len(revived))
+    return sorted(revived)
+
+
+def cancel(email_ids: Iterable[int]) -> int:
+    """Cancel e-mails not yet sent nor being sent (flushed); return how many were cancelled."""
+    ids = list(email_ids)
+    if not ids:
+        return 0
+    result = db.session.execute(
+        update(OutboundEmail)
+        .where(
+            OutboundEmail.id.in_(ids),
+            OutboundEmail.state.in_((EmailState.QUEUED, EmailState.DEFERRED, EmailState.FAILED)),
+        )
+        .values(state=EmailState.CANCELLED, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    log.info("cancelled %s e-mails", result.rowcount)
+    return result.rowcount
