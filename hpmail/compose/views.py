@@ -247,14 +247,18 @@ def people():
     return render_block("compose/new.html", "people_found", people=found)
 
 
-@bp.route("/e-mail/modeles", methods=["POST"])
-def save_template():
+def _posted_draft():
+    """Read the composer's form: the form, its selection and people, the draft, the files."""
     form = DraftForm()
     token = form.selection.data
     _selection, people = _selection_people(token)
-    draft = form.draft()
     uploads = read_uploads(form.uploads())
-    kept = kept_files(current_user.id, form.kept.data)
+    return form, token, people, form.draft(), uploads, kept_files(current_user.id, form.kept.data)
+
+
+@bp.route("/e-mail/modeles", methods=["POST"])
+def save_template():
+    form, token, people, draft, uploads, kept = _posted_draft()
     problems = upload_errors(uploads, kept)
     try:
         if problems:
@@ -268,19 +272,14 @@ def save_template():
     db.session.commit()
     flash(_("Template « %(label)s » saved.", label=template.label), "success")
     # Back to the draft as it is on screen (people under "Autres", options), with the files kept.
-    kept = [KeptFile(a.attachment, a.filename) for a in template.attachments]
+    kept = [KeptFile(a.attachment, a.filename, a.content_type) for a in template.attachments]
     return _composer(draft, people, token, kept=kept)
 
 
 @bp.route("/e-mail/nouveau/signature", methods=["POST"])
 def composer_signature():
     """Save the scanned signature sent with the composer's form, and come back to the draft."""
-    form = DraftForm()
-    token = form.selection.data
-    _selection, people = _selection_people(token)
-    draft = form.draft()
-    uploads = read_uploads(form.uploads())
-    kept = kept_files(current_user.id, form.kept.data)
+    form, token, people, draft, uploads, kept = _posted_draft()
     if not upload_errors(uploads, kept) and uploads:
         kept = kept + store_uploads(uploads)  # the files picked are not lost on the way
     signature_upload = read_uploads([form.signature.data] if form.signature.data else [])
