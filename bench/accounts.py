@@ -76,13 +76,13 @@ def build(app, users: int, accounts: int):
     return people, school, pending
 
 
-def timed(call, rounds: int) -> list[float]:
+def timed(call, rounds: int, expected: int = 200) -> list[float]:
     times = []
     for index in range(rounds):
         started = time.perf_counter()
         response = call(index)
         times.append((time.perf_counter() - started) * 1000)
-        assert response.status_code in (200, 302), response.status_code
+        assert response.status_code == expected, response.status_code
     return times
 
 
@@ -130,6 +130,12 @@ def main() -> None:
 
             admin_client = app.test_client()
             admin_client.post("/connexion", data={"login": admin.login, "password": PASSWORD})
+            # Changes to a school account need its secret answer: unlocked once, as the admin does.
+            for account_id in account_ids:
+                admin_client.post(
+                    f"/configuration/comptes-etablissement/{account_id}/deverrouiller",
+                    data={"unlock-current_answer": "Victor Hugo"},
+                )
             member_client = app.test_client()
             member_client.post("/connexion", data={"login": member_login, "password": PASSWORD})
 
@@ -177,7 +183,7 @@ def main() -> None:
                 warm(0)
             rows = [
                 ("Baseline: home page (GET /)", timed(home, args.rounds)),
-                ("Code check (POST, wrong code)", timed(code_check, args.rounds)),
+                ("Code check (POST, wrong code)", timed(code_check, args.rounds, expected=422)),
                 ("Checklist toggle (POST)", timed(toggle, args.rounds)),
                 ("Checklist search (GET ?q=)", timed(checklist, args.rounds)),
                 ("Members tooltip (GET)", timed(tooltip, args.rounds)),
