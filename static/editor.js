@@ -1,19 +1,10 @@
 /* hpmail rich-text editor: a contenteditable area with a small toolbar (document.execCommand).
    It enhances every <textarea data-editor>; the textarea stays the form field, kept in sync, so the
-   page works without JavaScript. The server sanitises the HTML whatever this script sends. */
+   page works without JavaScript. The server sanitises the HTML whatever this script sends.
+   The toolbar's words come from the page, in the reader's language: data-editor-buttons holds
+   [[command, shown, title], …] and data-editor-link-prompt the question asked for a link. */
 (function () {
   "use strict";
-  var BUTTONS = [
-    ["bold", "G", "Gras"],
-    ["italic", "I", "Italique"],
-    ["underline", "S", "Souligné"],
-    ["insertUnorderedList", "•", "Liste à puces"],
-    ["insertOrderedList", "1.", "Liste numérotée"],
-    ["formatBlock:blockquote", "❝", "Citation"],
-    ["createLink", "Lien", "Insérer un lien"],
-    ["unlink", "Sans lien", "Retirer le lien"],
-    ["removeFormat", "Effacer", "Effacer la mise en forme"]
-  ];
 
   function looksLikeHtml(text) { return /<[a-z!\/]/i.test(text); }
 
@@ -39,7 +30,7 @@
     area.innerHTML = looksLikeHtml(initial) ? initial
       : escapeHtml(initial).split(/\n/).join("<br>");
 
-    BUTTONS.forEach(function (spec) {
+    JSON.parse(textarea.dataset.editorButtons || "[]").forEach(function (spec) {
       var button = document.createElement("button");
       button.type = "button";
       button.textContent = spec[1];
@@ -50,7 +41,7 @@
         area.focus();
         var parts = spec[0].split(":");
         if (parts[0] === "createLink") {
-          var url = window.prompt("Adresse du lien (https://…)", "https://");
+          var url = window.prompt(textarea.dataset.editorLinkPrompt, "https://");
           if (!url || !/^(https?:|mailto:)/i.test(url)) { return; }
           document.execCommand("createLink", false, url);
         } else {

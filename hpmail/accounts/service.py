@@ -55,7 +55,7 @@ __all__ = [
 
 
 class NotAuthorised(PermissionError):
-    """The user may not send as this account; the message says why in French."""
+    """The user may not send as this account; the message says why (translated)."""
 
 
 # --- verification e-mails ----------------------------------------------------------------------
@@ -72,7 +72,7 @@ def send_code(account: Account, by: User) -> Mailing:
             )
         )
     code = verification.issue_code(account)
-    context = {"account": account, "code": code, "minutes": 15}
+    context = {"account": account, "code": code, "minutes": verification.code_minutes()}
     with force_locale("fr"):
         subject = _("Your hpmail verification code")
         text = render_template("accounts/email/verification.txt", **context)

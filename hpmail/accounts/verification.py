@@ -41,6 +41,11 @@ def _config(name: str) -> int:
     return int(current_app.config[name])
 
 
+def code_minutes() -> int:
+    """Return how many minutes a code lasts, as users are told (from the configuration)."""
+    return max(1, _config("VERIFICATION_CODE_TTL_SECONDS") // 60)
+
+
 def hash_code(account_id: int, address: str, code: str) -> str:
     """Return the keyed hash of ``code`` for this account and address."""
     key = str(current_app.config["SECRET_KEY"]).encode()
@@ -124,7 +129,13 @@ def check_code(account: Account, typed: str) -> None:
             )
         raise CodeRefused(_("This code has already been used or replaced. Ask for a new code."))
     if current.expires_at <= utcnow():
-        raise CodeRefused(_("This code has expired (it lasts 15 minutes). Ask for a new code."))
+        raise CodeRefused(
+            ngettext(
+                "This code has expired (it lasts %(num)d minute). Ask for a new code.",
+                "This code has expired (it lasts %(num)d minutes). Ask for a new code.",
+                code_minutes(),
+            )
+        )
     if current.address.lower() != account.address.lower():
         raise CodeRefused(
             _("The address has changed since this code was sent. Ask for a new code.")
@@ -222,10 +233,14 @@ def check_answer(account: Account, answer: str) -> None:
         return
     log.warning("wrong secret answer for account %s (%s)", account.id, account.secret_failures)
     if account.secret_failures >= max_failures:
-        lock = now + timedelta(seconds=_config("SECRET_ANSWER_LOCK_SECONDS"))
-        _set_secret_counter(account, failures=0, locked_until=lock)
+        lock_seconds = _config("SECRET_ANSWER_LOCK_SECONDS")
+        _set_secret_counter(account, failures=0, locked_until=now + timedelta(seconds=lock_seconds))
         raise SecretRefused(
-            _("Too many wrong answers. Changes to this account are locked for 15 minutes.")
+            ngettext(
+                "Too many wrong answers. Changes to this account are locked for %(num)d minute.",
+                "Too many wrong answers. Changes to this account are locked for %(num)d minutes.",
+                max(1, lock_seconds // 60),
+            )
         )
     raise SecretRefused(_("Wrong secret answer. Nothing was changed."))
 

@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from hpmail.accounts import audit, school, service
+from hpmail.accounts import audit, school, service, verification
 from hpmail.accounts.forms import (
     ChangeSecretForm,
     ChooseAccountForm,
@@ -34,6 +34,8 @@ from hpmail.extensions import db
 from hpmail.outbox.api import dispatch
 
 bp = Blueprint("accounts", __name__, cli_group=None)
+# The pages and the code e-mail say how long a code lasts from the configuration.
+bp.add_app_template_global(verification.code_minutes)
 log = logging.getLogger(__name__)
 
 SCHOOL_PAGE = "accounts/school_accounts.html"
@@ -41,7 +43,7 @@ SETTINGS_PAGE = "accounts/mail_settings.html"
 
 
 def _dispatch(mailing) -> list[str]:
-    """Hand a committed mailing to the delivery engine; return its errors (French)."""
+    """Hand a committed mailing to the delivery engine; return its errors (translated)."""
     result = dispatch(mailing)
     return list(result.errors) if result.failed else []
 
@@ -491,7 +493,6 @@ def _settings_page(
         ),
         "needs_code": bool(personal and not service.may_send_as(user.id, personal.id)),
         "resend_wait": seconds_before_resend(personal) if personal else 0,
-        "has_personal_transport": "delivery.personal_transport" in current_app.view_functions,
     }
     context.update(ctx)
     if refused is None:

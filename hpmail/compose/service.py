@@ -10,7 +10,6 @@ from email.utils import parseaddr
 
 from flask import current_app
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from hpmail.accounts.service import sender_for
@@ -20,7 +19,7 @@ from hpmail.compose.uploads import KeptFile, Upload, upload_errors
 from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.forms import InputRefused
 from hpmail.core.text import fold, is_header_safe, unsafe_message
-from hpmail.directory.models import EmailStatus, Person, PersonKind
+from hpmail.directory.models import KIND_PLURALS, EmailStatus, Person, PersonKind
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
 from hpmail.outbox.api import (
@@ -36,11 +35,6 @@ from hpmail.outbox.policy import InvalidHeader, checked_address
 
 log = logging.getLogger(__name__)
 
-KIND_LABELS = {
-    PersonKind.TEACHER: _l("Teachers"),
-    PersonKind.STUDENT: _l("Students"),
-    PersonKind.STAFF: _l("Staff"),
-}
 KIND_ORDER = (PersonKind.TEACHER, PersonKind.STUDENT, PersonKind.STAFF)
 SUBJECT_MAX = 255
 
@@ -57,7 +51,7 @@ class RecipientType:
 
     @property
     def label(self) -> str:
-        return str(KIND_LABELS[self.kind])
+        return str(KIND_PLURALS[self.kind])
 
 
 @dataclass

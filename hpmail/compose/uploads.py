@@ -214,7 +214,7 @@ def _zip_is_accepted(data: bytes, *, plain: bool) -> bool:
 
 
 def upload_errors(uploads: list[Upload], kept: list[KeptFile] = ()) -> list[str]:
-    """Return a French message for each file refused and for an e-mail over the total limit."""
+    """Return a message for each file refused and for an e-mail over the total limit."""
     config = current_app.config
     per_file, per_email = config["ATTACHMENT_MAX_FILE_BYTES"], config["ATTACHMENT_MAX_EMAIL_BYTES"]
     errors = []

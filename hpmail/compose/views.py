@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import current_user
+from jinja2_fragments.flask import render_block
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hpmail.accounts.service import (
@@ -71,7 +72,6 @@ def _composer(draft, people, token, *, refused=None, kept=(), status=200):
         draft=draft,
         types=types,
         other_kinds=[k for k in service.KIND_ORDER if k not in {t.kind for t in types}],
-        kind_labels=service.KIND_LABELS,
         others=service.others_by_id(draft.other_ids),
         token=token or "",
         accounts=usable_accounts(current_user),
@@ -80,9 +80,6 @@ def _composer(draft, people, token, *, refused=None, kept=(), status=200):
         kept=[(keep_token(current_user.id, k.attachment.id, k.filename), k) for k in kept],
         errors=refused.errors if refused is not None else {},
         warnings=getattr(refused, "warnings", {}),
-        settings_url=url_for("accounts.mail_settings")
-        if "accounts.mail_settings" in current_app.view_functions
-        else None,
         limits={
             "file": current_app.config["ATTACHMENT_MAX_FILE_BYTES"] // 1024 // 1024,
             "email": current_app.config["ATTACHMENT_MAX_EMAIL_BYTES"] // 1024 // 1024,
@@ -247,7 +244,7 @@ def people():
     found = service.search_people(request.args.get("q", ""), request.args.get("kind"))
     if not request.args.get("q") and request.args.get("kind"):
         found = service.people_of_kind(request.args["kind"])
-    return render("compose/_people.html", people=found)
+    return render_block("compose/new.html", "people_found", people=found)
 
 
 def _posted_draft():

@@ -41,7 +41,7 @@ def refuse_unsafe(text: str | None, field: str) -> None:
 
 
 def unsafe_message(field: str) -> str:
-    """Return the French message that refuses a line break or control character in ``field``."""
+    """Return the translated message that refuses a line break or control character in ``field``."""
     return _(
         "« %(field)s » must fit on one line, without line breaks or control characters.",
         field=field,

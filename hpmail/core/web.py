@@ -129,8 +129,8 @@ def render(template: str, fragment: str | None = None, **context):
     return response
 
 
-# The menus of the original product. An item whose endpoint does not exist is left out, so a page
-# that is not built yet never shows as a dead link.
+# The menus of the original product. An item whose endpoint is not registered (the test mailbox
+# outside demo mode) is left out, so it never shows as a dead link.
 MENUS = (
     (
         _l("Schedules"),
@@ -237,7 +237,7 @@ def init_app(app: Flask) -> None:
 
     for code in (400, 403, 404, 405, 413, 500):
         app.register_error_handler(code, _error_page)
-    # The database stayed locked (or is unreachable): the French "busy" page, not a server error.
+    # The database stayed locked (or is unreachable): the "busy" page, not a server error.
     for database_error in (OperationalError, PendingRollbackError):
         app.register_error_handler(database_error, _busy_page)
 

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import re
 import ssl
+from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -42,17 +43,34 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}\.?$", re.IGNORECASE)
 DOMAIN = re.compile(rf"^(?:\*\.)?(?:{_LABEL}\.)+{_LABEL}$", re.IGNORECASE)
 MAX_DOMAINS = 200
+TIMEOUT_CAP = 600  # seconds, for the school's servers (a user's own: USER_TIMEOUT_CAP)
 
-# Limits (per minute, per day) that the big providers set; the admin picks one or types their own.
+
+@dataclass(frozen=True)
+class LimitPreset:
+    """Sending limits a big provider sets, with the name the admin picks them by."""
+
+    label: str
+    per_minute: int | None
+    per_day: int | None
+
+    @property
+    def limits(self) -> tuple[int | None, int | None]:
+        return self.per_minute, self.per_day
+
+
+# The one list of presets: the menu, its check, and static/app.js (data-limit-presets) read it.
 LIMIT_PRESETS = {
-    "none": (None, None),
-    "microsoft365": (30, 10_000),
-    "gmail": (None, 2_000),
+    "none": LimitPreset(_l("No limit"), None, None),
+    "microsoft365": LimitPreset(
+        _l("Microsoft 365 (30 a minute, 10,000 recipients a day)"), 30, 10_000
+    ),
+    "gmail": LimitPreset(_l("Gmail / Google Workspace (2,000 a day)"), None, 2_000),
 }
 
 
 class WholeNumberField(IntegerField):
-    """An integer field whose "not a number" message is ours (French through Flask-Babel)."""
+    """An integer field whose "not a number" message is ours (translated by Flask-Babel)."""
 
     def process_formdata(self, valuelist):
         if not valuelist or not valuelist[0].strip():
@@ -145,11 +163,13 @@ def allowed_domain_lines(form, field) -> None:
     field.data = "\n".join(dict.fromkeys(lines))
 
 
-SECURITY_CHOICES = [
-    SelectChoice(Security.NONE.value, _l("None")),
-    SelectChoice(Security.STARTTLS.value, _l("STARTTLS")),
-    SelectChoice(Security.TLS.value, _l("TLS")),
-]
+# How each encryption is named, in the menu and in the pages that show a saved server.
+SECURITY_LABELS = {
+    Security.NONE.value: _l("None"),
+    Security.STARTTLS.value: _l("STARTTLS"),
+    Security.TLS.value: _l("TLS"),
+}
+SECURITY_CHOICES = [SelectChoice(value, label) for value, label in SECURITY_LABELS.items()]
 
 
 class TransportForm(FlaskForm):
@@ -192,20 +212,18 @@ class TransportForm(FlaskForm):
         default=30,
         validators=[
             InputRequired(_l("Enter the timeout in seconds.")),
-            NumberRange(1, 600, message=_l("The timeout is a number of seconds from 1 to 600.")),
+            NumberRange(
+                1,
+                TIMEOUT_CAP,
+                message=_l("The timeout is a number of seconds from 1 to %(max)d."),
+            ),
         ],
-        render_kw={"min": 1, "max": 600},
+        render_kw={"min": 1, "max": TIMEOUT_CAP},
     )
     limit_preset = SelectField(
         _l("Sending limits"),
-        choices=[
-            SelectChoice("custom", _l("As typed below")),
-            SelectChoice("none", _l("No limit")),
-            SelectChoice(
-                "microsoft365", _l("Microsoft 365 (30 a minute, 10,000 recipients a day)")
-            ),
-            SelectChoice("gmail", _l("Gmail / Google Workspace (2,000 a day)")),
-        ],
+        choices=[SelectChoice("custom", _l("As typed below"))]
+        + [SelectChoice(name, preset.label) for name, preset in LIMIT_PRESETS.items()],
         default="custom",
         validate_choice=False,
         description=_l("A preset replaces the limits typed below."),
@@ -213,8 +231,8 @@ class TransportForm(FlaskForm):
         render_kw={
             "data-limit-presets": json.dumps(
                 {
-                    name: ["" if n is None else str(n) for n in limits]
-                    for name, limits in LIMIT_PRESETS.items()
+                    name: ["" if n is None else str(n) for n in preset.limits]
+                    for name, preset in LIMIT_PRESETS.items()
                 }
             )
         },
@@ -260,7 +278,11 @@ class TransportForm(FlaskForm):
         self.per_minute.data, self.per_day.data = transport.per_minute, transport.per_day
         limits = (transport.per_minute, transport.per_day)
         self.limit_preset.data = next(
-            (name for name, preset in LIMIT_PRESETS.items() if preset == limits and name != "none"),
+            (
+                name
+                for name, preset in LIMIT_PRESETS.items()
+                if preset.limits == limits and name != "none"
+            ),
             "custom",
         )
 
@@ -279,7 +301,7 @@ class TransportForm(FlaskForm):
         """Return what the admin or user typed, as plain values for the service functions."""
         per_minute, per_day = self.per_minute.data, self.per_day.data
         if self.limit_preset.data in LIMIT_PRESETS:
-            per_minute, per_day = LIMIT_PRESETS[self.limit_preset.data]
+            per_minute, per_day = LIMIT_PRESETS[self.limit_preset.data].limits
         return TransportValues(
             host=self.host.data,
             port=self.port.data,

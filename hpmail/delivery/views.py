@@ -10,11 +10,11 @@ from flask import (
     current_app,
     flash,
     redirect,
-    render_template,
     request,
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.datastructures import CombinedMultiDict
@@ -25,6 +25,7 @@ from hpmail.core.web import admin_required, is_htmx, page_number, render, whole_
 from hpmail.delivery import mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
+    SECURITY_LABELS,
     ChooseProfileForm,
     OutboxActionForm,
     PersonalTransportForm,
@@ -34,17 +35,26 @@ from hpmail.delivery.forms import (
 )
 from hpmail.extensions import db
 from hpmail.outbox.destinations import restricted_user
-from hpmail.outbox.models import SendingProfile
+from hpmail.outbox.models import EmailState, SendingProfile
 from hpmail.outbox.settings import server_settings as load_server_settings
 from hpmail.outbox.settings import user_transport
 
 bp = Blueprint("delivery", __name__, cli_group=None)
 
+# What the outbox page calls each state of an e-mail (the archive says it in users' words).
+OUTBOX_STATE_LABELS = {
+    EmailState.QUEUED: _l("Queued"),
+    EmailState.SENDING: _l("Being sent"),
+    EmailState.DEFERRED: _l("Deferred"),
+    EmailState.FAILED: _l("Failed"),
+    EmailState.SENT: _l("Sent"),
+    EmailState.CANCELLED: _l("Cancelled"),
+}
+bp.add_app_template_global(SECURITY_LABELS, "security_labels")
+bp.add_app_template_global(OUTBOX_STATE_LABELS, "outbox_state_labels")
 
-def _fragment(template: str, status: int = 200, **context):
-    response = current_app.make_response((render_template(template, **context), status))
-    response.vary.add("HX-Request")
-    return response
+
+PROFILES_PAGE = "delivery/profiles.html"
 
 
 # --- Serveur › Paramètres d'envoi des e-mails -------------------------------------------------
@@ -129,16 +139,18 @@ def profiles():
         else:
             db.session.commit()
             if is_htmx():
-                return _fragment(
-                    "delivery/_profile_created.html",
+                return render(
+                    PROFILES_PAGE,
+                    "profile_new",
                     form=ProfileForm(formdata=None),
                     profile=profile,
+                    created=True,
                 )
             flash(_("The profile “%(name)s” is added.", name=profile.name), "success")
             return redirect(url_for("delivery.profiles"))
     if request.method == "POST":
         if is_htmx():
-            response = _fragment("delivery/_profile_new.html", form=form)
+            response = render(PROFILES_PAGE, "profile_new", form=form)
             response.headers["HX-Retarget"] = "#profile-new"
             response.headers["HX-Reswap"] = "outerHTML"
             return response
@@ -146,9 +158,7 @@ def profiles():
     else:
         form = ProfileForm(formdata=None)
         status = 200
-    return render_template(
-        "delivery/profiles.html", form=form, profiles=transports.all_profiles()
-    ), status
+    return render(PROFILES_PAGE, form=form, profiles=transports.all_profiles()), status
 
 
 def _profile_or_404(profile_id: int) -> SendingProfile:
@@ -161,7 +171,7 @@ def profile(profile_id: int):
     profile = _profile_or_404(profile_id)
     if not is_htmx():
         return redirect(url_for("delivery.profiles"))
-    return _fragment("delivery/_profile_row.html", profile=profile)
+    return render(PROFILES_PAGE, "profile_row", profile=profile)
 
 
 @bp.route("/configuration/profils-envoi/<int:profile_id>/modifier", methods=["GET", "POST"])
@@ -182,13 +192,13 @@ def profile_edit(profile_id: int):
         else:
             db.session.commit()
             if is_htmx():
-                return _fragment("delivery/_profile_row.html", profile=profile)
+                return render(PROFILES_PAGE, "profile_row", profile=profile)
             flash(_("The profile “%(name)s” is saved.", name=profile.name), "success")
             return redirect(url_for("delivery.profiles"))
     status = INVALID if request.method == "POST" else 200
     if is_htmx():
-        return _fragment("delivery/_profile_edit_row.html", profile=profile, form=form)
-    return render_template("delivery/profile_edit.html", profile=profile, form=form), status
+        return render(PROFILES_PAGE, "profile_edit_row", profile=profile, form=form)
+    return render("delivery/profile_edit.html", profile=profile, form=form), status
 
 
 @bp.route("/configuration/profils-envoi/<int:profile_id>/supprimer", methods=["POST"])
@@ -201,12 +211,12 @@ def profile_delete(profile_id: int):
     except transports.ProfileInUse as in_use:
         db.session.rollback()
         if is_htmx():
-            return _fragment("delivery/_profile_row.html", profile=profile, error=str(in_use))
+            return render(PROFILES_PAGE, "profile_row", profile=profile, error=str(in_use))
         flash(str(in_use), "error")
         return redirect(url_for("delivery.profiles"))
     db.session.commit()
     if is_htmx():
-        return _fragment("delivery/_empty.html")
+        return "", 200  # the row is swapped for nothing
     flash(_("The profile “%(name)s” is deleted.", name=name), "success")
     return redirect(url_for("delivery.profiles"))
 
@@ -298,12 +308,15 @@ def outbox():
         state = ""
     page = page_number(request.args.get("page"))
     listing = outbox_admin.outbox_page(state or None, page, current_app.config["LIST_PAGE_SIZE"])
+    counts = outbox_admin.counts_by_state()
     return render(
         "delivery/outbox.html",
         "rows",
         listing=listing,
         state=state,
-        counts=outbox_admin.counts_by_state(),
+        listed_states=outbox_admin.LISTED_STATES,
+        listed_count=sum(counts[listed] for listed in outbox_admin.LISTED_STATES),
+        counts=counts,
         form=OutboxActionForm(formdata=None),
     )
 

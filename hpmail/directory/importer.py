@@ -286,7 +286,7 @@ STATUS_LABELS = {
 
 
 def summary(report: ImportReport) -> str:
-    """Return the one-line count of the report, in French."""
+    """Return the one-line count of the report, in the reader's language."""
     return _(
         "%(created)s created, %(updated)s updated, %(unchanged)s unchanged, %(rejected)s rejected.",
         created=report.count("created"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from enum import StrEnum
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
     CheckConstraint,
     Column,
@@ -40,6 +41,24 @@ class EmailStatus(StrEnum):
     MISSING = "missing"
     VALID = "valid"
     INVALID = "invalid"
+
+
+# What each kind and each address status is called: every page, menu and module reads these.
+KIND_PLURALS = {
+    PersonKind.TEACHER: _l("Teachers"),
+    PersonKind.STUDENT: _l("Students"),
+    PersonKind.STAFF: _l("Staff"),
+}
+KIND_NAMES = {
+    PersonKind.TEACHER: _l("Teacher"),
+    PersonKind.STUDENT: _l("Student"),
+    PersonKind.STAFF: _l("Staff member"),
+}
+EMAIL_STATUS_LABELS = {
+    EmailStatus.VALID: _l("Valid address"),
+    EmailStatus.INVALID: _l("Invalid address"),
+    EmailStatus.MISSING: _l("Address missing"),
+}
 
 
 person_group = Table(

@@ -34,7 +34,7 @@ class Reach:
 
 
 def unreachable_reason(person: Person) -> str | None:
-    """Return why ``person`` cannot get an e-mail (in French), or None if they can."""
+    """Return why ``person`` cannot get an e-mail (translated), or None if they can."""
     if person.email_status == EmailStatus.VALID and person.email:
         return None
     if person.email_status == EmailStatus.INVALID:

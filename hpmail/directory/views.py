@@ -5,14 +5,20 @@ from __future__ import annotations
 import click
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from hpmail.core.web import admin_required, is_htmx, render
 from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
 from hpmail.directory.forms import ImportForm, SelectionForm
-from hpmail.directory.models import Cohort, Course, PersonKind
+from hpmail.directory.models import (
+    EMAIL_STATUS_LABELS,
+    KIND_NAMES,
+    KIND_PLURALS,
+    Cohort,
+    Course,
+    PersonKind,
+)
 from hpmail.directory.people import (
     PeopleFilter,
     checked_filter,
@@ -24,26 +30,15 @@ from hpmail.directory.reach import reachability
 from hpmail.extensions import db
 
 bp = Blueprint("directory", __name__, cli_group=None)
-
-KIND_TITLES = {
-    PersonKind.TEACHER: _l("Teachers"),
-    PersonKind.STUDENT: _l("Students"),
-    PersonKind.STAFF: _l("Staff"),
-}
-COURSE_PAGE_SIZE = 50
+bp.add_app_template_global(KIND_PLURALS, "kind_plurals")
+bp.add_app_template_global(KIND_NAMES, "kind_names")
+bp.add_app_template_global(EMAIL_STATUS_LABELS, "email_status_labels")
 
 
 def _kind_or_404(kind: str) -> str:
-    if kind not in KIND_TITLES:
+    if kind not in KIND_PLURALS:
         abort(404)
     return kind
-
-
-def _endpoint_url(endpoint: str, **values) -> str | None:
-    """Return the URL of ``endpoint`` if that page exists yet, else None."""
-    if endpoint not in current_app.view_functions:
-        return None
-    return url_for(endpoint, **values)
 
 
 def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
@@ -53,7 +48,7 @@ def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
     page.selected_ids = selections.selected_among(selection, [p.id for p in page.people])
     return {
         "kind": flt.kind,
-        "title": KIND_TITLES[flt.kind],
+        "title": KIND_PLURALS[flt.kind],
         "flt": flt,
         "listing": page,
         "selection": selection,
@@ -61,7 +56,6 @@ def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
         "cohorts": cohort_choices() if whole_page and flt.kind == PersonKind.STUDENT else [],
         "groups": group_choices(flt.cohort_id) if flt.kind == PersonKind.STUDENT else [],
         "group_filter_oob": not whole_page,
-        "compose_url": _endpoint_url("compose.new", selection=selection.token),
     }
 
 
@@ -119,7 +113,7 @@ def select(kind: str, token: str):
 @bp.route("/cours")
 def courses():
     flt = service.CourseFilter.from_args(request.args)
-    page = service.courses_page(flt, COURSE_PAGE_SIZE)
+    page = service.courses_page(flt, current_app.config["LIST_PAGE_SIZE"])
     return render(
         "directory/courses.html",
         fragment="results",
@@ -139,7 +133,6 @@ def course(course_id: int):
         teachers=teachers,
         students=students,
         reach=reachability([*teachers, *students]),
-        quick_url=_endpoint_url("compose.quick_course", course_id=course.id),
     )
 
 
@@ -159,7 +152,6 @@ def cohort(cohort_id: int):
         reach=reachability(team),
         student_count=service.student_count(cohort),
         group_sizes=service.group_sizes(cohort),
-        quick_url=_endpoint_url("compose.quick_cohort", cohort_id=cohort.id),
     )
 
 

@@ -452,3 +452,28 @@ def test_the_account_list_costs_the_same_queries_whatever_the_number_of_accounts
     for n in range(2, 7):
         make_account(f"a{n}@lycee.example", members=[admin])
     assert queries_of_the_list() == few
+
+
+def test_the_durations_the_pages_and_the_code_e_mail_give_are_the_configured_ones(
+    app, client, db, admin, mail_server, make_account
+):
+    app.config["VERIFICATION_CODE_TTL_SECONDS"] = 10 * 60
+    app.config["SECRET_ANSWER_LOCK_SECONDS"] = 30 * 60
+    response = create(client)
+    account = only_account(db)
+    code = code_in(mail_server, account.address)
+    e_mail = mail_server.received[-1].message.get_body(("plain",)).get_content()
+    assert "Il est valable 10 minutes" in e_mail
+    page = client.get(response.headers["Location"], headers=FR)
+    assert "le code est valable 10 minutes" in page.text
+    row = latest_code_row(db, account)
+    row.expires_at -= timedelta(minutes=11)
+    db.session.commit()
+    assert "il est valable 10 minutes" in type_code(client, account, code).text
+
+    ready = make_account("direction@lycee.example", label="Direction")
+    for guess in ["a1", "a2", "a3", "a4", "a5"]:
+        answer = client.post(
+            f"{URL}/{ready.id}/supprimer", data={"delete-current_answer": guess}, headers=FR
+        )
+    assert "bloquées pendant 30 minutes" in answer.text

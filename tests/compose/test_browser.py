@@ -223,3 +223,30 @@ def test_the_draft_survives_saving_a_template_and_uploading_the_signature_in_the
     expect(page.locator("#people-picked input[name=other_ids]")).to_be_checked()
     expect(page.locator("input[name=hide_recipients]")).not_to_be_checked()
     expect(page.locator("input[name=insert_signature]")).to_be_checked()
+
+
+@pytest.mark.browser
+def test_the_editor_toolbar_speaks_the_language_of_the_page(
+    chromium, live_server, make_user, personal_account
+):
+    from tests.conftest import PASSWORD
+
+    user = make_user("staff")
+    personal_account(user)
+    for locale, bold, link in (
+        ("en-US", "Bold", "Insert a link"),
+        ("fr-FR", "Gras", "Insérer un lien"),
+    ):
+        context = chromium.new_context(base_url=live_server, locale=locale)
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        page.goto("/connexion")
+        page.fill("input[name=login]", user.login)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/")
+        page.goto("/e-mail/nouveau")
+        toolbar = page.locator(".editor-toolbar")
+        expect(toolbar.get_by_role("button", name=bold, exact=True)).to_be_visible()
+        expect(toolbar.get_by_role("button", name=link, exact=True)).to_be_visible()
+        context.close()

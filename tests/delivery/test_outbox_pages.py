@@ -154,3 +154,16 @@ def test_outbox_command_prints_counts_by_state(app, outbox_emails):
     assert lines["queued"] == "1"
     assert lines["failed"] == "2"
     assert lines["sent"] == "0"
+
+
+def test_every_state_an_e_mail_can_be_in_has_its_name_on_the_outbox_page(
+    client, login_as, outbox_emails
+):
+    from hpmail.delivery.views import OUTBOX_STATE_LABELS
+
+    assert set(OUTBOX_STATE_LABELS) == set(EmailState)
+    outbox_emails("queued", "Réunion")
+    login_as("admin")
+    page = text(client.get(URL, headers=FR))
+    for name in ("En attente", "En cours d'envoi", "Différé", "Échec"):
+        assert name in page, name

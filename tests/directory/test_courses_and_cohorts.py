@@ -149,3 +149,25 @@ def test_course_pager_keeps_the_filter_and_leaves_the_first_page_out(
     second = client.get("/cours?q=option&type=TD&page=2", headers=FR).text
     assert "Option 50" in second and "Option 49" not in second
     assert 'href="/cours?q=option&amp;type=TD"' in second
+
+
+def test_the_course_list_pages_by_the_configured_list_size(app, client, db, login_as):
+    app.config["LIST_PAGE_SIZE"] = 10
+    db.session.add_all(Course(subject=f"Option {n:02d}", course_type="TD") for n in range(11))
+    db.session.commit()
+    login_as("teacher")
+    first = client.get("/cours?q=option", headers=FR).text
+    assert "Page 1 sur 2" in first and "Option 09" in first and "Option 10" not in first
+
+
+def test_each_kind_of_person_and_address_status_has_one_name_for_every_page():
+    from hpmail.directory.models import (
+        EMAIL_STATUS_LABELS,
+        KIND_NAMES,
+        KIND_PLURALS,
+        EmailStatus,
+        PersonKind,
+    )
+
+    assert set(KIND_PLURALS) == set(KIND_NAMES) == set(PersonKind)
+    assert set(EMAIL_STATUS_LABELS) == set(EmailStatus)
