@@ -172,6 +172,21 @@ SECURITY_LABELS = {
 SECURITY_CHOICES = [SelectChoice(value, label) for value, label in SECURITY_LABELS.items()]
 
 
+def timeout_field(cap: int) -> WholeNumberField:
+    """Return the SMTP timeout field, from 1 to ``cap`` seconds (the browser is told the cap)."""
+    return WholeNumberField(
+        _l("Timeout (seconds)"),
+        default=30,
+        validators=[
+            InputRequired(_l("Enter the timeout in seconds.")),
+            NumberRange(
+                1, cap, message=_l("The timeout is a number of seconds from 1 to %(max)d.")
+            ),
+        ],
+        render_kw={"min": 1, "max": cap},
+    )
+
+
 class TransportForm(FlaskForm):
     """The fields of an SMTP server, shared by the server settings, profiles and personal SMTP."""
 
@@ -207,19 +222,7 @@ class TransportForm(FlaskForm):
         validators=[Length(max=500, message=_l("At most %(max)d characters.")), header_safe],
     )
     forget_password = BooleanField(_l("Remove the saved password"))
-    timeout_seconds = WholeNumberField(
-        _l("Timeout (seconds)"),
-        default=30,
-        validators=[
-            InputRequired(_l("Enter the timeout in seconds.")),
-            NumberRange(
-                1,
-                TIMEOUT_CAP,
-                message=_l("The timeout is a number of seconds from 1 to %(max)d."),
-            ),
-        ],
-        render_kw={"min": 1, "max": TIMEOUT_CAP},
-    )
+    timeout_seconds = timeout_field(TIMEOUT_CAP)
     limit_preset = SelectField(
         _l("Sending limits"),
         choices=[SelectChoice("custom", _l("As typed below"))]
@@ -325,19 +328,7 @@ class PersonalTransportForm(TransportForm):
 
     public_only = False
 
-    timeout_seconds = WholeNumberField(
-        _l("Timeout (seconds)"),
-        default=30,
-        validators=[
-            InputRequired(_l("Enter the timeout in seconds.")),
-            NumberRange(
-                1,
-                USER_TIMEOUT_CAP,
-                message=_l("The timeout is a number of seconds from 1 to %(max)d."),
-            ),
-        ],
-        render_kw={"min": 1, "max": USER_TIMEOUT_CAP},
-    )
+    timeout_seconds = timeout_field(USER_TIMEOUT_CAP)
 
     def validate_host(self, field) -> None:
         if not self.public_only or field.errors or not field.data:
