@@ -25,7 +25,7 @@ from hpmail.extensions import db
 from hpmail.outbox.api import (
     Address,
     AttachmentSpec,
-    DispatchResult,
+    Delivery,
     EmailSpec,
     queue_mailing,
 )
@@ -363,7 +363,7 @@ def mailing_of_request(token: str) -> Mailing | None:
     return db.session.scalar(select(Mailing).where(Mailing.request_token == token))
 
 
-def outcome_of(mailing: Mailing) -> DispatchResult:
+def outcome_of(mailing: Mailing) -> Delivery:
     """Return where the mailing's e-mails stand now, as the confirmation page counts them."""
     counts = dict(
         db.session.execute(
@@ -373,7 +373,7 @@ def outcome_of(mailing: Mailing) -> DispatchResult:
         ).all()
     )
     waiting = (EmailState.QUEUED, EmailState.SENDING, EmailState.DEFERRED)
-    return DispatchResult(
+    return Delivery(
         queued=sum(counts.get(state, 0) for state in waiting),
         sent=counts.get(EmailState.SENT, 0),
         failed=counts.get(EmailState.FAILED, 0),

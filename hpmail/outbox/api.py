@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
@@ -33,6 +32,7 @@ from hpmail.outbox.queue import (
     queue_mailing,
     resend_failed_recipients,
 )
+from hpmail.outbox.record import Delivery
 from hpmail.outbox.send import mailing_messages  # the archive rebuilds headers with it
 from hpmail.outbox.settings import server_settings
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Address",
     "AttachmentSpec",
-    "DispatchResult",
+    "Delivery",
     "EmailSpec",
     "InvalidHeader",
     "NoTransport",
@@ -61,17 +61,6 @@ __all__ = [
 ]
 
 
-@dataclass
-class DispatchResult:
-    """What ``dispatch`` did: e-mails queued for the worker, or sent/failed in the request."""
-
-    queued: int = 0
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
 def register_sender_check(app: Flask, check: Callable[[Mailing], str | None]) -> None:
     """Make ``app``'s deliveries call ``check(mailing)`` before sending; a reason fails the e-mail.
 
@@ -83,7 +72,7 @@ def register_sender_check(app: Flask, check: Callable[[Mailing], str | None]) ->
         checks.append(check)
 
 
-def dispatch(mailing: Mailing) -> DispatchResult:
+def dispatch(mailing: Mailing) -> Delivery:
     """Send the queued e-mails of a committed mailing: enqueue them, or deliver them now.
 
     Delegated: one worker task per batch, returning at once. Not delegated: delivered in this
@@ -99,32 +88,27 @@ def dispatch(mailing: Mailing) -> DispatchResult:
     return dispatch_emails(ids)
 
 
-def dispatch_emails(email_ids: list[int]) -> DispatchResult:
+def dispatch_emails(email_ids: list[int]) -> Delivery:
     """Send committed e-mails by id, delegated or in the request (see ``dispatch``)."""
     from hpmail.outbox.tasks import enqueue_delivery
 
     if not email_ids:
-        return DispatchResult()
+        return Delivery()
     try:
         if server_settings().delegate:
             db.session.commit()  # the settings row may have just been created
             enqueue_delivery(email_ids)
-            return DispatchResult(queued=len(email_ids))
+            return Delivery(queued=len(email_ids))
         delivery = send.deliver(email_ids, final=True)
     except OperationalError as error:
         # The rows are committed: the worker's sweeper sends them once the database is free.
         db.session.rollback()
         log.warning("database busy while dispatching %s e-mails: %s", len(email_ids), error)
-        return DispatchResult(
+        return Delivery(
             queued=len(email_ids),
             errors=[_("The server is busy: the e-mails are kept and will be sent shortly.")],
         )
-    return DispatchResult(
-        sent=delivery.sent,
-        deferred=delivery.deferred,
-        failed=delivery.failed,
-        errors=delivery.errors,
-    )
+    return delivery
 
 
 def wake_worker(email_ids: list[int]) -> None:
@@ -135,7 +119,7 @@ def wake_worker(email_ids: list[int]) -> None:
         enqueue_delivery(email_ids)
 
 
-def queue_and_dispatch(**mailing) -> tuple[Mailing, DispatchResult]:
+def queue_and_dispatch(**mailing) -> tuple[Mailing, Delivery]:
     """Queue a mailing, commit it (retrying while the database is locked), then dispatch it.
 
     Raise ``OutboxBusy`` with a French message when the database stayed locked: then nothing

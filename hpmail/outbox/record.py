@@ -28,12 +28,12 @@ RECORD_SECONDS = 0.25
 
 @dataclass
 class Delivery:
-    """What happened to the e-mails handed to ``deliver``."""
+    """What happened to e-mails handed over: queued for the worker, or sent, deferred, failed."""
 
+    queued: int = 0
     sent: int = 0
     deferred: int = 0
     failed: int = 0
-    not_claimed: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add_error(self, message: str) -> None:

@@ -172,7 +172,6 @@ def deliver(email_ids, *, final: bool = False, timeout: float | None = None) -> 
     email_ids = list(email_ids)
     now = clock.now()
     claimed = claim(email_ids, now)
-    delivery.not_claimed = len(email_ids) - len(claimed)
     if not claimed:
         return delivery
     pending = _load(claimed)
