@@ -101,3 +101,13 @@ class Layout:
     show_room: bool = True
     show_teachers: bool = True
     show_groups: bool = True
+
+
+@dataclass(frozen=True)
+class LetterheadInfo:
+    """The school's header as printed on every document (``letterhead.current_letterhead``)."""
+
+    school_name: str = ""
+    address: str = ""  # a few lines
+    town: str = ""
+    logo: bytes | None = None  # PNG or JPEG
