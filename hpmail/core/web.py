@@ -157,6 +157,7 @@ MENUS = (
             (_l("Manage e-mail sending profiles"), "delivery.profiles", {}, "admin"),
             (_l("Users"), "auth.users", {}, "admin"),
             (_l("Import people"), "directory.import_people", {}, "admin"),
+            (_l("Letterhead of the documents"), "documents.letterhead_settings", {}, "admin"),
         ),
     ),
     (
