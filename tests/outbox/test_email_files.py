@@ -175,6 +175,16 @@ def test_every_control_or_separator_character_in_an_emails_file_name_or_cid_is_r
     assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == 0
 
 
+def test_an_inline_image_of_one_email_must_be_named_by_a_word(db):
+    _pdf, png = timetable_of(db, "Oscar")
+    db.session.commit()
+    for name in ("apercu@hpmail", "aperçu", "deux mots", "<x>", "-x"):
+        preview = AttachmentSpec(png, "apercu.png", content_id=name)
+        with pytest.raises(InvalidHeader, match="Nom d'image intégrée non valable"):
+            queue_documents(db, [EmailSpec(to=[Address("o@example.org")], attachments=[preview])])
+        db.session.rollback()
+
+
 def test_a_hostile_file_name_is_refused_when_emails_are_added_to_a_mailing(db, delivery_settings):
     delivery_settings()
     mailing = queue_documents(db, [document_email(db, "berenice@example.org", "Bérénice")])
