@@ -24,6 +24,7 @@ from hpmail.directory.people import (
     checked_filter,
     cohort_choices,
     group_choices,
+    matching_ids,
     people_page,
 )
 from hpmail.directory.reach import reachability
@@ -87,11 +88,11 @@ def select(kind: str, token: str):
     action = form.action.data
     shown = form.shown.data
     if action == "all":
-        selections.add_matching(selection, flt)
+        selections.add_matching(selection, matching_ids(flt))
     elif action == "none":
         selections.clear(selection)
     elif action == "page_on":
-        selections.add_people(selection, shown)
+        selections.add_items(selection, shown)
     else:
         action = "page"
         selections.set_page(selection, shown, form.person_id.data)
