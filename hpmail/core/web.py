@@ -137,6 +137,8 @@ MENUS = (
         (
             (_l("Teachers"), "directory.people", {"kind": "teacher"}, None),
             (_l("Students"), "directory.people", {"kind": "student"}, None),
+            (_l("Students › Absences"), "directory.absence_list", {}, None),
+            (_l("Students › Internships"), "directory.internship_list", {}, None),
             (_l("Staff"), "directory.people", {"kind": "staff"}, None),
             (_l("Cohorts"), "directory.cohorts", {}, None),
         ),

@@ -34,3 +34,9 @@ class SelectionForm(FlaskForm):
     action = HiddenField(filters=[lambda value: value or "page"])
     shown = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
     person_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
+
+
+class RecordSelectionForm(SelectionForm):
+    """What the absences or internships list posts to its selection: ``item_id`` is ticked."""
+
+    item_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
