@@ -152,9 +152,7 @@ def test_selected_absences_give_their_students_and_the_absences_by_student(
     assert selections.selected_absences(selection) == [elodie_1, elodie_2, zoe_1]
 
 
-def test_a_people_selection_or_another_users_is_a_404_here(
-    client, login_as, school, make_user, db
-):
+def test_a_people_selection_or_another_users_is_a_404_here(client, login_as, school, make_user, db):
     owner = make_user("staff")
     theirs = selections.create_selection(owner, [school["absences"][0].id], kind="absence")
     db.session.commit()
