@@ -159,6 +159,8 @@ MENUS = (
             (_l("Manage e-mail sending profiles"), "delivery.profiles", {}, "admin"),
             (_l("Users"), "auth.users", {}, "admin"),
             (_l("Import people"), "directory.import_people", {}, "admin"),
+            (_l("Import absences"), "directory.import_absences", {}, "admin"),
+            (_l("Import internships"), "directory.import_internships", {}, "admin"),
         ),
     ),
     (

@@ -25,6 +25,30 @@ class ImportForm(FlaskForm):
     token = HiddenField()
 
 
+class AbsenceImportForm(ImportForm):
+    file = FileField(
+        _l("CSV file"),
+        validators=[FileRequired(_l("Choose a CSV file."))],
+        description=_l(
+            "Columns: étudiant (the student's id or « NOM Prénom »), date, début, fin, cours, "
+            "motif, justifiée (oui or non), référence (the absence's own id, optional). "
+            "Separator ; or , — UTF-8 or Windows-1252."
+        ),
+    )
+
+
+class InternshipImportForm(ImportForm):
+    file = FileField(
+        _l("CSV file"),
+        validators=[FileRequired(_l("Choose a CSV file."))],
+        description=_l(
+            "Columns: étudiant (the student's id or « NOM Prénom »), entreprise, adresse, "
+            "tuteur, e-mail du tuteur, début, fin, sujet, référence (optional). "
+            "Separator ; or , — UTF-8 or Windows-1252."
+        ),
+    )
+
+
 class SelectionForm(FlaskForm):
     """What a list page posts to its selection: the action, the people shown and those ticked.
 

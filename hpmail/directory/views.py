@@ -8,9 +8,15 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from hpmail.core.web import admin_required, is_htmx, render
-from hpmail.directory import absences, importer, internships, service, uploads
+from hpmail.directory import absences, importer, internships, record_import, service, uploads
 from hpmail.directory import selection as selections
-from hpmail.directory.forms import ImportForm, RecordSelectionForm, SelectionForm
+from hpmail.directory.forms import (
+    AbsenceImportForm,
+    ImportForm,
+    InternshipImportForm,
+    RecordSelectionForm,
+    SelectionForm,
+)
 from hpmail.directory.models import (
     EMAIL_STATUS_LABELS,
     KIND_NAMES,
@@ -247,10 +253,39 @@ def cohort(cohort_id: int):
     )
 
 
+# What each import page reads: its form, its importer and its title.
+IMPORTS = {
+    "people": (ImportForm, importer.import_people, lambda: _("Import people")),
+    "absences": (AbsenceImportForm, record_import.import_absences, lambda: _("Import absences")),
+    "internships": (
+        InternshipImportForm,
+        record_import.import_internships,
+        lambda: _("Import internships"),
+    ),
+}
+
+
 @bp.route("/import", methods=["GET", "POST"])
 @admin_required
 def import_people():
-    form = ImportForm()
+    return _import_page("people")
+
+
+@bp.route("/import/absences", methods=["GET", "POST"])
+@admin_required
+def import_absences():
+    return _import_page("absences")
+
+
+@bp.route("/import/stages", methods=["GET", "POST"])
+@admin_required
+def import_internships():
+    return _import_page("internships")
+
+
+def _import_page(what: str):
+    form_class, run_import, title = IMPORTS[what]
+    form = form_class()
     report, token = None, None
     max_bytes = current_app.config["IMPORT_MAX_BYTES"]
     if request.method == "POST" and form.token.data:
@@ -258,16 +293,14 @@ def import_people():
         data = uploads.read_upload(current_user.id, token)
         if data is None:
             flash(_("The file is no longer available: send it again."), "error")
-            return redirect(url_for(".import_people"))
-        report = importer.import_people(
-            data, valid_only=True, max_bytes=max_bytes, actor=current_user.login
-        )
+            return redirect(url_for(request.endpoint))
+        report = run_import(data, valid_only=True, max_bytes=max_bytes, actor=current_user.login)
         db.session.commit()
         uploads.discard_upload(current_user.id, token)
         token = None
     elif form.validate_on_submit():
         data = form.file.data.read(max_bytes + 1)
-        report = importer.import_people(data, max_bytes=max_bytes, actor=current_user.login)
+        report = run_import(data, max_bytes=max_bytes, actor=current_user.login)
         if report.applied:
             db.session.commit()
         else:
@@ -277,6 +310,7 @@ def import_people():
     shown_rows, hidden_rows = importer.rows_to_show(report) if report else ([], 0)
     return render(
         "directory/import.html",
+        title=title(),
         form=form,
         report=report,
         token=token,
@@ -287,16 +321,11 @@ def import_people():
     )
 
 
-@bp.cli.command("import-people")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--valid-only", is_flag=True, help="Import the valid rows even if others are rejected."
-)
-def import_people_command(path: str, valid_only: bool) -> None:
-    """Import people from a CSV file (nom, prénom, e-mail, type, promotion, groupes…)."""
+def _import_command(what: str, path: str, valid_only: bool) -> None:
+    _form, run_import, _title = IMPORTS[what]
     with open(path, "rb") as stream:
         data = stream.read(current_app.config["IMPORT_MAX_BYTES"] + 1)
-    report = importer.import_people(
+    report = run_import(
         data,
         valid_only=valid_only,
         max_bytes=current_app.config["IMPORT_MAX_BYTES"],
@@ -308,3 +337,33 @@ def import_people_command(path: str, valid_only: bool) -> None:
         db.session.rollback()
         raise SystemExit(1)
     db.session.commit()
+
+
+VALID_ONLY = click.option(
+    "--valid-only", is_flag=True, help="Import the valid rows even if others are rejected."
+)
+CSV_PATH = click.argument("path", type=click.Path(exists=True, dir_okay=False))
+
+
+@bp.cli.command("import-people")
+@CSV_PATH
+@VALID_ONLY
+def import_people_command(path: str, valid_only: bool) -> None:
+    """Import people from a CSV file (nom, prénom, e-mail, type, promotion, groupes…)."""
+    _import_command("people", path, valid_only)
+
+
+@bp.cli.command("import-absences")
+@CSV_PATH
+@VALID_ONLY
+def import_absences_command(path: str, valid_only: bool) -> None:
+    """Import absences from a CSV file (étudiant, date, début, fin, cours, motif, justifiée…)."""
+    _import_command("absences", path, valid_only)
+
+
+@bp.cli.command("import-internships")
+@CSV_PATH
+@VALID_ONLY
+def import_internships_command(path: str, valid_only: bool) -> None:
+    """Import internships from a CSV file (étudiant, entreprise, tuteur, début, fin…)."""
+    _import_command("internships", path, valid_only)
