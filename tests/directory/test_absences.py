@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from hpmail.directory import selection as selections
-from hpmail.directory.models import Selection, SelectionAbsence
+from hpmail.directory.models import Absence, Internship, Selection, SelectionAbsence
 
 FR = {"Accept-Language": "fr-FR,fr;q=0.9"}
 HTMX = {**FR, "HX-Request": "true"}
@@ -198,3 +198,23 @@ def test_menu_lists_absences_and_internships_under_schedules(client, login_as):
     page = client.get("/", headers=FR, follow_redirects=True)
     assert "Étudiants › Absences" in page.text
     assert "Étudiants › Stages" in page.text
+
+
+def test_a_deleted_course_leaves_its_absences_with_their_label_and_a_deleted_student_none(
+    db, make_person, make_cohort, make_course, make_absence, make_internship, make_user
+):
+    student = make_person(cohort=make_cohort("L1"))
+    course = make_course(subject="Réseaux")
+    absence = make_absence(student, date(2026, 1, 5), course=course, course_label="Réseaux")
+    make_internship(student, "Airbus", date(2026, 4, 6), date(2026, 6, 12))
+    selection = selections.create_selection(make_user("staff"), [absence.id], kind="absence")
+    db.session.commit()
+    db.session.delete(course)
+    db.session.commit()
+    db.session.refresh(absence)
+    assert absence.course_id is None and absence.course_label == "Réseaux"
+    db.session.delete(student)
+    db.session.commit()
+    assert db.session.query(Absence).count() == 0
+    assert db.session.query(Internship).count() == 0
+    assert selections.selected_count(selection) == 0
