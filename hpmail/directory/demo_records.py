@@ -80,7 +80,6 @@ COMPANIES = (
     ("Agence Pixel & Cie", "17 rue Sainte-Catherine, 33000 Bordeaux", "pixel-cie.example"),
     ("Mutuelle des Étudiants", "79 rue Saint-Lazare, 75009 Paris", "mde.example"),
 )
-TUTOR_TITLES = ("M.", "Mme")
 
 
 @dataclass
@@ -172,7 +171,7 @@ def _internships(rng, students, cohort_names, names) -> list[dict]:
                 "company": company,
                 "company_key": fold(company)[:200],
                 "company_address": address,
-                "tutor_name": f"{rng.choice(TUTOR_TITLES)} {tutor_first} {tutor_last}",
+                "tutor_name": f"{tutor_first} {tutor_last}",
                 "tutor_email": tutor_email,
                 "tutor_email_status": str(email_status_of(tutor_email)),
                 "start_date": start,
