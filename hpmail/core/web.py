@@ -141,6 +141,8 @@ MENUS = (
             (_l("Students"), "directory.people", {"kind": "student"}, None),
             (_l("Students' timetables"), "documents.person_timetable", {"kind": "student"}, None),
             (_l("Students' summaries"), "documents.person_summary", {"kind": "student"}, None),
+            (_l("Students › Absences"), "directory.absence_list", {}, None),
+            (_l("Students › Internships"), "directory.internship_list", {}, None),
             (_l("Staff"), "directory.people", {"kind": "staff"}, None),
             (_l("Cohorts"), "directory.cohorts", {}, None),
         ),
@@ -162,6 +164,8 @@ MENUS = (
             (_l("Users"), "auth.users", {}, "admin"),
             (_l("Import people"), "directory.import_people", {}, "admin"),
             (_l("Letterhead of the documents"), "documents.letterhead_settings", {}, "admin"),
+            (_l("Import absences"), "directory.import_absences", {}, "admin"),
+            (_l("Import internships"), "directory.import_internships", {}, "admin"),
         ),
     ),
     (
