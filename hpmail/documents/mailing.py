@@ -133,13 +133,13 @@ def prepare_mail(user, job: DocumentJob, draft: compose.Draft) -> MailDraft:
     recipients = compose.resolve_recipients(
         compose.recipient_types(people), kinds, compose.others_by_id(draft.other_ids), cc, bcc
     )
-    html, text = compose.check_draft(
-        draft, recipients, [], [], {"cc": cc_errors, "bcc": bcc_errors}
-    )
     if not recipients.to:
         raise compose.ComposeRefused(
             {"recipients": [_("Nobody selected can receive an e-mail: print the documents.")]}
         )
+    html, text = compose.check_draft(
+        draft, recipients, [], [], {"cc": cc_errors, "bcc": bcc_errors}
+    )
     if transport_for(user.id, MailingKind.DOCUMENT) is None:
         message = _("No SMTP server is configured: set one in the sending settings before sending.")
         raise compose.ComposeRefused({"recipients": [message]})
