@@ -1,0 +1,376 @@
+"""Documents as PDF (xhtml2pdf) and PNG (pypdfium2): each distinct page drawn once, names stamped.
+
+Documents with the same ``shared_key`` differ only by their owner: their pages are drawn once
+without the owner's name, then the name and detail line are stamped on a copy for each person
+(reportlab and pypdf on the PDF, Pillow with the same DejaVu font on the PNG). The drawing runs in
+worker processes (from a fork server: the caller is a threaded Huey worker, and pypdfium2 is
+not thread-safe), each document's failure reported for its index alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import logging
+import re
+import threading
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+from flask_babel import force_locale
+from flask_babel import gettext as _
+
+from hpmail.documents.content import Document, Timetable
+from hpmail.documents.layout import Layout, LetterheadInfo
+from hpmail.documents.print_html import FONT_BOLD, FONT_FOLDER, MARGIN, PageGeometry, print_html
+from hpmail.documents.stamp import SheetPages, Stamp, fitted_stamp, owner_objects
+
+log = logging.getLogger(__name__)
+
+PNG_WIDTH = 1240  # pixels: legible in a mail client without zooming, page 1 only
+PNG_COLOURS = 96  # a palette PNG: pastel blocks and antialiased text need no more
+# Imported here only when needed (the web pages do not), and once by the fork server.
+DRAWING_MODULES = [
+    "hpmail.documents.render",
+    "xhtml2pdf.pisa",
+    "pypdfium2",
+    "pypdf",
+    "PIL.Image",
+    "reportlab.pdfgen.canvas",
+]
+CHUNK = 64  # people per task: a sheet is mostly drawn once, results still stream back
+
+
+class RenderError(Exception):
+    """A document could not be drawn; the message says why, in French."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    pdf: bytes
+    png: bytes | None
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """What a worker process needs to draw a group of documents: no database, no Flask."""
+
+    key: str  # the same for documents that share their pages (a hash of the HTML)
+    html: str
+    geometry: PageGeometry
+    png: bool
+
+
+_pdfium_lock = threading.Lock()  # pypdfium2 is not thread-safe
+
+
+# Drawing: HTML to PDF pages, PDF to PNG.
+
+
+def _draw_pdf(html: str) -> bytes:
+    from xhtml2pdf import pisa
+    from xhtml2pdf.config.resources import ResourceAccessPolicy
+
+    out = io.BytesIO()
+    try:
+        # Print HTML reads the fonts and nothing else: no network, no other file.
+        policy = ResourceAccessPolicy.server(FONT_FOLDER, allow_remote=False)
+        result = pisa.CreatePDF(html, dest=out, resource_policy=policy)
+    except Exception as error:  # xhtml2pdf raises many kinds; each means this page failed
+        raise RenderError(f"xhtml2pdf: {error}") from error
+    if result.err:
+        raise RenderError(f"xhtml2pdf: {result.err} erreur(s)")
+    return out.getvalue()
+
+
+def _first_page_image(pdf: bytes):
+    """Page 1 as a Pillow RGB image, ``PNG_WIDTH`` pixels wide."""
+    import pypdfium2
+
+    with _pdfium_lock:
+        document = pypdfium2.PdfDocument(pdf)
+        try:
+            page = document[0]
+            image = page.render(scale=PNG_WIDTH / page.get_width()).to_pil().convert("RGB")
+            page.close()
+        finally:
+            document.close()
+    return image
+
+
+def _png_bytes(image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=3)  # level 9 saves 15 % in 8× the time
+    return out.getvalue()
+
+
+def render_png(pdf: bytes) -> bytes:
+    """Return page 1 of ``pdf`` as a palette PNG ``PNG_WIDTH`` pixels wide."""
+    from PIL import Image
+
+    try:
+        image = _first_page_image(pdf)
+    except Exception as error:
+        raise RenderError(f"pypdfium2: {error}") from error
+    return _png_bytes(image.quantize(PNG_COLOURS, method=Image.Quantize.FASTOCTREE))
+
+
+# Stamping the owner's lines on the PNG (stamp.py does the PDF).
+
+
+@functools.lru_cache(maxsize=16)
+def _pillow_font(size: float):
+    from PIL import ImageFont
+
+    return ImageFont.truetype(str(FONT_BOLD), size)
+
+
+class PngBase:
+    """Page 1 drawn once: the RGB image to draw names on, and its palette version to copy."""
+
+    def __init__(self, pdf: bytes, geometry: PageGeometry) -> None:
+        from PIL import Image
+
+        self.geometry = geometry
+        self.pixels_per_point = PNG_WIDTH / geometry.width
+        self.rgb = _first_page_image(pdf)
+        self.palette = self.rgb.quantize(PNG_COLOURS, method=Image.Quantize.FASTOCTREE)
+        left, _top, _width = geometry.name_box
+        # The room of the owner's lines (stamp.Stamp.baselines), with a little air around.
+        self.box = tuple(
+            round(v * self.pixels_per_point)
+            for v in (left - 2, MARGIN - 4, geometry.width - MARGIN + 2, geometry.content_top - 2)
+        )
+
+    def stamped(self, stamp: Stamp) -> bytes:
+        from PIL import ImageDraw
+
+        crop = self.rgb.crop(self.box)
+        draw = ImageDraw.Draw(crop)
+        scale = self.pixels_per_point
+        x0, y0 = self.box[0], self.box[1]
+        right = (self.geometry.width - MARGIN) * scale - x0
+        name_baseline, detail_baseline = stamp.baselines()
+        name_font = _pillow_font(stamp.name_size * scale)
+        draw.text(
+            (right, name_baseline * scale - y0), stamp.name, font=name_font, fill=0, anchor="rs"
+        )
+        if stamp.detail:
+            detail_font = _pillow_font(stamp.detail_size * scale)
+            draw.text(
+                (right, detail_baseline * scale - y0),
+                stamp.detail,
+                font=detail_font,
+                fill=(77, 77, 77),
+                anchor="rs",
+            )
+        image = self.palette.copy()
+        image.paste(crop.quantize(palette=self.palette), self.box[:2])
+        return _png_bytes(image)
+
+
+# One document, in this process.
+
+
+def render_pdf(document: Document, layout: Layout, letterhead: LetterheadInfo) -> bytes:
+    """Return the document's PDF, its owner's name on every page (needs the app context)."""
+    geometry, html = _sheet_parts(document, layout, letterhead)
+    sheet = SheetPages(_draw_pdf(html), geometry)
+    stamp = fitted_stamp(document.owner.name, document.owner.detail, geometry)
+    return sheet.stamped(owner_objects([stamp], sheet)[0])
+
+
+def _sheet_parts(document: Document, layout, letterhead) -> tuple[PageGeometry, str]:
+    try:
+        return PageGeometry.of(layout), print_html(document, layout, letterhead)
+    except Exception as error:  # a layout value or a template that cannot be drawn
+        raise RenderError(str(error)) from error
+
+
+# Many documents: grouped by shared key, drawn in worker processes.
+
+_drawn: OrderedDict[str, tuple[SheetPages, PngBase | None]] = OrderedDict()
+
+
+def _drawn_sheet(sheet: Sheet) -> tuple[SheetPages, PngBase | None]:
+    """The sheet's pages (and page 1 as a PNG base), kept for the next chunk of the same sheet."""
+    if sheet.key in _drawn:
+        _drawn.move_to_end(sheet.key)
+        return _drawn[sheet.key]
+    pdf = _draw_pdf(sheet.html)
+    try:
+        pages = SheetPages(pdf, sheet.geometry)
+        base = PngBase(pdf, sheet.geometry) if sheet.png else None
+    except Exception as error:
+        raise RenderError(f"pypdf, pypdfium2: {error}") from error
+    _drawn[sheet.key] = (pages, base)
+    while len(_drawn) > 4:
+        _drawn.popitem(last=False)
+    return pages, base
+
+
+def _stamped(pages: SheetPages, base: PngBase | None, stamps: Sequence[Stamp]) -> list[Rendered]:
+    objects = owner_objects(stamps, pages)
+    return [
+        Rendered(pages.stamped(own), base.stamped(stamp) if base is not None else None)
+        for stamp, own in zip(stamps, objects, strict=True)
+    ]
+
+
+def draw_group(
+    sheet: Sheet, people: Sequence[tuple[int, str, str]]
+) -> list[tuple[int, Rendered | RenderError]]:
+    """Draw the sheet once and stamp each person's (index, name, detail) on it."""
+    try:
+        pages, base = _drawn_sheet(sheet)
+        stamps = [fitted_stamp(name, detail, sheet.geometry) for _i, name, detail in people]
+    except RenderError as error:
+        return [(index, error) for index, _name, _detail in people]
+    try:
+        rendered = _stamped(pages, base, stamps)
+        return [(index, done) for (index, _n, _d), done in zip(people, rendered, strict=True)]
+    except Exception:  # then each person alone, so that a failure is theirs only
+        log.warning("Stamping a group of %d failed; stamping one by one", len(people))
+    results: list[tuple[int, Rendered | RenderError]] = []
+    for (index, _name, _detail), stamp in zip(people, stamps, strict=True):
+        try:
+            results.append((index, _stamped(pages, base, [stamp])[0]))
+        except Exception as error:
+            results.append((index, RenderError(str(error) or type(error).__name__)))
+    return results
+
+
+def _tasks(documents: Sequence[Document], layout, letterhead, png: bool):
+    """Yield (sheet or error, people) per chunk, people of one sheet together."""
+    groups: dict[tuple, list[int]] = {}
+    for index, document in enumerate(documents):
+        groups.setdefault(document.shared_key(), []).append(index)
+    for indexes in groups.values():
+        first = documents[indexes[0]]
+        try:
+            geometry, html = _sheet_parts(first, layout, letterhead)
+            key = hashlib.sha256(f"{png}{html}".encode()).hexdigest()
+            sheet: Sheet | RenderError = Sheet(key, html, geometry, png)
+        except RenderError as error:
+            sheet = error
+        for start in range(0, len(indexes), CHUNK):
+            people = [
+                (i, documents[i].owner.name, documents[i].owner.detail)
+                for i in indexes[start : start + CHUNK]
+            ]
+            yield sheet, people
+
+
+def _process_context():
+    """Processes forked from a clean server that imported the drawing libraries once.
+
+    Not plain fork: the caller is a threaded Huey worker. The server starts with the first pool
+    (about a second); later pools start at once.
+    """
+    context = get_context("forkserver")
+    context.set_forkserver_preload(DRAWING_MODULES)
+    return context
+
+
+def render_documents(
+    documents: Sequence[Document],
+    layout: Layout,
+    letterhead: LetterheadInfo,
+    *,
+    png: bool,
+    processes: int = 2,
+) -> Iterator[tuple[int, Rendered | RenderError]]:
+    """Yield (index into ``documents``, its files or why it failed) as each is ready.
+
+    The HTML is made here (it needs the app context for the French text); the drawing runs in
+    ``processes`` processes (``_process_context``), or here when ``processes`` is 1.
+    """
+    tasks = _tasks(documents, layout, letterhead, png)
+    if processes <= 1:
+        for sheet, people in tasks:
+            if isinstance(sheet, RenderError):
+                yield from ((index, sheet) for index, _n, _d in people)
+            else:
+                yield from draw_group(sheet, people)
+        return
+    context = _process_context()
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        running: dict[Future, list[tuple[int, str, str]]] = {}
+        pending = iter(tasks)
+        exhausted = False
+        while running or not exhausted:
+            # A few tasks ahead of the processes: the HTML is made as they draw, memory stays low.
+            while not exhausted and len(running) < processes * 3:
+                task = next(pending, None)
+                if task is None:
+                    exhausted = True
+                    break
+                sheet, people = task
+                if isinstance(sheet, RenderError):
+                    yield from ((index, sheet) for index, _n, _d in people)
+                    continue
+                running[pool.submit(draw_group, sheet, people)] = people
+            if not running:
+                continue
+            done, _still = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                people = running.pop(future)
+                try:
+                    yield from future.result()
+                except Exception as error:  # the process died: these documents failed
+                    failure = RenderError(str(error) or type(error).__name__)
+                    yield from ((index, failure) for index, _n, _d in people)
+
+
+# Putting files together.
+
+
+def printed_copy(pdfs: Iterable[bytes]) -> bytes:
+    """Return one PDF holding ``pdfs`` one after the other, to print."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for pdf in pdfs:
+        writer.append(PdfReader(io.BytesIO(pdf)))
+    writer.compress_identical_objects(remove_duplicates=True, remove_orphans=True)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|\u2028\u2029]+")
+
+
+def safe_filename(name: str, suffix: str = ".pdf") -> str:
+    """A file name any system accepts: no path separator, no control character, not too long."""
+    stem = name[: -len(suffix)] if name.lower().endswith(suffix) else name
+    stem = " ".join(_UNSAFE.sub(" ", stem).split()).strip(". ")
+    return (stem[:150] or "document") + suffix
+
+
+def zip_of(named: Iterable[tuple[str, bytes]]) -> bytes:
+    """Return a ZIP of the files, their names made safe and unique."""
+    out = io.BytesIO()
+    used: set[str] = set()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in named:
+            filename = safe_filename(name)
+            stem, number = filename[:-4], 2
+            while filename.lower() in used:
+                filename = f"{stem} ({number}).pdf"
+                number += 1
+            used.add(filename.lower())
+            archive.writestr(filename, data)
+    return out.getvalue()
+
+
+def document_filename(document: Document) -> str:
+    """``Emploi du temps - Alice Martin.pdf``, in French like the document."""
+    with force_locale("fr"):
+        label = _("Timetable") if isinstance(document, Timetable) else _("Summary")
+    return safe_filename(f"{label} - {document.owner.name}")
