@@ -136,7 +136,11 @@ MENUS = (
         _l("Schedules"),
         (
             (_l("Teachers"), "directory.people", {"kind": "teacher"}, None),
+            (_l("Teachers' timetables"), "documents.person_timetable", {"kind": "teacher"}, None),
+            (_l("Teachers' summaries"), "documents.person_summary", {"kind": "teacher"}, None),
             (_l("Students"), "directory.people", {"kind": "student"}, None),
+            (_l("Students' timetables"), "documents.person_timetable", {"kind": "student"}, None),
+            (_l("Students' summaries"), "documents.person_summary", {"kind": "student"}, None),
             (_l("Staff"), "directory.people", {"kind": "staff"}, None),
             (_l("Cohorts"), "directory.cohorts", {}, None),
         ),
