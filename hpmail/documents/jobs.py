@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 
@@ -42,7 +41,13 @@ from hpmail.documents.layout import (
 )
 from hpmail.documents.letterhead import current_letterhead
 from hpmail.documents.models import DocumentJob, DocumentJobItem, ItemState, JobState
-from hpmail.documents.render import RenderError, printed_copy, render_documents, zip_of
+from hpmail.documents.render import (
+    RenderError,
+    printed_copy,
+    render_documents,
+    safe_filename,
+    zip_of,
+)
 from hpmail.extensions import db
 from hpmail.outbox.attachments import read_attachment, store_attachment
 
@@ -433,8 +438,7 @@ def render_pending(job: DocumentJob, after_chunk=None) -> int:
 def file_name(job: DocumentJob, name: str, extension: str = "pdf") -> str:
     """Return a file name for a person's document: « Emploi du temps - Alice Martin.pdf »."""
     label = str(DOCUMENT_KIND_LABELS[DocumentKind(job.kind)])
-    cleaned = re.sub(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|\u2028\u2029]+", " ", name).strip()
-    return f"{label} - {cleaned[:150]}.{extension}"
+    return safe_filename(f"{label} - {name}", f".{extension}")
 
 
 def _pdfs(items: list[DocumentJobItem]) -> list[bytes]:
@@ -454,18 +458,12 @@ def finish_job(job: DocumentJob, printed_items: list[DocumentJobItem] | None) ->
     if job.output == Output.PRINTER and ready:
         data, filename = printed_copy(_pdfs(ready)), f"{label}.pdf"
     elif job.output == Output.PDF and ready:
-        named, seen = [], set()
-        for item in ready:
-            name = file_name(job, item.name)
-            for n in range(2, len(ready) + 2):
-                if name not in seen:
-                    break
-                name = file_name(job, f"{item.name} ({n})")
-            seen.add(name)
-            named.append((name, read_attachment(item.pdf)))
+        # zip_of makes the names unique (two people of the same name).
+        named = [(file_name(job, item.name), read_attachment(item.pdf)) for item in ready]
         data, filename = zip_of(named), f"{label}.zip"
     elif printed_items:
-        data, filename = printed_copy(_pdfs(printed_items)), f"{label} - exemplaire imprimé.pdf"
+        data = printed_copy(_pdfs(printed_items))
+        filename = _("%(document)s - printed copy", document=label) + ".pdf"
     else:
         data = filename = None
     if data is not None:
