@@ -315,6 +315,10 @@ def _owner_page(owner_kind: str, owner_id: int, doc_kind: DocumentKind):
 # --- Imprimer: the print dialog, print jobs, Imprimer / Mailer ---------------------------------
 
 
+# What a page's Imprimer button may give the dialog to start with.
+DIALOG_ARGS = ("selection", "person", "cohort", "group", "kind", "period", "week", "start", "end")
+
+
 def _dialog(form: PrintForm, whose: jobs.Whose, refused: InputRefused | None = None):
     """Render the print dialog for these people (422 with the refusal's messages)."""
     owners = jobs.owners_of(current_user, whose)
@@ -342,10 +346,9 @@ def print_dialog():
     """The print dialog (Imprimer): a GET shows it for the list's selection or the page's owner;
     the POST writes the job, tells the worker, and goes on to the composer or the progress."""
     if request.method == "GET":
-        # Whose documents and which kind come from the page's Imprimer button; the rest starts
-        # from the form's defaults.
-        wanted = ("selection", "person", "cohort", "group", "kind")
-        given = {name: request.args[name] for name in wanted if request.args.get(name)}
+        # Whose documents, which kind and period come from the page's Imprimer button; the rest
+        # starts from the form's defaults.
+        given = {name: request.args[name] for name in DIALOG_ARGS if request.args.get(name)}
         form = PrintForm(formdata=None, data=given)
         if not form.week.data:
             form.week.data = date.today().isoformat()

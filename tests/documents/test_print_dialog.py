@@ -254,3 +254,39 @@ def test_the_dialog_answers_quickly_for_two_thousand_people(client, login_as, ma
     assert response.status_code == 303
     assert item_count(db) == 2000
     assert elapsed < 1.0, f"{elapsed:.3f} s"  # bench/print_jobs.py measures it (< 300 ms)
+
+
+def test_the_lists_and_the_document_pages_open_the_dialog_on_their_people(
+    client, login_as, school, db
+):
+    login_as("staff")
+
+    people = client.get("/plannings/student", follow_redirects=True, headers=FR)
+    timetable = client.get(
+        f"/plannings/student/emploi-du-temps?personne={school.alice.id}&semaine=2026-12-09",
+        follow_redirects=True,
+        headers=FR,
+    )
+    cohort = client.get(
+        f"/promotions/{school.alice.cohort_id}/recapitulatif?du=2026-09-01&au=2026-12-31",
+        headers=FR,
+    )
+
+    token = people.request.args["selection"]
+    assert f'href="/documents/imprimer?selection={token}"' in people.text
+    assert f"/documents/imprimer?selection={token}&amp;kind=timetable" in timetable.text
+    assert (
+        f"/documents/imprimer?person={school.alice.id}&amp;kind=timetable&amp;week=2026-12-07"
+        in timetable.text
+    )
+    assert (
+        f"/documents/imprimer?cohort={school.alice.cohort_id}&amp;kind=summary&amp;period=dates"
+        "&amp;start=2026-09-01&amp;end=2026-12-31" in cohort.text
+    )
+    dialog_page = client.get(
+        f"/documents/imprimer?kind=summary&cohort={school.alice.cohort_id}&period=dates"
+        "&start=2026-09-01&end=2026-12-31",
+        headers=FR,
+    )
+    assert 'value="summary" checked' in dialog_page.text
+    assert 'value="2026-09-01"' in dialog_page.text and "L2 Droit" in dialog_page.text
