@@ -10,6 +10,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from hpmail.accounts.service import (
@@ -313,6 +314,22 @@ def _owner_page(owner_kind: str, owner_id: int, doc_kind: DocumentKind):
 
 
 # --- Imprimer: the print dialog, print jobs, Imprimer / Mailer ---------------------------------
+
+
+@bp.app_template_global()
+def printed_copy_of(mailing) -> str | None:
+    """Return the address of a document mailing's printed copy, for its author; else None.
+
+    The archive's detail shows it, without importing documents (a layer above it).
+    """
+    job = db.session.scalar(
+        select(models.DocumentJob).where(
+            models.DocumentJob.mailing_id == mailing.id,
+            models.DocumentJob.user_id == current_user.id,
+            models.DocumentJob.output_file_id.is_not(None),
+        )
+    )
+    return url_for("documents.job_file", job_id=job.id) if job is not None else None
 
 
 # What a page's Imprimer button may give the dialog to start with.

@@ -113,6 +113,8 @@ def test_each_person_gets_their_own_pdf_and_preview_and_the_copy_holds_those_wit
     page = client.get(f"/documents/impression/{job.id}", headers=FR)
     assert "Télécharger l'exemplaire à imprimer (PDF)" in page.text
     assert "2 envoyés" in page.text
+    archive = client.get(f"/e-mails/{job.mailing_id}", headers=FR)
+    assert f'href="/documents/impression/{job.id}/fichier"' in archive.text
 
 
 def test_a_printed_copy_for_everyone_holds_every_document(client, sender, school, db, smtp_server):
