@@ -27,7 +27,14 @@ from flask_babel import gettext as _
 
 from hpmail.documents.content import Document, Timetable
 from hpmail.documents.layout import Layout, LetterheadInfo
-from hpmail.documents.print_html import FONT_BOLD, FONT_FOLDER, MARGIN, PageGeometry, print_html
+from hpmail.documents.print_html import (
+    FONT_BOLD,
+    FONT_FOLDER,
+    MARGIN,
+    LayoutInvalid,
+    PageGeometry,
+    print_html,
+)
 from hpmail.documents.stamp import SheetPages, Stamp, fitted_stamp, owner_objects
 
 log = logging.getLogger(__name__)
@@ -140,10 +147,15 @@ class PngBase:
         self.pixels_per_point = PNG_WIDTH / geometry.width
         self.rgb = _first_page_image(pdf)
         self.palette = self.rgb.quantize(PNG_COLOURS, method=Image.Quantize.FASTOCTREE)
+        self.box = self.name_box_pixels(geometry)
+
+    @staticmethod
+    def name_box_pixels(geometry: PageGeometry) -> tuple[int, int, int, int]:
+        """The room of the owner's lines (``Stamp.baselines``) in the PNG, with a little air."""
         left, _top, _width = geometry.name_box
-        # The room of the owner's lines (stamp.Stamp.baselines), with a little air around.
-        self.box = tuple(
-            round(v * self.pixels_per_point)
+        pixels_per_point = PNG_WIDTH / geometry.width
+        return tuple(
+            round(v * pixels_per_point)
             for v in (left - 2, MARGIN - 4, geometry.width - MARGIN + 2, geometry.content_top - 2)
         )
 
@@ -188,8 +200,14 @@ def render_pdf(document: Document, layout: Layout, letterhead: LetterheadInfo) -
 def _sheet_parts(document: Document, layout, letterhead) -> tuple[PageGeometry, str]:
     try:
         return PageGeometry.of(layout), print_html(document, layout, letterhead)
-    except Exception as error:  # a layout value or a template that cannot be drawn
+    except LayoutInvalid as error:
         raise RenderError(str(error)) from error
+    except Exception as error:  # text or a template that cannot be drawn
+        raise _failure(error) from error
+
+
+def _failure(reason: object) -> RenderError:
+    return RenderError(_("The document could not be drawn: %(reason)s") % {"reason": reason})
 
 
 # Many documents: grouped by shared key, drawn in worker processes.
@@ -258,12 +276,26 @@ def _tasks(documents: Sequence[Document], layout, letterhead, png: bool):
             sheet: Sheet | RenderError = Sheet(key, html, geometry, png)
         except RenderError as error:
             sheet = error
+        except UnicodeError as error:  # text no PDF can hold (a lone surrogate)
+            sheet = RenderError(
+                _("The document could not be drawn: %(reason)s") % {"reason": error}
+            )
         for start in range(0, len(indexes), CHUNK):
             people = [
                 (i, documents[i].owner.name, documents[i].owner.detail)
                 for i in indexes[start : start + CHUNK]
             ]
             yield sheet, people
+
+
+def _in_french(drawn: list[tuple[int, Rendered | RenderError]]):
+    """The drawing processes have no app context: their errors are told in French here."""
+    for index, result in drawn:
+        if isinstance(result, RenderError):
+            result = RenderError(
+                _("The document could not be drawn: %(reason)s") % {"reason": result}
+            )
+        yield index, result
 
 
 def _process_context():
@@ -296,7 +328,7 @@ def render_documents(
             if isinstance(sheet, RenderError):
                 yield from ((index, sheet) for index, _n, _d in people)
             else:
-                yield from draw_group(sheet, people)
+                yield from _in_french(draw_group(sheet, people))
         return
     context = _process_context()
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
@@ -321,10 +353,11 @@ def render_documents(
             for future in done:
                 people = running.pop(future)
                 try:
-                    yield from future.result()
+                    drawn = future.result()
                 except Exception as error:  # the process died: these documents failed
                     failure = RenderError(str(error) or type(error).__name__)
-                    yield from ((index, failure) for index, _n, _d in people)
+                    drawn = [(index, failure) for index, _n, _d in people]
+                yield from _in_french(drawn)
 
 
 # Putting files together.
@@ -337,7 +370,7 @@ def printed_copy(pdfs: Iterable[bytes]) -> bytes:
     writer = PdfWriter()
     for pdf in pdfs:
         writer.append(PdfReader(io.BytesIO(pdf)))
-    writer.compress_identical_objects(remove_duplicates=True, remove_orphans=True)
+    writer.compress_identical_objects()  # the pages of a shared sheet, and their fonts, once
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
