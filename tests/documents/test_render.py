@@ -13,10 +13,9 @@ from pypdf import PdfReader
 from hpmail.directory.models import CourseSlot
 from hpmail.documents.content import person_documents
 from hpmail.documents.layout import DocumentKind, Layout, LetterheadInfo, Period
+from hpmail.documents.preview import PNG_WIDTH, PngBase
 from hpmail.documents.print_html import PageGeometry
 from hpmail.documents.render import (
-    PNG_WIDTH,
-    PngBase,
     Rendered,
     RenderError,
     printed_copy,
