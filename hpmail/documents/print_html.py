@@ -37,7 +37,11 @@ HEADER_HEIGHT = 52.0  # the letterhead on the left, the owner's name on the righ
 HEADER_GAP = 8.0
 
 
-class LayoutInvalid(ValueError):
+class RenderError(Exception):
+    """A document could not be drawn; the message says why, in French."""
+
+
+class LayoutInvalid(RenderError):
     """A layout value the printer does not know (paper, orientation)."""
 
 

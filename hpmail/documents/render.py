@@ -9,12 +9,10 @@ not thread-safe), each document's failure reported for its index alone.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import logging
 import re
-import threading
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,13 +25,28 @@ from flask_babel import gettext as _
 
 from hpmail.documents.content import Document, Timetable
 from hpmail.documents.layout import Layout, LetterheadInfo
-from hpmail.documents.print_html import FONT_BOLD, FONT_FOLDER, MARGIN, PageGeometry, print_html
+from hpmail.documents.preview import PngBase, render_png
+
+__all__ = [
+    "RenderError",
+    "Rendered",
+    "printed_copy",
+    "render_documents",
+    "render_pdf",
+    "render_png",
+    "zip_of",
+]
+from hpmail.documents.print_html import (
+    FONT_FOLDER,
+    LayoutInvalid,
+    PageGeometry,
+    RenderError,
+    print_html,
+)
 from hpmail.documents.stamp import SheetPages, Stamp, fitted_stamp, owner_objects
 
 log = logging.getLogger(__name__)
 
-PNG_WIDTH = 1240  # pixels: legible in a mail client without zooming, page 1 only
-PNG_COLOURS = 96  # a palette PNG: pastel blocks and antialiased text need no more
 # Imported here only when needed (the web pages do not), and once by the fork server.
 DRAWING_MODULES = [
     "hpmail.documents.render",
@@ -44,10 +57,6 @@ DRAWING_MODULES = [
     "reportlab.pdfgen.canvas",
 ]
 CHUNK = 64  # people per task: a sheet is mostly drawn once, results still stream back
-
-
-class RenderError(Exception):
-    """A document could not be drawn; the message says why, in French."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +73,6 @@ class Sheet:
     html: str
     geometry: PageGeometry
     png: bool
-
-
-_pdfium_lock = threading.Lock()  # pypdfium2 is not thread-safe
 
 
 # Drawing: HTML to PDF pages, PDF to PNG.
@@ -88,92 +94,6 @@ def _draw_pdf(html: str) -> bytes:
     return out.getvalue()
 
 
-def _first_page_image(pdf: bytes):
-    """Page 1 as a Pillow RGB image, ``PNG_WIDTH`` pixels wide."""
-    import pypdfium2
-
-    with _pdfium_lock:
-        document = pypdfium2.PdfDocument(pdf)
-        try:
-            page = document[0]
-            image = page.render(scale=PNG_WIDTH / page.get_width()).to_pil().convert("RGB")
-            page.close()
-        finally:
-            document.close()
-    return image
-
-
-def _png_bytes(image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, "PNG", compress_level=3)  # level 9 saves 15 % in 8× the time
-    return out.getvalue()
-
-
-def render_png(pdf: bytes) -> bytes:
-    """Return page 1 of ``pdf`` as a palette PNG ``PNG_WIDTH`` pixels wide."""
-    from PIL import Image
-
-    try:
-        image = _first_page_image(pdf)
-    except Exception as error:
-        raise RenderError(f"pypdfium2: {error}") from error
-    return _png_bytes(image.quantize(PNG_COLOURS, method=Image.Quantize.FASTOCTREE))
-
-
-# Stamping the owner's lines on the PNG (stamp.py does the PDF).
-
-
-@functools.lru_cache(maxsize=16)
-def _pillow_font(size: float):
-    from PIL import ImageFont
-
-    return ImageFont.truetype(str(FONT_BOLD), size)
-
-
-class PngBase:
-    """Page 1 drawn once: the RGB image to draw names on, and its palette version to copy."""
-
-    def __init__(self, pdf: bytes, geometry: PageGeometry) -> None:
-        from PIL import Image
-
-        self.geometry = geometry
-        self.pixels_per_point = PNG_WIDTH / geometry.width
-        self.rgb = _first_page_image(pdf)
-        self.palette = self.rgb.quantize(PNG_COLOURS, method=Image.Quantize.FASTOCTREE)
-        left, _top, _width = geometry.name_box
-        # The room of the owner's lines (stamp.Stamp.baselines), with a little air around.
-        self.box = tuple(
-            round(v * self.pixels_per_point)
-            for v in (left - 2, MARGIN - 4, geometry.width - MARGIN + 2, geometry.content_top - 2)
-        )
-
-    def stamped(self, stamp: Stamp) -> bytes:
-        from PIL import ImageDraw
-
-        crop = self.rgb.crop(self.box)
-        draw = ImageDraw.Draw(crop)
-        scale = self.pixels_per_point
-        x0, y0 = self.box[0], self.box[1]
-        right = (self.geometry.width - MARGIN) * scale - x0
-        name_baseline, detail_baseline = stamp.baselines()
-        name_font = _pillow_font(stamp.name_size * scale)
-        draw.text(
-            (right, name_baseline * scale - y0), stamp.name, font=name_font, fill=0, anchor="rs"
-        )
-        if stamp.detail:
-            detail_font = _pillow_font(stamp.detail_size * scale)
-            draw.text(
-                (right, detail_baseline * scale - y0),
-                stamp.detail,
-                font=detail_font,
-                fill=(77, 77, 77),
-                anchor="rs",
-            )
-        image = self.palette.copy()
-        image.paste(crop.quantize(palette=self.palette), self.box[:2])
-        return _png_bytes(image)
-
-
 # One document, in this process.
 
 
@@ -188,8 +108,14 @@ def render_pdf(document: Document, layout: Layout, letterhead: LetterheadInfo) -
 def _sheet_parts(document: Document, layout, letterhead) -> tuple[PageGeometry, str]:
     try:
         return PageGeometry.of(layout), print_html(document, layout, letterhead)
-    except Exception as error:  # a layout value or a template that cannot be drawn
+    except LayoutInvalid as error:
         raise RenderError(str(error)) from error
+    except Exception as error:  # text or a template that cannot be drawn
+        raise _failure(error) from error
+
+
+def _failure(reason: object) -> RenderError:
+    return RenderError(_("The document could not be drawn: %(reason)s") % {"reason": reason})
 
 
 # Many documents: grouped by shared key, drawn in worker processes.
@@ -205,7 +131,7 @@ def _drawn_sheet(sheet: Sheet) -> tuple[SheetPages, PngBase | None]:
     pdf = _draw_pdf(sheet.html)
     try:
         pages = SheetPages(pdf, sheet.geometry)
-        base = PngBase(pdf, sheet.geometry) if sheet.png else None
+        base = PngBase.of_sheet(pdf, sheet.geometry) if sheet.png else None
     except Exception as error:
         raise RenderError(f"pypdf, pypdfium2: {error}") from error
     _drawn[sheet.key] = (pages, base)
@@ -258,12 +184,26 @@ def _tasks(documents: Sequence[Document], layout, letterhead, png: bool):
             sheet: Sheet | RenderError = Sheet(key, html, geometry, png)
         except RenderError as error:
             sheet = error
+        except UnicodeError as error:  # text no PDF can hold (a lone surrogate)
+            sheet = RenderError(
+                _("The document could not be drawn: %(reason)s") % {"reason": error}
+            )
         for start in range(0, len(indexes), CHUNK):
             people = [
                 (i, documents[i].owner.name, documents[i].owner.detail)
                 for i in indexes[start : start + CHUNK]
             ]
             yield sheet, people
+
+
+def _in_french(drawn: list[tuple[int, Rendered | RenderError]]):
+    """The drawing processes have no app context: their errors are told in French here."""
+    for index, result in drawn:
+        if isinstance(result, RenderError):
+            result = RenderError(
+                _("The document could not be drawn: %(reason)s") % {"reason": result}
+            )
+        yield index, result
 
 
 def _process_context():
@@ -296,7 +236,7 @@ def render_documents(
             if isinstance(sheet, RenderError):
                 yield from ((index, sheet) for index, _n, _d in people)
             else:
-                yield from draw_group(sheet, people)
+                yield from _in_french(draw_group(sheet, people))
         return
     context = _process_context()
     with ProcessPoolExecutor(processes, mp_context=context) as pool:
@@ -321,10 +261,11 @@ def render_documents(
             for future in done:
                 people = running.pop(future)
                 try:
-                    yield from future.result()
+                    drawn = future.result()
                 except Exception as error:  # the process died: these documents failed
                     failure = RenderError(str(error) or type(error).__name__)
-                    yield from ((index, failure) for index, _n, _d in people)
+                    drawn = [(index, failure) for index, _n, _d in people]
+                yield from _in_french(drawn)
 
 
 # Putting files together.
@@ -337,7 +278,7 @@ def printed_copy(pdfs: Iterable[bytes]) -> bytes:
     writer = PdfWriter()
     for pdf in pdfs:
         writer.append(PdfReader(io.BytesIO(pdf)))
-    writer.compress_identical_objects(remove_duplicates=True, remove_orphans=True)
+    writer.compress_identical_objects()  # the pages of a shared sheet, and their fonts, once
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
