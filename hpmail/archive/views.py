@@ -53,6 +53,7 @@ def _detail_context(mailing) -> dict:
         "mailing": mailing,
         "lines": lines,
         "total_recipients": total,
+        "own_files": any(email.attachments for email in emails),
         "body_html": body,
         "headers": service.headers_as_sent(mailing, emails[0]) if emails else [],
         "failed_count": service.failed_recipient_count(mailing),
@@ -83,6 +84,18 @@ def detail(mailing_id: int):
 def attachment(mailing_id: int, item_id: int):
     mailing = service.mailing_for(current_user, mailing_id)
     item = service.attachment_of(mailing, item_id)
+    try:
+        data = read_attachment(item.attachment)
+    except OSError:
+        abort(404)
+    return stored_file_response(data, item.filename)
+
+
+@bp.route("/e-mails/<int:mailing_id>/fichiers/<int:item_id>")
+def email_file(mailing_id: int, item_id: int):
+    """A file that one e-mail of the mailing carried alone (a recipient's own document)."""
+    mailing = service.mailing_for(current_user, mailing_id)
+    item = service.email_file_of(mailing, item_id)
     try:
         data = read_attachment(item.attachment)
     except OSError:

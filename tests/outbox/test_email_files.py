@@ -25,6 +25,7 @@ pytestmark = pytest.mark.usefixtures("no_sender_checks")
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 SENDER = Sender("secretariat@lycee-demo.fr", "Secrétariat")
+UNSAFE = [chr(c) for c in (*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)]
 HTML = f'<p>Bonjour,</p><p>Votre emploi du temps :</p><img src="cid:{DOCUMENT_PREVIEW}">'
 
 
@@ -151,6 +152,22 @@ def test_a_file_name_with_a_control_character_is_refused_when_queued_and_nothing
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == 0
     assert db.session.scalar(select(func.count()).select_from(EmailAttachment)) == 0
+
+
+def test_every_control_or_separator_character_in_an_emails_file_name_or_cid_is_refused(db):
+    pdf, png = timetable_of(db, "Oscar")
+    db.session.commit()
+    for character in UNSAFE:
+        for file in (
+            AttachmentSpec(pdf, f"edt{character}.pdf"),
+            AttachmentSpec(png, "apercu.png", content_id=f"apercu{character}"),
+        ):
+            with pytest.raises(InvalidHeader):
+                queue_documents(
+                    db, [EmailSpec(to=[Address("oscar@example.org")], attachments=[file])]
+                )
+            db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == 0
 
 
 def test_a_hostile_file_name_is_refused_when_emails_are_added_to_a_mailing(db, delivery_settings):
