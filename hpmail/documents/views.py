@@ -343,8 +343,8 @@ def _dialog(form: PrintForm, whose: jobs.Whose, refused: InputRefused | None = N
     context = {
         "form": form,
         "whose": whose,
-        "owners_count": len(owners),
-        "first_owner": owners[0].name if owners else "",
+        "owners_count": owners.count,
+        "first_owner": owners.first_name,
         "kinds": DOCUMENT_KIND_LABELS,
         "outputs": OUTPUT_LABELS,
         "print_copies": PRINT_COPY_LABELS,
