@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 
 from flask import abort, current_app
 from flask_babel import gettext as _
-from sqlalchemy import Select, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, insert, literal, or_, select, update
 
 from hpmail.core.forms import InputRefused
 from hpmail.core.time import utcnow
@@ -49,7 +49,7 @@ from hpmail.documents.render import (
     zip_of,
 )
 from hpmail.extensions import db
-from hpmail.outbox.attachments import read_attachment, store_attachment
+from hpmail.outbox.attachments import read_attachment, store_attachment, store_attachments
 
 log = logging.getLogger(__name__)
 
@@ -403,21 +403,23 @@ def render_pending(job: DocumentJob, after_chunk=None) -> int:
     ``after_chunk(job)`` runs after each commit (e-mails of the ready items are queued there).
     A document that cannot be rendered fails alone, with the reason. Return how many were done.
     """
-    items = list(
-        db.session.scalars(
-            select(DocumentJobItem)
-            .where(DocumentJobItem.job_id == job.id, DocumentJobItem.state == ItemState.PENDING)
-            .order_by(DocumentJobItem.position)
+    items = db.session.execute(
+        select(
+            DocumentJobItem.id,
+            DocumentJobItem.owner_kind,
+            DocumentJobItem.owner_id,
+            DocumentJobItem.name,
         )
-    )
+        .where(DocumentJobItem.job_id == job.id, DocumentJobItem.state == ItemState.PENDING)
+        .order_by(DocumentJobItem.position)
+    ).all()
     documents = _documents_of(job, items)
     gone = [item for item in items if item.id not in documents]
-    for item in gone:
-        item.state, item.error = ItemState.FAILED, _("Not in the directory any more.")
+    reason = _("Not in the directory any more.")
+    _record([{"item": item.id, "state": ItemState.FAILED, "error": reason} for item in gone])
     to_render = [item for item in items if item.id in documents]
     chunk = max(1, int(current_app.config["DOCUMENT_JOB_CHUNK"]))
     png = job.output == Output.EMAIL and job.inline_png
-    done, since_commit = len(gone), 0
     results = render_documents(
         [documents[item.id] for item in to_render],
         layout_of(job),
@@ -425,29 +427,70 @@ def render_pending(job: DocumentJob, after_chunk=None) -> int:
         png=png,
         processes=current_app.config["DOCUMENT_RENDER_PROCESSES"],
     )
+    done, batch = len(gone), []
     for index, rendered in results:
-        item = to_render[index]
+        batch.append((to_render[index], rendered))
+        if len(batch) >= chunk:
+            done += _store_chunk(job, batch, png, after_chunk)
+            batch = []
+    done += _store_chunk(job, batch, png, after_chunk)
+    return done
+
+
+def _store_chunk(job: DocumentJob, batch: list, png: bool, after_chunk) -> int:
+    """Store a chunk's files at once, record its items, renew the lease and commit."""
+    ready = [(item, rendered) for item, rendered in batch if not isinstance(rendered, RenderError)]
+    files = [(rendered.pdf, "application/pdf") for _item, rendered in ready]
+    if png:
+        files += [(rendered.png, "image/png") for _item, rendered in ready]
+    stored = store_attachments(files)
+    pdfs, pngs = stored[: len(ready)], stored[len(ready) :]
+    rows = [
+        {
+            "item": item.id,
+            "state": ItemState.READY,
+            "pdf_id": pdfs[n].id,
+            "png_id": pngs[n].id if png else None,
+        }
+        for n, (item, _rendered) in enumerate(ready)
+    ]
+    for item, rendered in batch:
         if isinstance(rendered, RenderError):
-            item.state, item.error = ItemState.FAILED, str(rendered)[:2000]
             log.warning("job %s: the document of %s failed: %s", job.id, item.name, rendered)
-        else:
-            item.pdf_id = store_attachment(rendered.pdf, "application/pdf").id
-            if png and rendered.png:
-                item.png_id = store_attachment(rendered.png, "image/png").id
-            item.state = ItemState.READY
-        done += 1
-        since_commit += 1
-        if since_commit >= chunk:
-            renew_lease(job)
-            db.session.commit()
-            since_commit = 0
-            if after_chunk is not None:
-                after_chunk(job)
+            rows.append({"item": item.id, "state": ItemState.FAILED, "error": str(rendered)[:2000]})
+    _record(rows)
     renew_lease(job)
     db.session.commit()
     if after_chunk is not None:
         after_chunk(job)
-    return done
+    return len(batch)
+
+
+def _record(rows: list[dict]) -> None:
+    """Write each item's state, error and files: one UPDATE run for the whole chunk."""
+    if not rows:
+        return
+    table = DocumentJobItem.__table__
+    db.session.execute(
+        update(table)
+        .where(table.c.id == bindparam("item"))
+        .values(
+            state=bindparam("new_state"),
+            error=bindparam("new_error"),
+            pdf_id=bindparam("new_pdf"),
+            png_id=bindparam("new_png"),
+        ),
+        [
+            {
+                "item": row["item"],
+                "new_state": row["state"],
+                "new_error": row.get("error"),
+                "new_pdf": row.get("pdf_id"),
+                "new_png": row.get("png_id"),
+            }
+            for row in rows
+        ],
+    )
 
 
 def file_name(job: DocumentJob, name: str, extension: str = "pdf") -> str:

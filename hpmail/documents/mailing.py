@@ -16,6 +16,7 @@ from flask_babel import format_date
 from flask_babel import gettext as _
 from markupsafe import escape
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import selectinload
 
 from hpmail.accounts.service import sender_for
 from hpmail.compose import service as compose
@@ -192,6 +193,7 @@ def waiting_emails(job: DocumentJob) -> list[tuple[DocumentJobItem, Person, str]
     rows = db.session.execute(
         select(DocumentJobItem, Person)
         .join(Person, Person.id == DocumentJobItem.owner_id)
+        .options(selectinload(DocumentJobItem.pdf), selectinload(DocumentJobItem.png))
         .where(
             DocumentJobItem.job_id == job.id,
             DocumentJobItem.owner_kind == OwnerKind.PERSON,
