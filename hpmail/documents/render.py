@@ -135,7 +135,7 @@ def _drawn_sheet(sheet: Sheet) -> tuple[SheetPages, PngBase | None]:
     except Exception as error:
         raise RenderError(f"pypdf, pypdfium2: {error}") from error
     _drawn[sheet.key] = (pages, base)
-    while len(_drawn) > 4:
+    while len(_drawn) > 2:  # a chunk of a sheet may follow another sheet's; no more is kept
         _drawn.popitem(last=False)
     return pages, base
 
@@ -245,7 +245,7 @@ def render_documents(
         exhausted = False
         while running or not exhausted:
             # A few tasks ahead of the processes: the HTML is made as they draw, memory stays low.
-            while not exhausted and len(running) < processes * 3:
+            while not exhausted and len(running) < processes * 2:
                 task = next(pending, None)
                 if task is None:
                     exhausted = True
