@@ -222,10 +222,15 @@ def test_a_failing_document_is_reported_for_its_index_while_the_others_render(
         documents[bruno.id], weeks=(replace(week, occurrences=(bad, *week.occurrences[1:])),)
     )
 
-    results = _rendered([documents[alice.id], broken, documents[claire.id]], processes=2)
+    # And, on the grid Alice shares with Claire, an owner without a name (a broken object).
+    nameless = replace(documents[claire.id], owner=replace(documents[claire.id].owner, name=None))
+    group = [documents[alice.id], broken, documents[claire.id], nameless]
 
-    assert isinstance(results[1], RenderError)
+    results = _rendered(group, processes=2)
+
+    assert isinstance(results[1], RenderError) and isinstance(results[3], RenderError)
     assert "Le document n'a pas pu être dessiné" in str(results[1])
+    assert "Le document n'a pas pu être dessiné" in str(results[3])
     assert "Alice Martin" in _text(results[0].pdf)
     assert "Claire" in _text(results[2].pdf)
 
