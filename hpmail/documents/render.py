@@ -23,6 +23,7 @@ from multiprocessing import get_context
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from hpmail.documents.bundle import bundled
 from hpmail.documents.content import Document, Timetable
 from hpmail.documents.layout import Layout, LetterheadInfo
 from hpmail.documents.preview import PngBase, render_png
@@ -273,16 +274,8 @@ def render_documents(
 
 
 def printed_copy(pdfs: Iterable[bytes]) -> bytes:
-    """Return one PDF holding ``pdfs`` one after the other, to print."""
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for pdf in pdfs:
-        writer.append(PdfReader(io.BytesIO(pdf)))
-    writer.compress_identical_objects()  # the pages of a shared sheet, and their fonts, once
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    """Return one PDF holding ``pdfs`` one after the other, to print (``bundle``)."""
+    return bundled(pdfs)
 
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:*?\"<>|\u2028\u2029]+")
