@@ -94,7 +94,14 @@ def main() -> None:
     from hpmail.directory.models import Person, PersonKind
     from hpmail.documents.content import person_documents
     from hpmail.documents.layout import DocumentKind, Layout, LetterheadInfo, Period
-    from hpmail.documents.render import RenderError, render_documents, render_pdf, render_png
+    from hpmail.documents.render import (
+        RenderError,
+        printed_copy,
+        render_documents,
+        render_pdf,
+        render_png,
+        zip_of,
+    )
     from hpmail.extensions import db
 
     logging.basicConfig(level=logging.ERROR)
@@ -161,7 +168,21 @@ def main() -> None:
                         continue
                     pdf_sizes.append(len(result.pdf))
                     png_sizes.append(len(result.png))
+                    # Kept on disk, as the worker stores them, not in this process's memory.
+                    (Path(folder) / f"{_index}.pdf").write_bytes(result.pdf)
                 ours = time.perf_counter() - started
+
+            pdfs = [
+                (Path(folder) / f"{n}.pdf").read_bytes()
+                for n in range(len(documents))
+                if (Path(folder) / f"{n}.pdf").exists()
+            ]
+            started = time.perf_counter()
+            copy = printed_copy(pdfs)
+            copied = time.perf_counter() - started
+            started = time.perf_counter()
+            archive = zip_of((f"Emploi du temps - {n}.pdf", pdf) for n, pdf in enumerate(pdfs))
+            zipped = time.perf_counter() - started
 
     count = len(documents)
     load = os.getloadavg()[0]
@@ -185,6 +206,11 @@ def main() -> None:
         (
             "peak memory (PSS), this process and its drawing processes / this process alone",
             f"{memory.peak:.0f} / {memory.peak_here:.0f} MB (< 500)",
+        ),
+        (
+            f"printed copy of the {len(pdfs):,} PDFs (one PDF) / ZIP of them",
+            f"{copied:.1f} s, {len(copy) / 1e6:.1f} MB / {zipped:.1f} s, "
+            f"{len(archive) / 1e6:.0f} MB",
         ),
         (
             "PDF size, median / largest",

@@ -20,11 +20,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from multiprocessing import get_context
 
-from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from hpmail.documents.bundle import bundled
-from hpmail.documents.content import Document, Timetable
+from hpmail.documents.content import Document
 from hpmail.documents.layout import Layout, LetterheadInfo
 from hpmail.documents.preview import PngBase, render_png
 from hpmail.documents.print_html import (
@@ -39,11 +38,11 @@ from hpmail.documents.stamp import SheetPages, fitted_stamp, owner_objects
 __all__ = [
     "RenderError",
     "Rendered",
-    "document_filename",
     "printed_copy",
     "render_documents",
     "render_pdf",
     "render_png",
+    "safe_filename",
     "zip_of",
 ]
 log = logging.getLogger(__name__)
@@ -303,10 +302,3 @@ def zip_of(named: Iterable[tuple[str, bytes]]) -> bytes:
             used.add(filename.lower())
             archive.writestr(filename, data)
     return out.getvalue()
-
-
-def document_filename(document: Document) -> str:
-    """``Emploi du temps - Alice Martin.pdf``, in French like the document."""
-    with force_locale("fr"):
-        label = _("Timetable") if isinstance(document, Timetable) else _("Summary")
-    return safe_filename(f"{label} - {document.owner.name}")
