@@ -53,7 +53,7 @@ class Stamp:
         return name_baseline, name_baseline + self.detail_size * 1.6
 
 
-def _serialised(number: int, obj: PdfObject, stream_data: bytes | None = None) -> bytes:
+def serialised(number: int, obj: PdfObject, stream_data: bytes | None = None) -> bytes:
     out = io.BytesIO()
     out.write(b"%d 0 obj\n" % number)
     if stream_data is None:
@@ -92,8 +92,8 @@ class SheetPages:
         begin, end, self.form = size, size + 1, size + 2
         self.first_free = size + 3
         objects = [
-            _serialised(begin, *_stream(b"q\n")),
-            _serialised(end, *_stream(f"\nQ q {STAMP} Do Q\n".encode())),
+            serialised(begin, *_stream(b"q\n")),
+            serialised(end, *_stream(f"\nQ q {STAMP} Do Q\n".encode())),
         ]
         form_ref = IndirectObject(self.form, 0, None)
         for page in reader.pages:
@@ -108,7 +108,7 @@ class SheetPages:
             copy[NameObject("/Contents")] = ArrayObject(
                 [IndirectObject(begin, 0, None), *old, IndirectObject(end, 0, None)]
             )
-            objects.append(_serialised(page.indirect_reference.idnum, copy))
+            objects.append(serialised(page.indirect_reference.idnum, copy))
         self.objects = objects
 
     def stamped(self, person_objects: Sequence[tuple[int, bytes]]) -> bytes:
@@ -196,7 +196,7 @@ class _Renumbered:
             copy = self.copy(obj)
             # pypdf gives no public access to a stream's bytes as stored (still compressed).
             data = obj._data if isinstance(obj, StreamObject) else None
-            done.append((self.numbers[old], _serialised(self.numbers[old], copy, data)))
+            done.append((self.numbers[old], serialised(self.numbers[old], copy, data)))
         return done
 
 
@@ -216,7 +216,7 @@ def owner_objects(stamps: Sequence[Stamp], sheet: SheetPages) -> list[list[tuple
             NameObject("/BBox"): bbox,
             NameObject("/Resources"): renumbered.copy(page["/Resources"].get_object()),
         }
-        forms.append(_serialised(sheet.form, *_stream(page.get_contents().get_data(), entries)))
+        forms.append(serialised(sheet.form, *_stream(page.get_contents().get_data(), entries)))
     shared = renumbered.serialised()
     return [[(sheet.form, form), *shared] for form in forms]
 

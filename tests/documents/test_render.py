@@ -222,10 +222,15 @@ def test_a_failing_document_is_reported_for_its_index_while_the_others_render(
         documents[bruno.id], weeks=(replace(week, occurrences=(bad, *week.occurrences[1:])),)
     )
 
-    results = _rendered([documents[alice.id], broken, documents[claire.id]], processes=2)
+    # And, on the grid Alice shares with Claire, an owner without a name (a broken object).
+    nameless = replace(documents[claire.id], owner=replace(documents[claire.id].owner, name=None))
+    group = [documents[alice.id], broken, documents[claire.id], nameless]
 
-    assert isinstance(results[1], RenderError)
+    results = _rendered(group, processes=2)
+
+    assert isinstance(results[1], RenderError) and isinstance(results[3], RenderError)
     assert "Le document n'a pas pu être dessiné" in str(results[1])
+    assert "Le document n'a pas pu être dessiné" in str(results[3])
     assert "Alice Martin" in _text(results[0].pdf)
     assert "Claire" in _text(results[2].pdf)
 
@@ -268,3 +273,24 @@ def test_one_pdf_alone_a_printed_copy_in_order_and_a_zip_of_safe_unique_names(
         "Emploi du temps - MARTIN Alice (2).pdf",
         "a b c d.pdf",
     ]
+
+
+def test_a_printed_copy_writes_a_shared_grid_once_and_each_name_on_its_page(
+    db, make_cohort, make_person, make_course
+):
+    cohort, _teacher, alice, _bruno = _school(make_cohort, make_person, make_course)
+    claire = make_person(
+        "student", first_name="Claire", last_name="Dupont", cohort=cohort, groups=alice.groups
+    )
+    documents = person_documents(DocumentKind.TIMETABLE, [alice.id, claire.id], WEEK)
+    results = _rendered([documents[alice.id], documents[claire.id]] * 3, png=False)
+    pdfs = [results[index].pdf for index in range(6)]
+
+    copy = printed_copy(pdfs)
+
+    pages = [page.extract_text() for page in PdfReader(io.BytesIO(copy)).pages]
+    assert len(pages) == 6
+    assert ["Alice Martin" in text for text in pages] == [True, False] * 3
+    assert ["Claire Dupont" in text for text in pages] == [False, True] * 3
+    assert all("Droit pénal" in text for text in pages)
+    assert len(copy) < len(pdfs[0]) * 1.5  # the grid and its fonts once, six names
