@@ -63,8 +63,10 @@ OWNER_PAGES = {
 }
 # Only teachers and students have courses.
 PEOPLE_WITH_DOCUMENTS = (PersonKind.TEACHER, PersonKind.STUDENT)
-for _kind, _endpoint in PERSON_PAGES.items():
-    register_list_page(_endpoint, keeps=PERIOD_ARGS[_kind], person_arg=PERSON_ARG)
+# The people list beside a document keeps the person shown and the week or the period.
+for doc_kind, endpoint in PERSON_PAGES.items():
+    register_list_page(endpoint, keeps=PERIOD_ARGS[doc_kind], person_arg=PERSON_ARG)
+del doc_kind, endpoint
 
 
 @bp.app_template_filter("hours")

@@ -302,3 +302,50 @@ def test_the_plannings_menu_leads_to_the_documents(client, login_as, db):
 
     assert "Emploi du temps des enseignants" in home.text
     assert "Récapitulatif des étudiants" in home.text
+
+
+@pytest.mark.browser
+def test_clicking_names_in_the_list_changes_the_timetable_then_the_week_moves(
+    page, sign_in_page, school
+):
+    from datetime import date, timedelta
+
+    from playwright.sync_api import expect
+
+    alice, bruno = school["alice"], school["bruno"]
+    monday = date.today() - timedelta(days=date.today().weekday())
+    sign_in_page("staff")
+
+    page.get_by_text("Plannings").first.click()
+    page.get_by_role("navigation").get_by_role("link", name="Emploi du temps des étudiants").click()
+    expect(page.locator("#document")).to_contain_text("Cliquez sur un nom")
+
+    page.get_by_role("link", name="ARNAUD").click()
+    document = page.locator("#document")
+    expect(document.locator("h2")).to_have_text("Emploi du temps — ARNAUD Alice")
+    expect(document).to_contain_text("Procédure pénale")
+    expect(document).not_to_contain_text("Droit fiscal")
+    expect(page).to_have_url(re.compile(f"personne={alice.id}"))
+    # The view is swapped in place, not a page inside the page.
+    expect(page.locator("header.topbar")).to_have_count(1)
+    expect(page.locator("#documents-view")).to_have_count(1)
+
+    page.get_by_role("link", name="BLANC").click()
+    expect(document.locator("h2")).to_have_text("Emploi du temps — BLANC Bruno")
+    expect(document).to_contain_text("Droit fiscal")
+    expect(document).not_to_contain_text("Procédure pénale")
+    expect(page).to_have_url(re.compile(f"personne={bruno.id}"))
+    expect(page.get_by_label("Semaine du")).to_have_value(monday.isoformat())
+
+    page.get_by_role("link", name="Semaine suivante").click()
+    next_monday = (monday + timedelta(weeks=1)).isoformat()
+    expect(page.get_by_label("Semaine du")).to_have_value(next_monday)
+    expect(page.locator("header.topbar")).to_have_count(1)
+    expect(page).to_have_url(re.compile(f"semaine={next_monday}"))
+    expect(document.locator("h2")).to_have_text("Emploi du temps — BLANC Bruno")
+    expect(document).to_contain_text("Droit fiscal")
+
+    # The list still leads to the same week: another name keeps it.
+    page.get_by_role("link", name="ARNAUD").click()
+    expect(document.locator("h2")).to_have_text("Emploi du temps — ARNAUD Alice")
+    expect(page.get_by_label("Semaine du")).to_have_value(next_monday)
