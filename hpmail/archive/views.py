@@ -53,7 +53,6 @@ def _detail_context(mailing) -> dict:
         "mailing": mailing,
         "lines": lines,
         "total_recipients": total,
-        "own_files": any(email.attachments for email in emails),
         "body_html": body,
         "headers": service.headers_as_sent(mailing, emails[0]) if emails else [],
         "failed_count": service.failed_recipient_count(mailing),

@@ -139,7 +139,9 @@ class Attachment(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # When these bytes were last stored (a new upload of the same file renews it): a file that no
     # row uses is removed only once this is old enough (``attachments.remove_unused_files``).
-    stored_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # Nullable only so that adding it never rebuilt this table (every row has it, never removed
+    # without it).
+    stored_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class Mailing(db.Model):

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -138,6 +139,21 @@ class _Checked:
     files: list[AttachmentSpec]
 
 
+# An e-mail's own inline image is named by a word: its Content-ID in each message starts with it.
+INLINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _checked_own_files(items: Iterable[AttachmentSpec]) -> list[AttachmentSpec]:
+    """Return an e-mail's own files checked like a mailing's, their inline names words."""
+    items = _checked_files(items)
+    for item in items:
+        if item.content_id and not INLINE_NAME.fullmatch(item.content_id):
+            raise InvalidHeader(
+                _("Invalid inline image name: %(name)s.", name=item.content_id),
+            )
+    return items
+
+
 def _checked_emails(emails: Iterable[EmailSpec]) -> list[_Checked]:
     """Return the e-mails that have a recipient, every address and file checked."""
     checked = [
@@ -145,7 +161,7 @@ def _checked_emails(emails: Iterable[EmailSpec]) -> list[_Checked]:
             [_checked_recipient(r) for r in spec.to],
             [_checked_recipient(r) for r in spec.cc],
             [_checked_recipient(r) for r in spec.bcc],
-            _checked_files(spec.attachments),
+            _checked_own_files(spec.attachments),
         )
         for spec in emails
     ]

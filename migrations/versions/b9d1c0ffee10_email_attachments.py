@@ -41,18 +41,16 @@ def upgrade():
         batch.create_index(batch.f("ix_email_attachment_attachment_id"), ["attachment_id"])
         batch.create_index(batch.f("ix_email_attachment_email_id"), ["email_id"])
 
-    with op.batch_alter_table("attachment") as batch:
-        batch.add_column(sa.Column("stored_at", sa.DateTime(), nullable=True))
+    # A plain ADD COLUMN: rebuilding ``attachment`` (batch mode) would drop a table that other
+    # rows point at, which SQLite refuses while foreign keys are enforced.
+    op.add_column("attachment", sa.Column("stored_at", sa.DateTime(), nullable=True))
     op.execute("UPDATE attachment SET stored_at = created_at")
-    with op.batch_alter_table("attachment") as batch:
-        batch.alter_column("stored_at", existing_type=sa.DateTime(), nullable=False)
-        batch.create_index(batch.f("ix_attachment_stored_at"), ["stored_at"])
+    op.create_index(op.f("ix_attachment_stored_at"), "attachment", ["stored_at"])
 
 
 def downgrade():
-    with op.batch_alter_table("attachment") as batch:
-        batch.drop_index(batch.f("ix_attachment_stored_at"))
-        batch.drop_column("stored_at")
+    op.drop_index(op.f("ix_attachment_stored_at"), table_name="attachment")
+    op.drop_column("attachment", "stored_at")  # SQLite 3.35+ drops a column in place
     with op.batch_alter_table("email_attachment") as batch:
         batch.drop_index(batch.f("ix_email_attachment_email_id"))
         batch.drop_index(batch.f("ix_email_attachment_attachment_id"))

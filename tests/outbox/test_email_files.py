@@ -125,19 +125,24 @@ def test_emails_without_files_of_their_own_share_the_mailing_body_built_once(
         db,
         [
             document_email(db, "berenice@example.org", "Bérénice"),
-            EmailSpec(to=[Address("parent@example.org")]),
+            EmailSpec(to=[Address("mere@example.org")]),
+            document_email(db, "oscar@example.org", "Oscar"),
+            EmailSpec(to=[Address("pere@example.org")]),
         ],
         html_body="<p>Bonjour</p>",
     )
     dispatch(mailing)
 
-    plain = arrived_for(smtp_server, "parent@example.org")
-    assert [p.get_content_type() for p in plain.walk()] == [
+    mother, father = (arrived_for(smtp_server, a) for a in ("mere@example.org", "pere@example.org"))
+    assert [p.get_content_type() for p in mother.walk()] == [
         "multipart/alternative",
         "text/plain",
         "text/html",
     ]
-    assert len(pdf_of(arrived_for(smtp_server, "berenice@example.org"))) > 0
+    # One body serialised once for the mailing: the same MIME boundary in both messages.
+    assert mother.get_boundary() == father.get_boundary()
+    documents = [arrived_for(smtp_server, a) for a in ("berenice@example.org", "oscar@example.org")]
+    assert len({m.get_boundary() for m in documents} | {mother.get_boundary()}) == 3
 
 
 def test_a_file_name_with_a_control_character_is_refused_when_queued_and_nothing_is_kept(db):
@@ -168,6 +173,16 @@ def test_every_control_or_separator_character_in_an_emails_file_name_or_cid_is_r
                 )
             db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(OutboundEmail)) == 0
+
+
+def test_an_inline_image_of_one_email_must_be_named_by_a_word(db):
+    _pdf, png = timetable_of(db, "Oscar")
+    db.session.commit()
+    for name in ("apercu@hpmail", "aperçu", "deux mots", "<x>", "-x"):
+        preview = AttachmentSpec(png, "apercu.png", content_id=name)
+        with pytest.raises(InvalidHeader, match="Nom d'image intégrée non valable"):
+            queue_documents(db, [EmailSpec(to=[Address("o@example.org")], attachments=[preview])])
+        db.session.rollback()
 
 
 def test_a_hostile_file_name_is_refused_when_emails_are_added_to_a_mailing(db, delivery_settings):
