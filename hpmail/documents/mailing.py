@@ -24,9 +24,10 @@ from hpmail.core.time import utcnow
 from hpmail.directory.models import Person
 from hpmail.directory.reach import reachability, unreachable_reason
 from hpmail.documents.content import OwnerKind
-from hpmail.documents.jobs import file_name, period_of
+from hpmail.documents.jobs import period_of
 from hpmail.documents.layout import DOCUMENT_KIND_LABELS, DocumentKind, Output, PrintCopy
 from hpmail.documents.models import DocumentJob, DocumentJobItem, ItemState, JobState
+from hpmail.documents.printing import file_name
 from hpmail.extensions import db
 from hpmail.outbox.api import (
     DOCUMENT_PREVIEW,

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from hpmail import queue
 from hpmail.core.time import utcnow
-from hpmail.documents import jobs, mailing
+from hpmail.documents import mailing, printing
 from hpmail.documents.models import DocumentJob, JobState
 from hpmail.extensions import db
 from hpmail.outbox.api import InvalidHeader, NoTransport, OutboxBusy, dispatch_emails
@@ -66,17 +66,17 @@ def run_job(job_id: int) -> None:
     on its next look (the loop below) or by the task the send enqueued: never by both.
     """
     for _turn in range(3):
-        if not jobs.claim_job(job_id, utcnow()):
+        if not printing.claim_job(job_id, utcnow()):
             return
         job = db.session.get(DocumentJob, job_id)
         try:
             if job.state == JobState.RENDERING:
-                jobs.render_pending(job, after_chunk=queue_emails)
-                jobs.finish_job(job, mailing.printed_items(job))
+                printing.render_pending(job, after_chunk=queue_emails)
+                printing.finish_job(job, mailing.printed_items(job))
                 db.session.commit()
             queue_emails(job)
         finally:
-            jobs.release_job(job_id)
+            printing.release_job(job_id)
         db.session.expire_all()
         job = db.session.get(DocumentJob, job_id)
         if not job.mail or job.error or not mailing.waiting_emails(job):
@@ -87,8 +87,8 @@ def sweep() -> int:
     """Hand lost jobs to a worker again, and delete the old ones; return how many were handed."""
     now = utcnow()
     grace = timedelta(seconds=current_app.config["DOCUMENT_JOB_GRACE_SECONDS"])
-    lost = jobs.lost_jobs(now, grace) + mailing.jobs_with_mail_to_queue()
-    jobs.delete_old_jobs(now)
+    lost = printing.lost_jobs(now, grace) + mailing.jobs_with_mail_to_queue()
+    printing.delete_old_jobs(now)
     db.session.commit()
     for job_id in lost:
         enqueue_job(job_id)

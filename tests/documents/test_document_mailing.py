@@ -16,7 +16,7 @@ from hpmail.directory.selection import create_selection
 from hpmail.documents.models import DocumentJob
 from hpmail.outbox.attachments import read_attachment
 from hpmail.outbox.models import Mailing
-from tests.documents.printing import FR, dialog
+from tests.documents.print_fixtures import FR, dialog
 from tests.fixtures.worker import wait_until, worker_app_config
 
 

@@ -16,10 +16,10 @@ from hpmail import queue
 from hpmail.core.time import utcnow
 from hpmail.directory.models import Person
 from hpmail.directory.selection import create_selection
-from hpmail.documents import jobs, tasks
+from hpmail.documents import printing, tasks
 from hpmail.documents.models import DocumentJob, DocumentJobItem
 from hpmail.outbox.attachments import read_attachment
-from tests.documents.printing import FR, dialog
+from tests.documents.print_fixtures import FR, dialog
 from tests.fixtures.worker import wait_until, worker_app_config
 
 
@@ -79,15 +79,15 @@ def test_a_printer_job_gives_one_pdf_of_everyone_and_the_page_offers_it(
 def test_a_document_that_cannot_be_made_is_reported_by_name_and_the_others_go_on(
     client, login_as, school, db, monkeypatch
 ):
-    real = jobs.render_documents
+    real = printing.render_documents
 
     def failing_for_bruno(documents, *args, **kwargs):
         for index, rendered in real(documents, *args, **kwargs):
             if documents[index].owner.name == "Bruno Durand":
-                rendered = jobs.RenderError("la grille ne tient pas sur la page")
+                rendered = printing.RenderError("la grille ne tient pas sur la page")
             yield index, rendered
 
-    monkeypatch.setattr(jobs, "render_documents", failing_for_bruno)
+    monkeypatch.setattr(printing, "render_documents", failing_for_bruno)
     monkeypatch.setattr(queue.huey, "_immediate", False)  # the test runs the worker's task
     user = login_as("staff")
     gone = Person(kind="student", first_name="Zoé", last_name="Partie")
@@ -117,10 +117,10 @@ def test_a_job_is_taken_by_one_worker_at_a_time(client, login_as, school, db, ap
     job = print_for(client, user, school.students, db)
     now = utcnow()
 
-    assert jobs.claim_job(job.id, now) is True
-    assert jobs.claim_job(job.id, now) is False
+    assert printing.claim_job(job.id, now) is True
+    assert printing.claim_job(job.id, now) is False
     later = now + timedelta(seconds=app.config["DOCUMENT_JOB_LEASE_SECONDS"] + 1)
-    assert jobs.claim_job(job.id, later) is True  # the lease expired: another worker takes it
+    assert printing.claim_job(job.id, later) is True  # the lease expired: another worker takes it
 
 
 def test_old_jobs_are_deleted_with_their_items(client, login_as, school, db, app):

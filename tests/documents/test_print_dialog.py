@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from hpmail.directory.selection import create_selection
 from hpmail.documents.models import DocumentJob, DocumentJobItem
-from tests.documents.printing import FR, dialog, item_count, job_count
+from tests.documents.print_fixtures import FR, dialog, item_count, job_count
 
 
 @pytest.fixture
