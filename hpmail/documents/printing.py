@@ -237,6 +237,20 @@ def finish_job(job: DocumentJob, printed_items: list[DocumentJobItem] | None) ->
     )
 
 
+def fail_job(job_id: int, error: Exception) -> None:
+    """Mark the job failed with why (committed): its documents ready so far stay readable."""
+    reason = _(
+        "The documents could not be made: %(reason)s", reason=str(error) or type(error).__name__
+    )
+    db.session.execute(
+        update(DocumentJob)
+        .where(DocumentJob.id == job_id)
+        .values(state=JobState.FAILED, error=reason[:2000], finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
 def lost_jobs(now: datetime, grace: timedelta) -> list[int]:
     """Return the jobs a worker should take again: waiting too long, or their lease expired."""
     return list(

@@ -75,6 +75,13 @@ def run_job(job_id: int) -> None:
                 printing.finish_job(job, mailing.printed_items(job))
                 db.session.commit()
             queue_emails(job)
+        except OperationalError:
+            raise  # the database is busy: the sweeper hands the job out again later
+        except Exception as error:  # noqa: BLE001 - a job that cannot go on must not come back
+            db.session.rollback()
+            log.exception("print job %s failed", job_id)
+            printing.fail_job(job_id, error)
+            return
         finally:
             printing.release_job(job_id)
         db.session.expire_all()

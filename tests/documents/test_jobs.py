@@ -216,3 +216,23 @@ class TestWithAWorker:
         assert {item.state for item in job.items} == {"ready"}
         text = pdf_text(read_attachment(job.output_file))
         assert [f"Élève{i} Nom{i:03d}" in text for i in range(120)] == [True] * 120
+
+
+def test_a_job_that_cannot_go_on_fails_with_why_and_is_not_taken_again(
+    client, login_as, school, db, monkeypatch
+):
+    def broken(_pdfs):
+        raise OSError("disque plein")
+
+    monkeypatch.setattr(printing, "printed_copy", broken)
+    user = login_as("staff")
+
+    job = print_for(client, user, school.students, db)
+
+    assert (job.state, job.error) == (
+        "failed",
+        "Les documents n'ont pas pu être préparés : disque plein",
+    )
+    assert tasks.sweep() == 0
+    page = client.get(f"/documents/impression/{job.id}", headers=FR)
+    assert "disque plein" in page.text and 'hx-trigger="load' not in page.text
