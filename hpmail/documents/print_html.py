@@ -97,9 +97,10 @@ def pastel(subject: str) -> str:
 
 
 def french_date(day: date) -> str:
-    """``7 décembre 2026``."""
+    """``7 décembre 2026``, ``1er septembre 2026``."""
     with force_locale("fr"):
-        return format_date(day, "d MMMM y")
+        text = format_date(day, "d MMMM y")
+    return "1er" + text[1:] if day.day == 1 else text
 
 
 def hours_text(value: float) -> str:
