@@ -97,9 +97,10 @@ def pastel(subject: str) -> str:
 
 
 def french_date(day: date) -> str:
-    """``7 décembre 2026``."""
+    """``7 décembre 2026``, ``1er septembre 2026``."""
     with force_locale("fr"):
-        return format_date(day, "d MMMM y")
+        text = format_date(day, "d MMMM y")
+    return "1er" + text[1:] if day.day == 1 else text
 
 
 def hours_text(value: float) -> str:
@@ -163,13 +164,19 @@ def _block(courses: list[Occurrence], rows: int, row_height: float, layout: Layo
     xhtml2pdf does not grow spanned rows to fit their cell: what does not fit would be drawn
     over the next courses.
     """
-    lines = 2 + layout.show_teachers + layout.show_groups
     height = rows * row_height
-    size = 6.5 * scale
-    while size > 4.5 and len(courses) * (lines * size * 1.45 + 5) > height:
-        size -= 0.25
-    compact = len(courses) * (lines * size * 1.45 + 5) > height
-    return Block(tuple(courses), rows, round(size, 2), compact)
+
+    def largest(lines: int, smallest: float) -> float:
+        size = 6.5 * scale
+        while size > smallest and len(courses) * (lines * size * 1.45 + 5) > height:
+            size -= 0.25
+        return size
+
+    # Each course on its lines down to 5.5 points, else all on one line that wraps (about 3).
+    size = largest(2 + layout.show_teachers + layout.show_groups, 5.5 * scale)
+    if len(courses) * ((2 + layout.show_teachers + layout.show_groups) * size * 1.45 + 5) <= height:
+        return Block(tuple(courses), rows, round(size, 2), compact=False)
+    return Block(tuple(courses), rows, round(largest(3, 4.5 * scale), 2), compact=True)
 
 
 def week_table(
@@ -239,6 +246,7 @@ def print_html(document: Document, layout: Layout, letterhead: LetterheadInfo) -
             "pastel": pastel,
             "timedelta": timedelta,
             "scale": page.width / PAPER_SIZES["A4"][1],  # type sizes grow with the paper
+            "subject_classes": _subject_classes(document),
         }
         if isinstance(document, Summary):
             return _render("documents/print/summary.html", context)
@@ -248,10 +256,28 @@ def print_html(document: Document, layout: Layout, letterhead: LetterheadInfo) -
             week_table(document, week, page.content_height - 48 * scale, layout, scale)
             for week in document.weeks
         ]
+        sizes = sorted(
+            {block.font_size for t in tables for row in t.rows for block in row if block}
+        )
         day_names = [format_date(date(2026, 12, 7 + day), "EEEE").capitalize() for day in DAYS]
         return _render(
-            "documents/print/timetable.html", {**context, "tables": tables, "day_names": day_names}
+            "documents/print/timetable.html",
+            {
+                **context,
+                "tables": tables,
+                "day_names": day_names,
+                "size_classes": {size: f"size{n}" for n, size in enumerate(sizes)},
+            },
         )
+
+
+def _subject_classes(document: Document) -> dict[str, str]:
+    """A CSS class per subject (its colour): the templates, like pages, carry no style attribute."""
+    if isinstance(document, Summary):
+        subjects = {line.course.subject for line in document.lines}
+    else:
+        subjects = {o.course.subject for week in document.weeks for o in week.occurrences}
+    return {subject: f"subject{n}" for n, subject in enumerate(sorted(subjects))}
 
 
 def _render(template: str, context: dict) -> str:

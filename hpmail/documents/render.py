@@ -240,7 +240,8 @@ def render_documents(
                 yield from _in_french(draw_group(sheet, people))
         return
     context = _process_context()
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(processes, mp_context=context)
+    try:
         running: dict[Future, list[tuple[int, str, str]]] = {}
         pending = iter(tasks)
         exhausted = False
@@ -267,6 +268,9 @@ def render_documents(
                     failure = RenderError(str(error) or type(error).__name__)
                     drawn = [(index, failure) for index, _n, _d in people]
                 yield from _in_french(drawn)
+    finally:
+        # A caller that stops reading (an error, a cancelled job) waits for no more drawing.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # Putting files together.

@@ -182,7 +182,13 @@ class _Renumbered:
                 self.pending.append(obj.idnum)
             return IndirectObject(self.numbers[obj.idnum], 0, None)
         if isinstance(obj, DictionaryObject):
-            return DictionaryObject({key: self.copy(value) for key, value in obj.items()})
+            copy = DictionaryObject({key: self.copy(value) for key, value in obj.items()})
+            for key in ("/BaseFont", "/FontName"):
+                # reportlab tags every subset AAAAAA, xhtml2pdf's on the sheet too: one file's
+                # subsets must have different tags (PDF 1.7, 9.6.4).
+                if key in copy and str(copy[key]).startswith("/AAAAAA+"):
+                    copy[NameObject(key)] = NameObject("/HPMAIL+" + str(copy[key])[8:])
+            return copy
         if isinstance(obj, ArrayObject):
             return ArrayObject(self.copy(value) for value in obj)
         return obj

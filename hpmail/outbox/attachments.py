@@ -19,7 +19,7 @@ from pathlib import Path
 
 import filetype
 from flask import Response, current_app, send_file
-from sqlalchemy import Column, delete, exists, insert, select, update
+from sqlalchemy import Column, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hpmail.core.text import InvalidHeader, is_content_type
@@ -175,7 +175,9 @@ def remove_unused_files(now: datetime | None = None) -> int:
     now = now or utcnow()
     kept = timedelta(hours=current_app.config["UNUSED_FILES_KEPT_HOURS"])
     table = Attachment.__table__
-    unused = [~exists().where(column == table.c.id) for column in _uses()]
+    # One list per use, read once (not a lookup per file: some uses have no index), NULLs left
+    # out (``NOT IN`` a list holding NULL is never true).
+    unused = [table.c.id.not_in(select(c).where(c.is_not(None))) for c in _uses()]
     removed = (
         db.session.execute(
             delete(table).where(table.c.stored_at < now - kept, *unused).returning(table.c.sha256)

@@ -1,7 +1,7 @@
 """files of one e-mail (a recipient's own document), and when each stored file was last stored
 
 Revision ID: b9d1c0ffee10
-Revises: a8a1c0ffee01
+Revises: d9d1c0ffee12
 Create Date: 2026-12-02 03:40:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b9d1c0ffee10"
-down_revision = "a8a1c0ffee01"
+down_revision = "d9d1c0ffee12"
 branch_labels = None
 depends_on = None
 
