@@ -1,7 +1,7 @@
 """documents: the school's letterhead, print jobs and their items
 
 Revision ID: d9d1c0ffee12
-Revises: b9d1c0ffee10
+Revises: a8a1c0ffee01
 Create Date: 2026-12-02 03:40:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "d9d1c0ffee12"
-down_revision = "b9d1c0ffee10"
+down_revision = "a8a1c0ffee01"
 branch_labels = None
 depends_on = None
 
