@@ -199,3 +199,21 @@ class TestWithAWorker:
             assert person.last_name in pdf_text(pdfs[0]) and len(images) == 1
         wait_until(lambda: latest_job(db).output_file_id, timeout=30, message="no printed copy")
         assert "Chloé Sansmail" in pdf_text(read_attachment(latest_job(db).output_file))
+
+
+def test_a_summary_mailing_starts_with_its_period_in_the_subject(client, sender, school, db):
+    job = print_to_email(
+        client,
+        sender,
+        school.students,
+        db,
+        kind="summary",
+        period="dates",
+        start="2026-09-01",
+        end="2027-01-31",
+    )
+
+    page = client.get(f"/documents/impression/{job.id}/e-mail", headers=FR)
+
+    assert 'value="Récapitulatif — du 1 septembre 2026 au 31 janvier 2027"' in page.text
+    assert "pour la période du 1 septembre 2026 au 31 janvier 2027." in page.text
