@@ -34,3 +34,5 @@ class SelectionForm(FlaskForm):
     action = HiddenField(filters=[lambda value: value or "page"])
     shown = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
     person_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
+    # The endpoint of the page the list is on (``lists.LIST_PAGES``), to answer with its links.
+    list_page = HiddenField()

@@ -11,21 +11,15 @@ from hpmail.core.web import admin_required, is_htmx, render
 from hpmail.directory import importer, service, uploads
 from hpmail.directory import selection as selections
 from hpmail.directory.forms import ImportForm, SelectionForm
+from hpmail.directory.lists import list_page_of, listing
 from hpmail.directory.models import (
     EMAIL_STATUS_LABELS,
     KIND_NAMES,
     KIND_PLURALS,
     Cohort,
     Course,
-    PersonKind,
 )
-from hpmail.directory.people import (
-    PeopleFilter,
-    checked_filter,
-    cohort_choices,
-    group_choices,
-    people_page,
-)
+from hpmail.directory.people import PeopleFilter, checked_filter, cohort_choices
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
 
@@ -41,24 +35,6 @@ def _kind_or_404(kind: str) -> str:
     return kind
 
 
-def _listing(flt: PeopleFilter, selection, whole_page: bool = True) -> dict:
-    """Return what the list template shows; the cohort menu only when the whole page is drawn."""
-    flt = checked_filter(flt)
-    page = people_page(flt, current_app.config["LIST_PAGE_SIZE"])
-    page.selected_ids = selections.selected_among(selection, [p.id for p in page.people])
-    return {
-        "kind": flt.kind,
-        "title": KIND_PLURALS[flt.kind],
-        "flt": flt,
-        "listing": page,
-        "selection": selection,
-        "selected_count": selections.selected_count(selection),
-        "cohorts": cohort_choices() if whole_page and flt.kind == PersonKind.STUDENT else [],
-        "groups": group_choices(flt.cohort_id) if flt.kind == PersonKind.STUDENT else [],
-        "group_filter_oob": not whole_page,
-    }
-
-
 @bp.route("/plannings/<kind>")
 def people(kind: str):
     kind = _kind_or_404(kind)
@@ -71,8 +47,11 @@ def people(kind: str):
     selection = selections.selection_for(current_user, token)
     if selection.kind != kind:
         abort(404)
+    page_size = current_app.config["LIST_PAGE_SIZE"]
     return render(
-        "directory/people.html", fragment="results", **_listing(flt, selection, not is_htmx())
+        "directory/people.html",
+        fragment="results",
+        **listing(flt, selection, page_size, whole_page=not is_htmx()),
     )
 
 
@@ -84,6 +63,8 @@ def select(kind: str, token: str):
         abort(404)
     form = SelectionForm()
     flt = checked_filter(PeopleFilter.from_args(kind, request.form))
+    # The page the list is on (its own, or one showing a person's document beside it).
+    list_page, kept = list_page_of(form.list_page.data, request.form)
     action = form.action.data
     shown = form.shown.data
     if action == "all":
@@ -103,11 +84,22 @@ def select(kind: str, token: str):
             selected_count=selections.selected_count(selection),
         )
     if is_htmx():
+        page_size = current_app.config["LIST_PAGE_SIZE"]
         return render(
-            "directory/people.html", fragment="results", **_listing(flt, selection, False)
+            "directory/people.html",
+            fragment="results",
+            **listing(
+                flt,
+                selection,
+                page_size,
+                whole_page=False,
+                endpoint=list_page.endpoint,
+                kept=kept,
+            ),
         )
-    args = flt.as_args()
-    return redirect(url_for(".people", kind=kind, selection=selection.token, **args), 303)
+    args = {**flt.as_args(), **kept}
+    back = url_for(list_page.endpoint, kind=kind, selection=selection.token, **args)
+    return redirect(back, 303)
 
 
 @bp.route("/cours")
