@@ -141,6 +141,8 @@ MENUS = (
             (_l("Students"), "directory.people", {"kind": "student"}, None),
             (_l("Students' timetables"), "documents.person_timetable", {"kind": "student"}, None),
             (_l("Students' summaries"), "documents.person_summary", {"kind": "student"}, None),
+            (_l("Students › Absences"), "directory.absence_list", {}, None),
+            (_l("Students › Internships"), "directory.internship_list", {}, None),
             (_l("Staff"), "directory.people", {"kind": "staff"}, None),
             (_l("Cohorts"), "directory.cohorts", {}, None),
         ),

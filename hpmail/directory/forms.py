@@ -36,3 +36,9 @@ class SelectionForm(FlaskForm):
     person_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
     # The endpoint of the page the list is on (``lists.LIST_PAGES``), to answer with its links.
     list_page = HiddenField()
+
+
+class RecordSelectionForm(SelectionForm):
+    """What the absences or internships list posts to its selection: ``item_id`` is ticked."""
+
+    item_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)

@@ -8,9 +8,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from hpmail.core.web import admin_required, is_htmx, render
-from hpmail.directory import importer, service, uploads
+from hpmail.directory import absences, importer, internships, service, uploads
 from hpmail.directory import selection as selections
-from hpmail.directory.forms import ImportForm, SelectionForm
+from hpmail.directory.forms import ImportForm, RecordSelectionForm, SelectionForm
 from hpmail.directory.lists import list_page_of, listing
 from hpmail.directory.models import (
     EMAIL_STATUS_LABELS,
@@ -18,8 +18,9 @@ from hpmail.directory.models import (
     KIND_PLURALS,
     Cohort,
     Course,
+    SelectionKind,
 )
-from hpmail.directory.people import PeopleFilter, checked_filter, cohort_choices
+from hpmail.directory.people import PeopleFilter, checked_filter, cohort_choices, matching_ids
 from hpmail.directory.reach import reachability
 from hpmail.extensions import db
 
@@ -68,11 +69,11 @@ def select(kind: str, token: str):
     action = form.action.data
     shown = form.shown.data
     if action == "all":
-        selections.add_matching(selection, flt)
+        selections.add_matching(selection, matching_ids(flt))
     elif action == "none":
         selections.clear(selection)
     elif action == "page_on":
-        selections.add_people(selection, shown)
+        selections.add_items(selection, shown)
     else:
         action = "page"
         selections.set_page(selection, shown, form.person_id.data)
@@ -100,6 +101,96 @@ def select(kind: str, token: str):
     args = {**flt.as_args(), **kept}
     back = url_for(list_page.endpoint, kind=kind, selection=selection.token, **args)
     return redirect(back, 303)
+
+
+# The students' absences and internships: each list is its filter, its page and its template.
+RECORD_LISTS = {
+    SelectionKind.ABSENCE: (
+        absences.AbsenceFilter,
+        absences.absences_page,
+        absences.matching_ids,
+        "directory/absences.html",
+    ),
+    SelectionKind.INTERNSHIP: (
+        internships.InternshipFilter,
+        internships.internships_page,
+        internships.matching_ids,
+        "directory/internships.html",
+    ),
+}
+
+
+def _records(kind: str, flt, selection) -> dict:
+    _filter, page_of, _matching, _template = RECORD_LISTS[kind]
+    page = page_of(flt, current_app.config["LIST_PAGE_SIZE"])
+    page.selected_ids = selections.selected_among(selection, [item.id for item in page.items])
+    return {
+        "flt": flt,
+        "listing": page,
+        "selection": selection,
+        "selected_count": selections.selected_count(selection),
+        "cohorts": cohort_choices(),
+    }
+
+
+def _record_list(kind: str):
+    filter_class, _page, _matching, template = RECORD_LISTS[kind]
+    flt = filter_class.from_args(request.args)
+    token = request.args.get("selection")
+    if not token:
+        selection = selections.current_selection(current_user, kind)
+        db.session.commit()
+        return redirect(url_for(request.endpoint, selection=selection.token, **flt.as_args()))
+    selection = selections.selection_for(current_user, token)
+    if selection.kind != kind:
+        abort(404)
+    return render(template, fragment="results", **_records(kind, flt, selection))
+
+
+def _record_select(kind: str, token: str, list_endpoint: str):
+    filter_class, _page, matching_ids_of, template = RECORD_LISTS[kind]
+    selection = selections.selection_for(current_user, token)
+    if selection.kind != kind:
+        abort(404)
+    form = RecordSelectionForm()
+    flt = filter_class.from_args(request.form)
+    action = form.action.data
+    if action == "all":
+        selections.add_matching(selection, matching_ids_of(flt))
+    elif action == "none":
+        selections.clear(selection)
+    elif action == "page_on":
+        selections.add_items(selection, form.shown.data)
+    else:
+        action = "page"
+        selections.set_page(selection, form.shown.data, form.item_id.data)
+    db.session.commit()
+    if is_htmx() and action == "page":
+        count = selections.selected_count(selection)
+        return render(template, fragment="counter", selected_count=count)
+    if is_htmx():
+        return render(template, fragment="results", **_records(kind, flt, selection))
+    return redirect(url_for(list_endpoint, selection=selection.token, **flt.as_args()), 303)
+
+
+@bp.route("/plannings/etudiants/absences")
+def absence_list():
+    return _record_list(SelectionKind.ABSENCE)
+
+
+@bp.route("/plannings/etudiants/absences/selection/<token>", methods=["POST"])
+def select_absences(token: str):
+    return _record_select(SelectionKind.ABSENCE, token, ".absence_list")
+
+
+@bp.route("/plannings/etudiants/stages")
+def internship_list():
+    return _record_list(SelectionKind.INTERNSHIP)
+
+
+@bp.route("/plannings/etudiants/stages/selection/<token>", methods=["POST"])
+def select_internships(token: str):
+    return _record_select(SelectionKind.INTERNSHIP, token, ".internship_list")
 
 
 @bp.route("/cours")
