@@ -86,7 +86,7 @@ INTERNSHIP = (
     Field("email_tuteur", _l("Tutor's e-mail")),
     Field("debut", _l("Start")),
     Field("fin", _l("End")),
-    Field("sujet", _l("Subject")),
+    Field("sujet", _l("Topic")),
 )
 FIELDS: dict[str, tuple[Field, ...]] = {
     Category.STUDENTS: COMMON + STUDENT,
