@@ -44,6 +44,7 @@ TAGS = {
     nodes.AssignBlock: "{% set %}",
     nodes.With: "{% with %}",
     nodes.FilterBlock: "{% filter %}",
+    nodes.Scope: "{% autoescape %}",  # the only tag that makes a bare scope
     nodes.ScopedEvalContextModifier: "{% autoescape %}",
     nodes.EvalContextModifier: "{% autoescape %}",
 }
@@ -138,7 +139,9 @@ class _Checker:
 
     def refuse(self, node: nodes.Node, message: str) -> None:
         """Note ``message`` (translated) for the line of ``node``."""
-        self.found.append(_("Line %(line)s: %(message)s", line=node.lineno, message=message))
+        # A node the parser made itself (a scope) has no line: its first child's is the place.
+        line = node.lineno or next((n.lineno for n in node.find_all(nodes.Node) if n.lineno), 1)
+        self.found.append(_("Line %(line)s: %(message)s", line=line, message=message))
 
     def visit(self, node: nodes.Node, loop_items: frozenset[tuple[str, str]]) -> None:
         """Check ``node``; ``loop_items`` are the (loop variable, list field) around it."""

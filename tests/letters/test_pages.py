@@ -209,3 +209,12 @@ def _letterhead():
     from hpmail.documents.layout import LetterheadInfo
 
     return LetterheadInfo(school_name="Lycée Démo", town="Lyon")
+
+
+def test_a_name_written_in_html_stays_text_in_the_preview(client, login_as, make_person):
+    make_person("staff", last_name="<script>alert(1)</script>", first_name="<b>Eve</b>")
+    login_as("staff")
+    data = {"title": "", "subject": "{{ nom }}", "body": "<p>{{ prenom }} {{ nom }}</p>"}
+    response = client.post("/configuration/lettres-types/apercu/staff", data=data, headers=HTMX)
+    assert "<script>alert(1)" not in response.text and "<b>Eve" not in response.text
+    assert "&lt;b&gt;Eve&lt;/b&gt; &lt;script&gt;alert(1)&lt;/script&gt;" in response.text

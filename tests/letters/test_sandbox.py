@@ -38,6 +38,9 @@ def refused(category: str, body: str, subject: str = "") -> dict[str, list[str]]
         ("<p>{{ cycler.__init__.__globals__ }}</p>", "n'est pas un champ de cette lettre"),
         ("<p>{{ lipsum() }}</p>", "appeler une fonction n'est pas permis"),
         ("<p>{{ config }}</p>", "champ inconnu « config »"),
+        ("<p>{{ nom|safe }}</p>", "le filtre « safe » n'est pas permis"),
+        ("<p>{% autoescape false %}{{ nom }}{% endautoescape %}</p>", "{% autoescape %}"),
+        ("<p>{% filter upper %}x{% endfilter %}</p>", "« {% filter %} » n'est pas permis"),
         ("<p>{{ adresse_entreprise }}</p>", "champ inconnu « adresse_entreprise »"),
     ],
 )
