@@ -48,6 +48,10 @@ class AbsenceLine:
     justifiee: str
     heures: str
 
+    def __str__(self) -> str:
+        """``2 novembre 2026, 8 h 00 – 10 h 00 : Droit civil (2 h)`` — the list written bare."""
+        return f"{self.date}, {self.horaire} : {self.cours} ({self.heures})"
+
 
 # The attributes a letter may read on the items of each list field.
 LIST_ITEMS = {"absences": ("absence", AbsenceLine)}

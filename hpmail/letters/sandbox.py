@@ -102,6 +102,10 @@ class _Timed(Sequence):
     def __getitem__(self, index):
         return self._items[index]
 
+    def __str__(self) -> str:
+        """A list written as a field (``{{ absences }}``): its items, one after the other."""
+        return "; ".join(map(str, self._items))
+
     def __iter__(self) -> Iterator:
         for item in self._items:
             if time.monotonic() > self._deadline:

@@ -30,6 +30,7 @@ def every_field(category: str) -> str:
     parts = []
     for field in FIELDS[category]:
         if field.name == "absences":
+            parts.append(f"<p>{field.label}: {{{{ absences }}}}</p>")
             parts.append(
                 "<ul>{% for absence in absences %}<li>[{{ absence.date }} | {{ absence.horaire }}"
                 " | {{ absence.cours }} | {{ absence.motif }} | {{ absence.justifiee }}"
@@ -120,6 +121,8 @@ def test_an_absences_letter_prints_the_student_s_absences_and_their_total(
         "[9 novembre 2026 | 14 h 00 – 15 h 30 | Histoire du droit | Transport | Oui | 1,5 h]",
         "Nombre d'absences: 2",
         "Total des heures: 3,5 h",
+        "Liste des absences: 2 novembre 2026, 8 h 00 – 10 h 00 : Droit civil (2 h); "
+        "9 novembre 2026, 14 h 00 – 15 h 30 : Histoire du droit (1,5 h)",
     ):
         assert expected in text, text
     assert "Économie" not in text and "Voisin" not in text
