@@ -77,7 +77,23 @@
         end.collapse(false);
         selection.addRange(end);
       }
-      document.execCommand(looksLikeHtml(text) ? "insertHTML" : "insertText", false, text);
+      if (looksLikeHtml(text)) {
+        // Built from the text, not by insertHTML (Chromium would add style attributes, which the
+        // Content-Security-Policy refuses); then told as typing, for the preview.
+        var template = document.createElement("template");
+        template.innerHTML = text;
+        var range = selection.getRangeAt(0);
+        range.deleteContents();
+        var last = template.content.lastChild;
+        range.insertNode(template.content);
+        range.setStartAfter(last);
+        range.collapse(true);
+        selection.removeAllRanges();
+        selection.addRange(range);
+        area.dispatchEvent(new Event("input", { bubbles: true }));
+      } else {
+        document.execCommand("insertText", false, text);
+      }
       sync();
     }
 

@@ -56,3 +56,29 @@ def test_secretary_writes_a_letter_with_a_field_and_sees_it_written_for_a_real_s
     expect(page).to_have_url(re.compile(r"/configuration/lettres-types/\d+$"))
     letter = db.session.scalars(select(LetterTemplate)).one()
     assert "Bonjour {{ prenom }} {{ promotion }}" in letter.body_html
+
+
+@pytest.mark.browser
+def test_the_list_of_absences_inserted_from_the_menu_lists_the_student_s_absences(
+    page, sign_in_page, make_person, make_absence
+):
+    from datetime import date
+
+    student = make_person(last_name="Durand", first_name="Inès")
+    make_absence(student, date(2026, 11, 2), course_label="Droit civil")
+    make_absence(student, date(2026, 11, 9), (14, 0), (15, 30), course_label="Anglais")
+    sign_in_page("admin")
+    page.goto("/configuration/lettres-types/nouvelle/absences")
+    area = page.locator(".editor-area")
+    area.click()
+    area.press_sequentially("Absences : ")
+    page.locator(".editor-fields summary").click()
+    page.get_by_role("menuitem", name="Liste des absences").click()
+    page.locator(".editor-fields summary").click()
+    page.get_by_role("menuitem", name="Total des heures").click()
+
+    preview = page.locator("#letter-preview")
+    expect(preview).to_contain_text("2 novembre 2026, 8 h 00 – 10 h 00 : Droit civil (2 h)")
+    expect(preview).to_contain_text("9 novembre 2026, 14 h 00 – 15 h 30 : Anglais (1,5 h)")
+    expect(preview).to_contain_text("3,5 h")
+    expect(preview.locator("li")).to_have_count(2)
