@@ -29,7 +29,14 @@ LETTER_LAYOUT = Layout(paper="A4", orientation="portrait")
 BATCH = 16  # letters drawn in one xhtml2pdf run
 
 # Imported by the drawing processes (documents' fork server) to draw a batch.
-__all__ = ["draw_batch", "letter_html", "letter_pdf", "render_letters", "write_letter"]
+__all__ = [
+    "draw_batch",
+    "each_alone",
+    "letter_html",
+    "letter_pdf",
+    "render_letters",
+    "write_letter",
+]
 
 
 @dataclass(frozen=True)
@@ -97,11 +104,25 @@ def letter_pdf(
 
 @dataclass(frozen=True)
 class Batch:
-    """Letters for a drawing process: their indexes, all in one HTML, and each alone."""
+    """Letters for a drawing process: their indexes, and their print HTML one after the other."""
 
     indexes: tuple[int, ...]
-    together: str
-    alone: tuple[str, ...]
+    html: str
+
+
+LETTER_MARK, END_MARK, NEXT_PAGE = "<!--letter-->", "<!--letters-end-->", "<pdf:nextpage />"
+
+
+def each_alone(html: str) -> list[str]:
+    """Return the print HTML of each letter of a batch's HTML, alone on its pages.
+
+    The template marks each letter with a comment; a letter's body holds none (the composer's
+    rules strip comments, fields are escaped).
+    """
+    start, end = html.index(LETTER_MARK), html.rindex(END_MARK)
+    head, tail = html[:start], html[end:]
+    parts = html[start + len(LETTER_MARK) : end].split(LETTER_MARK)
+    return [head + part.replace(NEXT_PAGE, "") + tail for part in parts]
 
 
 def _cut(pdf: bytes, count: int) -> list[bytes] | None:
@@ -125,13 +146,13 @@ def _cut(pdf: bytes, count: int) -> list[bytes] | None:
 def draw_batch(batch: Batch) -> list[tuple[int, bytes | RenderError]]:
     """Draw a batch's letters in one run and cut them apart; else each alone (in a process)."""
     try:
-        letters = _cut(html_to_pdf(batch.together), len(batch.indexes))
+        letters = _cut(html_to_pdf(batch.html), len(batch.indexes))
     except Exception:  # one letter cannot be drawn, or the PDF cannot be cut: each alone
         letters = None
     if letters is not None:
         return list(zip(batch.indexes, letters, strict=True))
     results: list[tuple[int, bytes | RenderError]] = []
-    for index, html in zip(batch.indexes, batch.alone, strict=True):
+    for index, html in zip(batch.indexes, each_alone(batch.html), strict=True):
         try:
             results.append((index, html_to_pdf(html)))
         except RenderError as error:
@@ -168,11 +189,7 @@ def render_letters(
                 indexes.append(index)
                 letters.append(_printed(written, records[index]))
             if indexes:
-                yield Batch(
-                    tuple(indexes),
-                    letters_html(letters, letterhead, today),
-                    tuple(letters_html([letter], letterhead, today) for letter in letters),
-                )
+                yield Batch(tuple(indexes), letters_html(letters, letterhead, today))
 
     for task, drawn in in_processes(draw_batch, batches(), processes=processes):
         yield from failed

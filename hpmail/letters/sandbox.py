@@ -254,6 +254,12 @@ def check(body: str, subject: str, fields: frozenset[str], lists) -> None:
 
 
 @lru_cache(maxsize=64)
+def _passes(source: str, fields: frozenset[str], lists: tuple) -> bool:
+    """The check of a source, once for the many records a letter is written for."""
+    return not problems(source, fields, dict(lists))
+
+
+@lru_cache(maxsize=64)
 def _compiled(source: str, autoescape: bool):
     return (HTML_ENV if autoescape else TEXT_ENV).from_string(source)
 
@@ -271,9 +277,8 @@ def render(
 
     ``LetterRefused`` when the source does not pass the check (a letter saved before a rule).
     """
-    found = problems(source, frozenset(values), lists)
-    if found:
-        raise LetterRefused(found)
+    if not _passes(source, frozenset(values), tuple(sorted(lists.items()))):
+        raise LetterRefused(problems(source, frozenset(values), lists))
     deadline = time.monotonic() + seconds
     context = {
         name: _Timed(value, deadline) if name in lists else value for name, value in values.items()

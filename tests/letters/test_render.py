@@ -9,7 +9,7 @@ import pytest
 from pypdf import PdfReader
 
 from hpmail.documents.layout import LetterheadInfo
-from hpmail.documents.render import RenderError
+from hpmail.documents.render import RenderError, html_to_pdf
 from hpmail.letters.fields import FIELDS, absence_records, records_for
 from hpmail.letters.models import Category
 from hpmail.letters.render import letter_pdf, render_letters
@@ -229,3 +229,20 @@ def s_absences(app, student):
     from hpmail.extensions import db
 
     return db.session.scalars(select(Absence).where(Absence.person_id == student.id)).all()
+
+
+def test_a_batch_s_html_gives_each_letter_alone_when_the_batch_cannot_be_cut(
+    app, make_letter, make_person
+):
+    from hpmail.letters.render import _printed, each_alone, letters_html, write_letter
+
+    people = [make_person("staff", last_name=name) for name in ("Alpha", "Bravo", "Charlie")]
+    letter = make_letter(Category.STAFF, "<p>Bonjour {{ nom }}</p><h1>Titre</h1>")
+    with app.test_request_context():
+        printed = [_printed(write_letter(letter, p, LETTERHEAD, TODAY), p) for p in people]
+        alone = each_alone(letters_html(printed, LETTERHEAD, TODAY))
+        texts = [pdf_text(html_to_pdf(html)) for html in alone]
+    assert len(texts) == 3
+    for text, name in zip(texts, ("Alpha", "Bravo", "Charlie"), strict=True):
+        assert f"Bonjour {name}" in text
+        assert [other for other in ("Alpha", "Bravo", "Charlie") if other in text] == [name]
