@@ -79,6 +79,8 @@ class PrintForm(FlaskForm):
     attach_pdf = BooleanField(default=True)
     inline_png = BooleanField(default=False)
     print_copy = StringField(default="none", filters=[_short])
+    # « Envoyer un courrier »: the letter template to write (checked by hpmail.letters).
+    letter = StringField(filters=[whole_number])
 
     def whose(self) -> Whose:
         """Return whose documents the dialog prints, as posted (checked by the service)."""

@@ -24,6 +24,7 @@ from hpmail.documents.content import OwnerKind
 from hpmail.documents.layout import (
     ORIENTATIONS,
     PAPERS,
+    PRINTED_KINDS,
     DocumentKind,
     Layout,
     Output,
@@ -82,6 +83,7 @@ class Choices:
     attach_pdf: bool
     inline_png: bool
     print_copy: PrintCopy
+    letter_id: int | None = None  # for a letter (kind ``letter``): the template written
 
 
 class PrintRefused(InputRefused):
@@ -102,17 +104,25 @@ def _day(value: str, field: str, errors: dict) -> date | None:
         return None
 
 
-def checked_request(posted: PrintRequest) -> Choices:
-    """Return the dialog's choices, or raise PrintRefused with a message per wrong field."""
+def checked_request(posted: PrintRequest, letter_id: int | None = None) -> Choices:
+    """Return the dialog's choices, or raise PrintRefused with a message per wrong field.
+
+    With ``letter_id`` (« Envoyer un courrier », the letter checked by its package) the job is a
+    letter's: its output and e-mail options are checked here, its kind, layout and period are
+    the letter's own (A4 portrait, dated today).
+    """
     errors: dict[str, list[str]] = {}
-    _one_of(posted.kind, DocumentKind, "kind", errors)
+    if letter_id is None:
+        _one_of(posted.kind, PRINTED_KINDS, "kind", errors)
+        _one_of(posted.paper, PAPERS, "paper", errors)
+        _one_of(posted.orientation, ORIENTATIONS, "orientation", errors)
+        _one_of(posted.colour, ("colour", "grey"), "colour", errors)
     _one_of(posted.output, Output, "output", errors)
-    _one_of(posted.paper, PAPERS, "paper", errors)
-    _one_of(posted.orientation, ORIENTATIONS, "orientation", errors)
-    _one_of(posted.colour, ("colour", "grey"), "colour", errors)
     _one_of(posted.print_copy, PrintCopy, "print_copy", errors)
     period = None
-    if _one_of(posted.period, ("week", "dates"), "period", errors) == "week":
+    if letter_id is not None:
+        period = Period(date.today(), date.today())
+    elif _one_of(posted.period, ("week", "dates"), "period", errors) == "week":
         day = _day(posted.week, "week", errors)
         period = Period.week_of(day) if day else None
     elif posted.period == "dates":
@@ -125,16 +135,21 @@ def checked_request(posted: PrintRequest) -> Choices:
             period = Period(start, end)
     if posted.output == Output.EMAIL and not (posted.attach_pdf or posted.inline_png):
         errors.setdefault("attach_pdf", []).append(
-            _("Attach the document as a PDF, insert its preview in the body, or both.")
+            _("Attach the document as a PDF, insert it in the body, or both.")
+            if letter_id is not None
+            else _("Attach the document as a PDF, insert its preview in the body, or both.")
         )
     if errors or period is None:
         raise PrintRefused(errors)
     email = posted.output == Output.EMAIL
+    letter = letter_id is not None
     return Choices(
-        kind=DocumentKind(posted.kind),
+        kind=DocumentKind.LETTER if letter else DocumentKind(posted.kind),
         output=Output(posted.output),
         period=period,
-        layout=Layout(
+        layout=Layout(paper="A4", orientation="portrait")
+        if letter
+        else Layout(
             paper=posted.paper,
             orientation=posted.orientation,
             colour=posted.colour == "colour",
@@ -145,13 +160,15 @@ def checked_request(posted: PrintRequest) -> Choices:
         attach_pdf=posted.attach_pdf if email else False,
         inline_png=posted.inline_png if email else False,
         print_copy=PrintCopy(posted.print_copy) if email else PrintCopy.NONE,
+        letter_id=letter_id,
     )
 
 
 @dataclass(frozen=True)
 class Owners:
     """Whose documents a job makes, as a query of (position, owner_kind, owner_id, name) rows in
-    the order of the list printed from: the job's items are written from it in one statement."""
+    the order of the list printed from: the job's items are written from it in one statement.
+    A letter's query has a fifth column, ``records`` (``DocumentJobItem.records``)."""
 
     query: Select
     count: int
@@ -235,21 +252,24 @@ def create_job(user, choices: Choices, owners: Owners, token: str) -> DocumentJo
         attach_pdf=choices.attach_pdf,
         inline_png=choices.inline_png,
         print_copy=choices.print_copy,
+        letter_id=choices.letter_id,
         state=JobState.WAITING,
     )
     db.session.add(job)
     db.session.flush()
     # One INSERT … SELECT: thousands of items written without a round trip through Python.
     rows = owners.query.subquery()
+    records = rows.c.records if "records" in rows.c else literal(None)
     db.session.execute(
         insert(DocumentJobItem.__table__).from_select(
-            ["job_id", "position", "owner_kind", "owner_id", "name", "state"],
+            ["job_id", "position", "owner_kind", "owner_id", "name", "records", "state"],
             select(
                 literal(job.id),
                 rows.c.position,
                 rows.c.owner_kind,
                 rows.c.owner_id,
                 rows.c.name,
+                records,
                 literal(str(ItemState.PENDING)),
             ),
         )

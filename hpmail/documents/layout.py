@@ -12,6 +12,11 @@ from flask_babel import lazy_gettext as _l
 class DocumentKind(StrEnum):
     TIMETABLE = "timetable"
     SUMMARY = "summary"
+    LETTER = "letter"  # a form letter (« Envoyer un courrier »), drawn by hpmail.letters
+
+
+# The kinds the print dialog (Imprimer) offers; a letter has its own dialog mode.
+PRINTED_KINDS = (DocumentKind.TIMETABLE, DocumentKind.SUMMARY)
 
 
 class Output(StrEnum):
@@ -33,6 +38,7 @@ class PrintCopy(StrEnum):
 DOCUMENT_KIND_LABELS = {
     DocumentKind.TIMETABLE: _l("Timetable"),
     DocumentKind.SUMMARY: _l("Summary"),
+    DocumentKind.LETTER: _l("Letter"),
 }
 OUTPUT_LABELS = {
     Output.PRINTER: _l("Printer"),

@@ -20,17 +20,21 @@ from sqlalchemy.orm import selectinload
 
 from hpmail.accounts.service import sender_for
 from hpmail.compose import service as compose
+from hpmail.compose.richtext import html_to_text
 from hpmail.core.time import utcnow
 from hpmail.directory.models import Person
 from hpmail.directory.reach import reachability, unreachable_reason
 from hpmail.documents.content import OwnerKind
 from hpmail.documents.jobs import period_of
+from hpmail.documents.kinds import kind_of
 from hpmail.documents.layout import DOCUMENT_KIND_LABELS, DocumentKind, Output, PrintCopy
 from hpmail.documents.models import DocumentJob, DocumentJobItem, ItemState, JobState
 from hpmail.documents.printing import file_name
 from hpmail.extensions import db
 from hpmail.outbox.api import (
     DOCUMENT_PREVIEW,
+    OWN_BODY,
+    OWN_BODY_MARK,
     Address,
     AttachmentSpec,
     EmailSpec,
@@ -38,6 +42,7 @@ from hpmail.outbox.api import (
     queue_mailing,
     queue_more_emails,
 )
+from hpmail.outbox.attachments import read_attachment, store_attachments
 from hpmail.outbox.models import Attachment, Mailing, MailingKind, OutboundEmail
 from hpmail.outbox.policy import InvalidHeader, checked_address
 from hpmail.outbox.settings import transport_for
@@ -57,6 +62,8 @@ class MailDraft:
     hide_recipients: bool = False
     cc: list[list] = field(default_factory=list)  # [name, address, person id]
     bcc: list[list] = field(default_factory=list)
+    # Each e-mail copied to the addresses of its own item (``kinds.JobKind.copies_of``).
+    item_copies: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -74,6 +81,8 @@ def _when(job: DocumentJob) -> tuple[bool, str, str]:
 
 def default_subject(job: DocumentJob) -> str:
     """Return the composer's first subject: « Emploi du temps — semaine du 7 décembre 2026 »."""
+    if (registered := kind_of(job)) is not None:
+        return registered.subject(job)
     label = str(DOCUMENT_KIND_LABELS[DocumentKind(job.kind)])
     week, start, end = _when(job)
     if week:
@@ -83,6 +92,8 @@ def default_subject(job: DocumentJob) -> str:
 
 def default_introduction(job: DocumentJob) -> str:
     """Return the introduction the composer starts with (HTML)."""
+    if (registered := kind_of(job)) is not None:
+        return registered.introduction(job)
     week, start, end = _when(job)
     if week:
         line = _("Please find your document for the week of %(day)s.", day=start)
@@ -122,7 +133,9 @@ def address_of(person: Person) -> str | None:
         return None
 
 
-def prepare_mail(user, job: DocumentJob, draft: compose.Draft) -> MailDraft:
+def prepare_mail(
+    user, job: DocumentJob, draft: compose.Draft, item_copies: bool = False
+) -> MailDraft:
     """Check the composer's draft for this job with compose's rules; return what to keep.
 
     Raise ``compose.ComposeRefused`` with every problem, ``accounts.service.NotAuthorised`` for
@@ -146,7 +159,10 @@ def prepare_mail(user, job: DocumentJob, draft: compose.Draft) -> MailDraft:
         message = _("No SMTP server is configured: set one in the sending settings before sending.")
         raise compose.ComposeRefused({"recipients": [message]})
     sender = sender_for(user, draft.account_id)
-    if job.inline_png:
+    if job.inline_png and kind_of(job) is not None:
+        # Each e-mail's own content (a letter) goes there, before the signature.
+        html, text = f"{html}{OWN_BODY_MARK}", f"{text}\n\n{OWN_BODY_MARK}\n"
+    elif job.inline_png:
         alt = escape(str(DOCUMENT_KIND_LABELS[DocumentKind(job.kind)]))
         html = f'{html}<p><img src="cid:{DOCUMENT_PREVIEW}" alt="{alt}"></p>'
     files = []
@@ -170,7 +186,13 @@ def prepare_mail(user, job: DocumentJob, draft: compose.Draft) -> MailDraft:
         hide_recipients=draft.hide_recipients,
         cc=[[a.name, a.address, a.person_id] for a in recipients.cc],
         bcc=[[a.name, a.address, a.person_id] for a in recipients.bcc],
+        item_copies=item_copies and _offers_copies(job),
     )
+
+
+def _offers_copies(job: DocumentJob) -> bool:
+    registered = kind_of(job)
+    return bool(registered and registered.copies_label and registered.copies_label(job))
 
 
 def save_mail(job: DocumentJob, mail: MailDraft) -> bool:
@@ -194,7 +216,11 @@ def waiting_emails(job: DocumentJob) -> list[tuple[DocumentJobItem, Person, str]
     rows = db.session.execute(
         select(DocumentJobItem, Person)
         .join(Person, Person.id == DocumentJobItem.owner_id)
-        .options(selectinload(DocumentJobItem.pdf), selectinload(DocumentJobItem.png))
+        .options(
+            selectinload(DocumentJobItem.pdf),
+            selectinload(DocumentJobItem.png),
+            selectinload(DocumentJobItem.body),
+        )
         .where(
             DocumentJobItem.job_id == job.id,
             DocumentJobItem.owner_kind == OwnerKind.PERSON,
@@ -211,14 +237,43 @@ def waiting_emails(job: DocumentJob) -> list[tuple[DocumentJobItem, Person, str]
     return waiting
 
 
-def _files_of(job: DocumentJob, item: DocumentJobItem) -> list[AttachmentSpec]:
+def _files_of(job: DocumentJob, item: DocumentJobItem, text) -> list[AttachmentSpec]:
+    """Return the item's files in its e-mail: its PDF, its preview, its content in the body
+    (HTML and ``text``, the stored plain text of it)."""
     files = []
     if job.attach_pdf and item.pdf is not None:
         files.append(AttachmentSpec(item.pdf, file_name(job, item.name), None, "application/pdf"))
     if job.inline_png and item.png is not None:
         name = file_name(job, item.name, "png")
         files.append(AttachmentSpec(item.png, name, DOCUMENT_PREVIEW, "image/png"))
+    if job.inline_png and item.body is not None:
+        html_name, text_name = file_name(job, item.name, "html"), file_name(job, item.name, "txt")
+        files.append(AttachmentSpec(item.body, html_name, OWN_BODY, "text/html"))
+        files.append(AttachmentSpec(text, text_name, OWN_BODY, "text/plain"))
     return files
+
+
+def _texts_of(items: list[DocumentJobItem]) -> dict[int, Attachment]:
+    """Store the plain text of each item's content in the body, at once; by item id."""
+    bodied = [item for item in items if item.body is not None]
+    texts = [
+        (html_to_text(read_attachment(i.body).decode()).encode(), "text/plain") for i in bodied
+    ]
+    return {item.id: stored for item, stored in zip(bodied, store_attachments(texts), strict=True)}
+
+
+def _copies_of(job: DocumentJob, item: DocumentJobItem, mail: MailDraft) -> list[Address]:
+    """Return the addresses this item's own e-mail is copied to (a tutor), the valid ones."""
+    registered = kind_of(job)
+    if not mail.item_copies or registered is None or registered.copies_of is None:
+        return []
+    copies = []
+    for name, address in registered.copies_of(job, item):
+        try:
+            copies.append(Address(checked_address(address, name), name, None))
+        except InvalidHeader:
+            log.info("print job %s: the copy of %s to %r left out", job.id, item.name, address)
+    return copies
 
 
 def queue_ready_emails(job: DocumentJob) -> list[int]:
@@ -233,12 +288,13 @@ def queue_ready_emails(job: DocumentJob) -> list[int]:
         return []
     mail = MailDraft.from_json(job.mail)
     cc, bcc = _addresses(mail.cc), _addresses(mail.bcc)
+    texts = _texts_of([item for item, _person, _address in waiting]) if job.inline_png else {}
     emails = [
         EmailSpec(
             to=[Address(address, compose.person_name(person), person.id)],
-            cc=cc,
+            cc=[*cc, *_copies_of(job, item, mail)],
             bcc=bcc,
-            attachments=_files_of(job, item),
+            attachments=_files_of(job, item, texts.get(item.id)),
         )
         for item, person, address in waiting
     ]

@@ -57,7 +57,7 @@ class DocumentJob(db.Model):
         CheckConstraint(
             "state IN ('waiting', 'rendering', 'done', 'failed', 'cancelled')", name="state"
         ),
-        CheckConstraint("kind IN ('timetable', 'summary')", name="kind"),
+        CheckConstraint("kind IN ('timetable', 'summary', 'letter')", name="kind"),
         CheckConstraint("output IN ('printer', 'pdf', 'email')", name="output"),
         CheckConstraint("print_copy IN ('none', 'all', 'without_email')", name="print_copy"),
         Index("ix_document_job_state_lease", "state", "lease_until"),
@@ -72,7 +72,13 @@ class DocumentJob(db.Model):
     period_start: Mapped[datetime] = mapped_column(DateTime)
     period_end: Mapped[datetime] = mapped_column(DateTime)
     layout: Mapped[str] = mapped_column(Text, default="{}")  # documents.layout.Layout as JSON
+    # For a letter (kind ``letter``, « Envoyer un courrier »): the letter template written for each
+    # item; a letter deleted meanwhile leaves the job's items failing with why.
+    letter_id: Mapped[int | None] = mapped_column(
+        ForeignKey("letter_template.id", ondelete="SET NULL"), index=True
+    )
     attach_pdf: Mapped[bool] = mapped_column(Boolean, default=True)
+    # In the e-mail's body: the document's PNG preview, or a letter's content.
     inline_png: Mapped[bool] = mapped_column(Boolean, default=False)
     print_copy: Mapped[str] = mapped_column(String(15), default="none")
     state: Mapped[str] = mapped_column(String(10), default=JobState.WAITING, index=True)
@@ -115,10 +121,15 @@ class DocumentJobItem(db.Model):
     owner_kind: Mapped[str] = mapped_column(String(10), default="person")
     owner_id: Mapped[int] = mapped_column(Integer)  # a person, cohort or group id
     name: Mapped[str] = mapped_column(String(300))  # as shown in progress and error reports
+    # A letter's records besides its person, comma separated: the person's absences in the
+    # selection (one letter lists them all), or the one internship the letter is about.
+    records: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(10), default=ItemState.PENDING)
     error: Mapped[str | None] = mapped_column(Text)
     pdf_id: Mapped[int | None] = mapped_column(ForeignKey("attachment.id"))
     png_id: Mapped[int | None] = mapped_column(ForeignKey("attachment.id"))
+    # A letter's content as HTML, for the body of its e-mail.
+    body_id: Mapped[int | None] = mapped_column(ForeignKey("attachment.id"))
     # The e-mail that carries this document, once queued.
     email_id: Mapped[int | None] = mapped_column(
         ForeignKey("outbound_email.id", ondelete="SET NULL"), index=True
@@ -127,3 +138,4 @@ class DocumentJobItem(db.Model):
     job: Mapped[DocumentJob] = relationship(back_populates="items")
     pdf: Mapped[Attachment | None] = relationship(foreign_keys=[pdf_id])
     png: Mapped[Attachment | None] = relationship(foreign_keys=[png_id])
+    body: Mapped[Attachment | None] = relationship(foreign_keys=[body_id])

@@ -19,6 +19,7 @@ from hpmail.core.time import utcnow
 from hpmail.directory.models import Cohort, Group
 from hpmail.documents.content import OwnerKind, cohort_document, group_document, person_documents
 from hpmail.documents.jobs import layout_of, period_of
+from hpmail.documents.kinds import kind_of
 from hpmail.documents.layout import DOCUMENT_KIND_LABELS, DocumentKind, Output
 from hpmail.documents.letterhead import current_letterhead
 from hpmail.documents.models import DocumentJob, DocumentJobItem, ItemState, JobState
@@ -108,24 +109,30 @@ def render_pending(job: DocumentJob, after_chunk=None) -> int:
             DocumentJobItem.owner_kind,
             DocumentJobItem.owner_id,
             DocumentJobItem.name,
+            DocumentJobItem.records,
         )
         .where(DocumentJobItem.job_id == job.id, DocumentJobItem.state == ItemState.PENDING)
         .order_by(DocumentJobItem.position)
     ).all()
-    documents = _documents_of(job, items)
-    gone = [item for item in items if item.id not in documents]
-    reason = _("Not in the directory any more.")
-    _record([{"item": item.id, "state": ItemState.FAILED, "error": reason} for item in gone])
-    to_render = [item for item in items if item.id in documents]
     chunk = max(1, int(current_app.config["DOCUMENT_JOB_CHUNK"]))
     png = job.output == Output.EMAIL and job.inline_png
-    results = render_documents(
-        [documents[item.id] for item in to_render],
-        layout_of(job),
-        current_letterhead(),
-        png=png,
-        processes=current_app.config["DOCUMENT_RENDER_PROCESSES"],
-    )
+    registered = kind_of(job)
+    if registered is not None:  # a kind another package draws (letters)
+        gone, to_render = [], list(items)
+        results = registered.draw(job, to_render)
+    else:
+        documents = _documents_of(job, items)
+        gone = [item for item in items if item.id not in documents]
+        reason = _("Not in the directory any more.")
+        _record([{"item": item.id, "state": ItemState.FAILED, "error": reason} for item in gone])
+        to_render = [item for item in items if item.id in documents]
+        results = render_documents(
+            [documents[item.id] for item in to_render],
+            layout_of(job),
+            current_letterhead(),
+            png=png,
+            processes=current_app.config["DOCUMENT_RENDER_PROCESSES"],
+        )
     done, batch = len(gone), []
     for index, rendered in results:
         batch.append((to_render[index], rendered))
@@ -139,19 +146,28 @@ def render_pending(job: DocumentJob, after_chunk=None) -> int:
 def _store_chunk(job: DocumentJob, batch: list, png: bool, after_chunk) -> int:
     """Store a chunk's files at once, record its items, renew the lease and commit."""
     ready = [(item, rendered) for item, rendered in batch if not isinstance(rendered, RenderError)]
-    files = [(rendered.pdf, "application/pdf") for _item, rendered in ready]
-    if png:
-        files += [(rendered.png, "image/png") for _item, rendered in ready]
-    stored = store_attachments(files)
-    pdfs, pngs = stored[: len(ready)], stored[len(ready) :]
+    # Each ready item's files: its PDF, its PNG preview, its content for the e-mail's body.
+    wanted = [
+        (
+            (rendered.pdf, "application/pdf"),
+            (rendered.png, "image/png") if png and rendered.png else None,
+            (body.encode(), "text/html")
+            if (body := getattr(rendered, "body_html", None))
+            else None,
+        )
+        for _item, rendered in ready
+    ]
+    stored = iter(store_attachments([f for files in wanted for f in files if f is not None]))
     rows = [
         {
             "item": item.id,
             "state": ItemState.READY,
-            "pdf_id": pdfs[n].id,
-            "png_id": pngs[n].id if png else None,
+            **{
+                column: next(stored).id if f is not None else None
+                for column, f in zip(("pdf_id", "png_id", "body_id"), files, strict=True)
+            },
         }
-        for n, (item, _rendered) in enumerate(ready)
+        for (item, _rendered), files in zip(ready, wanted, strict=True)
     ]
     for item, rendered in batch:
         if isinstance(rendered, RenderError):
@@ -178,6 +194,7 @@ def _record(rows: list[dict]) -> None:
             error=bindparam("new_error"),
             pdf_id=bindparam("new_pdf"),
             png_id=bindparam("new_png"),
+            body_id=bindparam("new_body"),
         ),
         [
             {
@@ -186,6 +203,7 @@ def _record(rows: list[dict]) -> None:
                 "new_error": row.get("error"),
                 "new_pdf": row.get("pdf_id"),
                 "new_png": row.get("png_id"),
+                "new_body": row.get("body_id"),
             }
             for row in rows
         ],

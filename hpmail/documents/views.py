@@ -31,11 +31,13 @@ from hpmail.directory.people import PeopleFilter
 from hpmail.documents import jobs, letterhead, mailing, models, tasks
 from hpmail.documents.content import cohort_document, group_document, person_documents
 from hpmail.documents.forms import LetterheadForm, PrintForm
+from hpmail.documents.kinds import kind_of
 from hpmail.documents.layout import (
     DOCUMENT_KIND_LABELS,
     OUTPUT_LABELS,
     PAPERS,
     PRINT_COPY_LABELS,
+    PRINTED_KINDS,
     DocumentKind,
     Output,
     Period,
@@ -307,7 +309,7 @@ def _owner_page(owner_kind: str, owner_id: int, doc_kind: DocumentKind):
         "cohort": cohort,
         "tabs": [
             (DOCUMENT_KIND_LABELS[k], url_for(OWNER_PAGES[owner_kind, k], **id_arg), endpoint)
-            for k in DocumentKind
+            for k in PRINTED_KINDS
             for endpoint in [OWNER_PAGES[owner_kind, k]]
         ],
     }
@@ -340,18 +342,31 @@ DIALOG_ARGS = ("selection", "person", "cohort", "group", "kind", "period", "week
 
 def _dialog(form: PrintForm, whose: jobs.Whose, refused: InputRefused | None = None):
     """Render the print dialog for these people (422 with the refusal's messages)."""
-    owners = jobs.owners_of(current_user, whose)
+    return print_dialog_page(form, jobs.owners_of(current_user, whose), refused)
+
+
+def print_dialog_page(
+    form: PrintForm, owners: jobs.Owners, refused: InputRefused | None = None, **mode
+):
+    """Render the print dialog for ``owners`` (422 with the refusal's messages).
+
+    ``mode`` changes what it prints: « Envoyer un courrier » (hpmail.letters) gives its
+    ``form_action`` and ``letters`` (the letter templates to choose from) instead of the kinds
+    and the layout of documents.
+    """
     form.request_token.data = form.request_token.data or str(uuid.uuid4())
     context = {
         "form": form,
-        "whose": whose,
         "owners_count": owners.count,
         "first_owner": owners.first_name,
-        "kinds": DOCUMENT_KIND_LABELS,
+        "kinds": {k: DOCUMENT_KIND_LABELS[k] for k in PRINTED_KINDS},
         "outputs": OUTPUT_LABELS,
         "print_copies": PRINT_COPY_LABELS,
         "papers": PAPERS,
         "general_errors": [],
+        "form_action": url_for("documents.print_dialog"),
+        "letters": None,
+        **mode,
     }
     if refused is not None:
         return form_again(
@@ -380,7 +395,7 @@ def print_dialog():
     token = form.request_token.data
     replayed = jobs.job_of_request(token)
     if replayed is not None:
-        return _after_dialog(replayed)
+        return after_dialog(replayed)
     try:
         if not form.validate_on_submit():
             raise jobs.PrintRefused(_("This form has expired: check it and send it again."))
@@ -393,17 +408,18 @@ def print_dialog():
     except IntegrityError:
         # The same form was committed by another request (a double click): show that job.
         db.session.rollback()
-        return _after_dialog(jobs.job_of_request(token) or abort(409))
+        return after_dialog(jobs.job_of_request(token) or abort(409))
     tasks.enqueue_job(job.id)
-    return _after_dialog(job)
+    return after_dialog(job)
 
 
-def _after_dialog(job):
+def after_dialog(job):
+    """Where the dialog's POST goes: the composer for an e-mail, else the job's progress."""
     if job.user_id != current_user.id:
         abort(404)
     if job.output == Output.EMAIL and not job.mail:
-        return redirect(url_for(".mail", job_id=job.id), 303)
-    return redirect(url_for(".job_progress", job_id=job.id), 303)
+        return redirect(url_for("documents.mail", job_id=job.id), 303)
+    return redirect(url_for("documents.job_progress", job_id=job.id), 303)
 
 
 @bp.route("/documents/impression/<int:job_id>")
@@ -448,9 +464,15 @@ def _document_composer(job, draft, refused=None, status=200):
     reach = mailing.recipients_summary(job)
     draft.body = sanitize_html(draft.body)
     draft.request_token = draft.request_token or str(uuid.uuid4())
+    registered = kind_of(job)
     context = dict(
         job=job,
         reach=reach,
+        # Each e-mail's own copies offered under Autres (an internship's tutor).
+        copies_label=registered.copies_label(job)
+        if registered and registered.copies_label
+        else None,
+        item_copies=request.method == "GET" or request.form.get("item_copies") == "y",
         kind_label=DOCUMENT_KIND_LABELS[DocumentKind(job.kind)],
         form_action=url_for(".mail", job_id=job.id),
         draft=draft,
@@ -503,7 +525,8 @@ def mail(job_id: int):
             raise compose_service.ComposeRefused(
                 {"account_id": [_("You have no account to send from yet.")]}
             )
-        mail_draft = mailing.prepare_mail(current_user, job, draft)
+        copies = request.form.get("item_copies") == "y"
+        mail_draft = mailing.prepare_mail(current_user, job, draft, item_copies=copies)
     except compose_service.ComposeRefused as refused:
         db.session.rollback()
         return _document_composer(job, draft, refused)

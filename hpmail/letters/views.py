@@ -8,14 +8,19 @@ from datetime import date
 from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import literal, select
+from sqlalchemy.exc import IntegrityError
 
 from hpmail.core.forms import INVALID, InputRefused, form_again
 from hpmail.core.web import render, roles_required
+from hpmail.documents import jobs, tasks
+from hpmail.documents.forms import PrintForm
 from hpmail.documents.letterhead import current_letterhead
 from hpmail.documents.print_html import french_date
 from hpmail.documents.render import RenderError, safe_filename
+from hpmail.documents.views import after_dialog, print_dialog_page
 from hpmail.extensions import db
-from hpmail.letters import sandbox, service
+from hpmail.letters import courrier, sandbox, service
 from hpmail.letters.fields import FIELDS, recipient_of, sample_choices, sample_record
 from hpmail.letters.forms import LetterForm
 from hpmail.letters.models import CATEGORY_LABELS, Category, LetterTemplate
@@ -179,3 +184,60 @@ def preview_pdf(category: str):
         return form_again("letters/edit.html", refused=refused, **_editor_context(category, form))
     name = safe_filename(form.title.data or _("Letter"))
     return send_file(io.BytesIO(pdf), mimetype="application/pdf", download_name=name)
+
+
+# « Envoyer un courrier »: documents' print dialog in its letter mode, then its print job.
+
+
+def _letter_dialog(form: PrintForm, refused: InputRefused | None = None):
+    """Render the print dialog in its letter mode for the form's selection (422 when refused)."""
+    token = form.selection.data or ""
+    try:
+        category = courrier.category_of(current_user, token) if token else None
+    except InputRefused as wrong_list:
+        category, refused = None, refused or wrong_list
+    if category is not None:
+        owners = courrier.owners_of_letters(current_user, token, category)
+    else:
+        owners = jobs.Owners(select(literal(0)), 0, "", True)
+    return print_dialog_page(
+        form,
+        owners,
+        refused,
+        letters=courrier.letters_of(category) if category else [],
+        form_action=url_for("letters.send_letter"),
+    )
+
+
+@bp.route("/courrier", methods=["GET", "POST"])
+def send_letter():
+    """Envoyer un courrier: a GET shows the dialog for the list's selection; the POST checks the
+    letter (chosen, of the list's category), writes the job, tells the worker, and goes on to
+    the composer or the progress, as Imprimer does."""
+    if request.method == "GET":
+        form = PrintForm(formdata=None, data={"selection": request.args.get("selection", "")})
+        return _letter_dialog(form)
+    form = PrintForm()
+    token = form.request_token.data
+    replayed = jobs.job_of_request(token)
+    if replayed is not None:
+        return after_dialog(replayed)
+    try:
+        if not form.validate_on_submit():
+            raise jobs.PrintRefused(_("This form has expired: check it and send it again."))
+        if not form.selection.data:
+            raise jobs.PrintRefused(_("Nobody is selected: tick people in the list first."))
+        category = courrier.category_of(current_user, form.selection.data)
+        letter = courrier.checked_letter(form.letter.data, category)
+        choices = jobs.checked_request(form.print_request(), letter_id=letter.id)
+        owners = courrier.owners_of_letters(current_user, form.selection.data, category)
+        job = jobs.create_job(current_user, choices, owners, token)
+        db.session.commit()
+    except InputRefused as refused:
+        db.session.rollback()
+        return _letter_dialog(form, refused)
+    except IntegrityError:
+        db.session.rollback()
+        return after_dialog(jobs.job_of_request(token) or abort(409))
+    tasks.enqueue_job(job.id)
+    return after_dialog(job)

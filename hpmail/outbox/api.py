@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from hpmail.extensions import db
 from hpmail.outbox import clock, send
+from hpmail.outbox.mime import OWN_BODY, OWN_BODY_MARK  # an e-mail's own content in the body
 from hpmail.outbox.models import EmailRecipient, EmailState, Mailing, OutboundEmail, RecipientState
 from hpmail.outbox.policy import InvalidHeader
 from hpmail.outbox.queue import (
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DOCUMENT_PREVIEW",
+    "OWN_BODY",
+    "OWN_BODY_MARK",
     "Address",
     "AttachmentSpec",
     "Delivery",

@@ -40,6 +40,21 @@ class Part:
     content_id: str | None = None
 
 
+# An e-mail's own content in the mailing's shared body (a form letter written for each person):
+# its own files of Content-ID ``own-body``, one text/html and one text/plain, are not files but
+# text put where the shared HTML and text bodies say ``OWN_BODY_MARK`` (at their end without it).
+OWN_BODY = "own-body"
+OWN_BODY_MARK = "<!--own-body-->"
+
+
+def _with_own_body(body: str | None, own: str | None) -> str | None:
+    if body is None or own is None:
+        return body
+    if OWN_BODY_MARK in body:
+        return body.replace(OWN_BODY_MARK, own, 1)
+    return f"{body}\n{own}"
+
+
 def _split(content_type: str) -> tuple[str, str]:
     content_type = content_type or "application/octet-stream"
     if not is_content_type(content_type):
@@ -147,12 +162,20 @@ class MailingMessages:
     def _own_body(self, message_id: str, own_parts: list[Part]) -> bytes:
         """Return the body of an e-mail with files of its own: the shared content, then them.
 
-        Its inline images get Content-IDs of this message, and its HTML refers to them so.
+        Its own content (``OWN_BODY``) goes into the shared bodies; its inline images get
+        Content-IDs of this message, and its HTML refers to them so.
         """
         text_body, html_body, parts = self._content
         renamed = []
         for part in own_parts:
             _check_part(part)
+            if part.content_id and part.content_id.strip("<>") == OWN_BODY:
+                own = part.data.decode("utf-8")
+                if part.content_type.startswith("text/html"):
+                    html_body = _with_own_body(html_body, own)
+                else:
+                    text_body = _with_own_body(text_body, own)
+                continue
             if part.content_id:
                 name = part.content_id.strip("<>")
                 content_id = own_content_id(name, message_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hpmail.letters.service import save_letter
+from tests.documents.print_fixtures import school, sender  # noqa: F401 (Envoyer un courrier)
 
 
 @pytest.fixture
