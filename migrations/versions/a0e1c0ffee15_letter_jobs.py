@@ -26,10 +26,8 @@ def upgrade():
             ondelete="SET NULL",
         )
         batch_op.create_index(batch_op.f("ix_document_job_letter_id"), ["letter_id"], unique=False)
-        batch_op.drop_constraint("ck_document_job_kind", type_="check")
-        batch_op.create_check_constraint(
-            batch_op.f("ck_document_job_kind"), "kind IN ('timetable', 'summary', 'letter')"
-        )
+        batch_op.drop_constraint("kind", type_="check")
+        batch_op.create_check_constraint("kind", "kind IN ('timetable', 'summary', 'letter')")
     with op.batch_alter_table("document_job_item") as batch_op:
         batch_op.add_column(sa.Column("records", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("body_id", sa.Integer(), nullable=True))
@@ -47,10 +45,8 @@ def downgrade():
         batch_op.drop_column("records")
     op.execute("DELETE FROM document_job WHERE kind = 'letter'")
     with op.batch_alter_table("document_job") as batch_op:
-        batch_op.drop_constraint("ck_document_job_kind", type_="check")
-        batch_op.create_check_constraint(
-            batch_op.f("ck_document_job_kind"), "kind IN ('timetable', 'summary')"
-        )
+        batch_op.drop_constraint("kind", type_="check")
+        batch_op.create_check_constraint("kind", "kind IN ('timetable', 'summary')")
         batch_op.drop_index(batch_op.f("ix_document_job_letter_id"))
         batch_op.drop_constraint(
             batch_op.f("fk_document_job_letter_id_letter_template"), type_="foreignkey"
