@@ -82,9 +82,9 @@ class WorkerMemory:
         self._thread.join()
 
 
-def setup(instance: Instance, scale: int, people: int):
+def setup(instance: Instance, scale: int, people: int, kind: str | None = None):
     """Build the school, a staff user with a verified account; return a signed-in client and
-    the token of a selection of ``people`` students."""
+    the token of a selection of ``people`` students (a list's of ``kind``, if given)."""
     from sqlalchemy import select
 
     from hpmail.accounts.models import Account, AccountKind, MailSettings
@@ -111,7 +111,7 @@ def setup(instance: Instance, scale: int, people: int):
     ids = db.session.scalars(
         select(Person.id).where(Person.kind == PersonKind.STUDENT).order_by(Person.id).limit(people)
     ).all()
-    selection = create_selection(user, ids)
+    selection = create_selection(user, ids, kind=kind)
     db.session.commit()
     instance.app.config["WTF_CSRF_ENABLED"] = False
     client = instance.app.test_client()
@@ -163,8 +163,18 @@ def forget_queued_jobs(instance: Instance) -> None:
     huey.flush()
 
 
-def click_to_queued(instance: Instance, client, token: str) -> dict:
-    """Imprimer / Mailer then Envoyer at once; a worker renders and queues every e-mail."""
+def _print_timetables(client, token: str):
+    return client.post(
+        "/documents/imprimer",
+        data=dialog(token, output="email", inline_png="y", print_copy="without_email"),
+    )
+
+
+def click_to_queued(instance: Instance, client, token: str, click=None, subject: str = "") -> dict:
+    """Imprimer / Mailer then Envoyer at once; a worker renders and queues every e-mail.
+
+    ``click(client)`` posts the dialog (by default Imprimer's, timetables, PDF + PNG).
+    """
     from sqlalchemy import func, select
 
     from hpmail.documents.mailing import address_of, people_of
@@ -196,14 +206,11 @@ def click_to_queued(instance: Instance, client, token: str) -> dict:
     try:
         with WorkerMemory(worker.pid) as memory:
             started = time.perf_counter()
-            posted = client.post(
-                "/documents/imprimer",
-                data=dialog(token, output="email", inline_png="y", print_copy="without_email"),
-            )
+            posted = (click or _print_timetables)(client, token)
             assert posted.status_code == 303, posted.status_code
             job_id = int(posted.headers["Location"].rstrip("/").split("/")[-2])
             composer = {
-                "subject": "Emploi du temps — semaine du 7 décembre 2026",
+                "subject": subject or "Emploi du temps — semaine du 7 décembre 2026",
                 "body": "<p>Bonjour,</p><p>Voici votre emploi du temps.</p>",
                 "request_token": str(uuid.uuid4()),
             }
