@@ -242,3 +242,50 @@ def test_an_email_queued_again_for_its_failed_recipient_carries_the_same_files(
     message = arrived_for(smtp_server, "oscar@example.org")
     assert pdf_of(message) == b"%PDF-1.4 emploi du temps de Oscar"
     assert db.session.get(OutboundEmail, ids[0]).state == EmailState.SENT
+
+
+def test_each_recipient_s_own_content_is_written_where_the_shared_body_says_and_is_no_file(
+    db, smtp_server, delivery_settings
+):
+    from hpmail.outbox.api import OWN_BODY, OWN_BODY_MARK
+
+    delivery_settings(smtp_server)
+
+    def letter_email(address: str, name: str) -> EmailSpec:
+        html = store_attachment(f"<p>Lettre de {name}</p>".encode(), "text/html")
+        text = store_attachment(f"Lettre de {name}".encode(), "text/plain")
+        return EmailSpec(
+            to=[Address(address, name)],
+            attachments=[
+                AttachmentSpec(html, "lettre.html", OWN_BODY, "text/html"),
+                AttachmentSpec(text, "lettre.txt", OWN_BODY, "text/plain"),
+            ],
+        )
+
+    dispatch(
+        queue_documents(
+            db,
+            [
+                letter_email("berenice@example.org", "Bérénice"),
+                letter_email("oscar@example.org", "Oscar"),
+            ],
+            html_body=f"<p>Bonjour,</p>{OWN_BODY_MARK}<p>Signature</p>",
+            text_body=f"Bonjour,\n\n{OWN_BODY_MARK}\n\nSignature",
+        )
+    )
+
+    for address, name, other in (
+        ("berenice@example.org", "Bérénice", "Oscar"),
+        ("oscar@example.org", "Oscar", "Bérénice"),
+    ):
+        message = arrived_for(smtp_server, address)
+        assert [p.get_content_type() for p in message.walk()] == [
+            "multipart/alternative",
+            "text/plain",
+            "text/html",
+        ]
+        html = message.get_body(("html",)).get_content()
+        assert f"<p>Bonjour,</p><p>Lettre de {name}</p><p>Signature</p>" in html
+        assert other not in html and OWN_BODY_MARK not in html
+        text = message.get_body(("plain",)).get_content()
+        assert f"Bonjour,\n\nLettre de {name}\n\nSignature" in text.replace("\r\n", "\n")
