@@ -318,3 +318,41 @@ class TestWithAWorker:
             assert mine in html and other not in html
         wait_until(lambda: latest_job(db).output_file_id, timeout=30, message="no printed copy")
         assert "Sansmail" in pdf_text(read_attachment(latest_job(db).output_file))
+
+
+def test_a_letter_to_the_students_of_their_list_prints_one_letter_each_in_one_pdf(
+    client, sender, school, make_letter, db
+):
+    page = client.get("/plannings/student", headers=FR, follow_redirects=True)
+    assert "Envoyer un courrier" in page.text
+    letter = make_letter("students", "<p>Convocation de {{ prenom }} {{ nom }}</p>")
+    selection = create_selection(sender, [school.alice.id, school.bruno.id], kind="student")
+    db.session.commit()
+
+    form = letter_dialog(selection=selection.token, letter=str(letter.id), output="printer")
+    response = client.post("/courrier", data=form)
+
+    assert response.status_code == 303
+    job = latest_job(db)
+    assert job.state == "done" and job.output_filename.endswith(".pdf")
+    pages = [
+        p.extract_text() for p in PdfReader(io.BytesIO(read_attachment(job.output_file))).pages
+    ]
+    assert len(pages) == 2
+    assert "Convocation de Bruno Durand" in pages[0]  # the list's order: by last name
+    assert "Convocation de Alice Martin" in pages[1]
+
+
+def test_a_list_of_people_of_every_kind_cannot_send_a_letter(
+    client, sender, school, make_letter, db
+):
+    letter = make_letter("students", "<p>{{ nom }}</p>")
+    selection = create_selection(sender, [school.alice.id, school.teacher.id])
+    db.session.commit()
+
+    form = letter_dialog(selection=selection.token, letter=str(letter.id))
+    response = client.post("/courrier", data=form, headers=FR)
+
+    assert response.status_code == 422
+    assert "Envoyez un courrier depuis la liste des étudiants" in response.text
+    assert latest_job(db) is None
