@@ -10,6 +10,7 @@ from flask import g
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from jinja2 import FileSystemBytecodeCache
+from werkzeug.routing import Rule
 
 from hpmail import create_app
 from hpmail.auth.models import User
@@ -75,6 +76,30 @@ def schema_file(tmp_path_factory) -> Path:
         _db.create_all()
         _db.engine.dispose()  # the last connection closing folds the WAL into the file
     return sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], folder)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def url_builders_made_once():
+    """Each test's app compiles the same URL rules: make each rule's URL builder once.
+
+    Werkzeug writes and compiles a Python function per rule to build its URLs (most of the time
+    of ``create_app``). Without defaults, that function depends only on the rule's parsed parts,
+    so the apps of the session share it; each app still has its own rules and map.
+    """
+    original = Rule._compile_builder
+    made: dict = {}
+
+    def compile_builder(rule: Rule, append_unknown: bool = True):
+        if rule.defaults:
+            return original(rule, append_unknown)
+        key = (rule.rule, tuple(rule._trace), append_unknown)
+        if key not in made:
+            made[key] = original(rule, append_unknown)
+        return made[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rule, "_compile_builder", compile_builder)
+        yield
 
 
 @pytest.fixture(scope="session")
