@@ -20,10 +20,20 @@ BLUEPRINTS = (
     "hpmail.delivery.views",
     "hpmail.accounts.views",
     "hpmail.compose.views",
+    "hpmail.documents.views",
     "hpmail.archive.views",
 )
 
-TRANSLATION_DOMAINS = ("web", "auth", "directory", "delivery", "accounts", "compose", "archive")
+TRANSLATION_DOMAINS = (
+    "web",
+    "auth",
+    "directory",
+    "delivery",
+    "accounts",
+    "compose",
+    "documents",
+    "archive",
+)
 
 
 def create_app(test_config: dict | None = None) -> Flask:

@@ -78,6 +78,7 @@ class Defaults:
     DEMO_MAILBOX_PORT = 8025
     # Compose
     ATTACHMENT_MAX_FILE_BYTES = 10 * 1024 * 1024
+    UNUSED_FILES_KEPT_HOURS = 24  # a stored file no row uses is removed after this
     ATTACHMENT_MAX_EMAIL_BYTES = 20 * 1024 * 1024
     MAX_RECIPIENTS_PER_MESSAGE = 500
     SIGNATURE_MAX_BYTES = 512 * 1024

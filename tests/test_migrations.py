@@ -87,3 +87,26 @@ def test_a_ca_file_named_before_is_kept_by_its_content_and_users_timeouts_are_ca
             text("SELECT id, ca_certificates, timeout_seconds FROM transport ORDER BY id")
         ).all()
     assert rows == [(1, test_ca.cert_pem.decode(), 600), (2, None, 60)]
+
+
+def test_files_already_in_use_are_kept_and_get_their_stored_time_when_upgraded(empty_app):
+    upgrade(revision="a8a1c0ffee01")
+    with db.engine.begin() as connection:
+        for statement in (
+            "INSERT INTO attachment (id, sha256, size, content_type, created_at)"
+            " VALUES (1, 'ab', 3, 'application/pdf', '2026-01-01 00:00:00')",
+            "INSERT INTO transport (id, host, port, security, username, timeout_seconds)"
+            " VALUES (1, 'smtp', 25, 'none', '', 30)",
+            "INSERT INTO mailing (id, kind, subject, text_body, sender_name, sender_address,"
+            " hide_recipients, created_at, transport_id)"
+            " VALUES (1, 'email', 'Sujet', 'Bonjour', '', 'a@lycee.fr', 0, '2026-01-01', 1)",
+            "INSERT INTO mailing_attachment (mailing_id, attachment_id, filename, content_type)"
+            " VALUES (1, 1, 'circulaire.pdf', 'application/pdf')",
+        ):
+            connection.execute(text(statement))
+    upgrade()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT id, stored_at FROM attachment")).all() == [
+            (1, "2026-01-01 00:00:00")
+        ]
+        assert connection.execute(text("SELECT count(*) FROM mailing_attachment")).scalar() == 1

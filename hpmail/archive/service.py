@@ -21,6 +21,7 @@ from hpmail.archive import search
 from hpmail.extensions import db
 from hpmail.outbox.api import mailing_messages, resend_failed_recipients
 from hpmail.outbox.models import (
+    EmailAttachment,
     EmailRecipient,
     EmailState,
     Mailing,
@@ -300,12 +301,15 @@ RECIPIENT_ORDER = {
 
 
 def emails_of(mailing: Mailing) -> list[OutboundEmail]:
-    """Return the e-mails of ``mailing`` in the order they were queued, with their recipients."""
+    """Return the e-mails of ``mailing`` in the order they were queued, with their recipients
+    and the files each one carried alone (a recipient's own document)."""
     return list(
         db.session.scalars(
             select(OutboundEmail)
             .where(OutboundEmail.mailing_id == mailing.id)
-            .options(selectinload(OutboundEmail.recipients))
+            .options(
+                selectinload(OutboundEmail.recipients), selectinload(OutboundEmail.attachments)
+            )
             .order_by(OutboundEmail.id)
         )
     )
@@ -328,6 +332,14 @@ def attachment_of(mailing: Mailing, item_id: int) -> MailingAttachment:
     """Return the mailing's attachment of this id, or 404."""
     item = db.session.get(MailingAttachment, item_id)
     if item is None or item.mailing_id != mailing.id:
+        abort(404)
+    return item
+
+
+def email_file_of(mailing: Mailing, item_id: int) -> EmailAttachment:
+    """Return the file of this id that one e-mail of ``mailing`` carried, or 404."""
+    item = db.session.get(EmailAttachment, item_id)
+    if item is None or item.email.mailing_id != mailing.id:
         abort(404)
     return item
 

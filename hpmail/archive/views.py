@@ -90,6 +90,18 @@ def attachment(mailing_id: int, item_id: int):
     return stored_file_response(data, item.filename)
 
 
+@bp.route("/e-mails/<int:mailing_id>/fichiers/<int:item_id>")
+def email_file(mailing_id: int, item_id: int):
+    """A file that one e-mail of the mailing carried alone (a recipient's own document)."""
+    mailing = service.mailing_for(current_user, mailing_id)
+    item = service.email_file_of(mailing, item_id)
+    try:
+        data = read_attachment(item.attachment)
+    except OSError:
+        abort(404)
+    return stored_file_response(data, item.filename)
+
+
 @bp.route("/e-mails/<int:mailing_id>/renvoyer", methods=["POST"])
 def resend(mailing_id: int):
     mailing = service.mailing_for(current_user, mailing_id)

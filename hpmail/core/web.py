@@ -136,7 +136,13 @@ MENUS = (
         _l("Schedules"),
         (
             (_l("Teachers"), "directory.people", {"kind": "teacher"}, None),
+            (_l("Teachers' timetables"), "documents.person_timetable", {"kind": "teacher"}, None),
+            (_l("Teachers' summaries"), "documents.person_summary", {"kind": "teacher"}, None),
             (_l("Students"), "directory.people", {"kind": "student"}, None),
+            (_l("Students' timetables"), "documents.person_timetable", {"kind": "student"}, None),
+            (_l("Students' summaries"), "documents.person_summary", {"kind": "student"}, None),
+            (_l("Students › Absences"), "directory.absence_list", {}, None),
+            (_l("Students › Internships"), "directory.internship_list", {}, None),
             (_l("Staff"), "directory.people", {"kind": "staff"}, None),
             (_l("Cohorts"), "directory.cohorts", {}, None),
         ),
@@ -157,6 +163,9 @@ MENUS = (
             (_l("Manage e-mail sending profiles"), "delivery.profiles", {}, "admin"),
             (_l("Users"), "auth.users", {}, "admin"),
             (_l("Import people"), "directory.import_people", {}, "admin"),
+            (_l("Letterhead of the documents"), "documents.letterhead_settings", {}, "admin"),
+            (_l("Import absences"), "directory.import_absences", {}, "admin"),
+            (_l("Import internships"), "directory.import_internships", {}, "admin"),
         ),
     ),
     (

@@ -1,12 +1,15 @@
-"""Reading a CSV file of people: encoding, separator, French or English columns, each row checked.
+"""Reading a CSV file: encoding, separator, French or English columns, each row checked.
 
-Nothing here touches the database; the importer matches and writes what these functions accept.
+One reader for every kind of file (people, absences, internships); a ``Layout`` says what columns a
+kind has and checks its rows. Nothing here touches the database; the importers match and write
+what these functions accept.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask_babel import gettext as _
@@ -61,6 +64,25 @@ class RowReport:
     cohort: str = ""
     groups: list[str] = field(default_factory=list)
     person_id: int | None = None
+    # The absence or internship this row updates, when it is already known.
+    record_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a kind of file holds: its columns, which are required, and the check of one row.
+
+    ``headers`` maps a folded header to a field; ``names`` gives each field's name in the reader's
+    language; ``check(raw, row, problems, notes)`` fills ``row.name`` and ``row.values`` from the
+    cleaned cells and adds what is wrong; ``nothing`` is the message of a file without rows.
+    """
+
+    headers: dict[str, str]
+    required: tuple[str, ...]
+    limits: dict[str, int]
+    names: Callable[[], dict[str, str]]
+    check: Callable[[dict, RowReport, list, list], None]
+    nothing: Callable[[], str]
 
 
 @dataclass
@@ -118,16 +140,17 @@ def sniff_delimiter(text: str) -> str:
     return ";" if semicolons >= commas else ","
 
 
-def _header_fields(header: list[str]) -> list[str | None]:
+def _header_fields(header: list[str], layout: Layout) -> list[str | None]:
     fields = []
     for name in header:
         key = fold(name).replace(" ", "").replace("-", "").replace("_", "").replace("'", "")
-        fields.append(COLUMNS.get(key))
+        fields.append(layout.headers.get(key))
     return fields
 
 
-def read_rows(data: bytes) -> CsvFile:
-    """Decode and parse the file and check each row, or raise FileRefused."""
+def read_rows(data: bytes, layout: Layout | None = None) -> CsvFile:
+    """Decode and parse the file and check each row (people by default), or raise FileRefused."""
+    layout = layout or PEOPLE
     if not data.strip():
         raise FileRefused(_("The file is empty."))
     text, encoding = decode(data)
@@ -136,13 +159,13 @@ def read_rows(data: bytes) -> CsvFile:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
-        fields = _header_fields(header)
-        _check_header(header, fields, notes)
+        fields = _header_fields(header, layout)
+        _check_header(header, fields, notes, layout)
         rows = []
         for cells in reader:
             if not any(cell.strip() for cell in cells):
                 continue
-            rows.append(_check_row(reader.line_num, cells, fields, len(header)))
+            rows.append(_check_row(reader.line_num, cells, fields, len(header), layout))
     except csv.Error as error:
         raise FileRefused(
             _(
@@ -152,17 +175,19 @@ def read_rows(data: bytes) -> CsvFile:
             )
         ) from None
     if not rows:
-        raise FileRefused(_("The file has a header line but no person."))
+        raise FileRefused(layout.nothing())
     return CsvFile(rows, encoding, delimiter, notes)
 
 
-def _check_header(header: list[str], fields: list[str | None], notes: list[str]) -> None:
+def _check_header(
+    header: list[str], fields: list[str | None], notes: list[str], layout: Layout
+) -> None:
     present = [f for f in fields if f]
     twice = sorted({f for f in present if present.count(f) > 1})
     if twice:
         names = ", ".join(h for h, f in zip(header, fields, strict=True) if f in twice)
         raise FileRefused(_("These columns say the same thing twice: %(names)s.", names=names))
-    missing = [_column_names()[f] for f in REQUIRED if f not in present]
+    missing = [layout.names()[f] for f in layout.required if f not in present]
     if missing:
         raise FileRefused(
             _(
@@ -176,15 +201,16 @@ def _check_header(header: list[str], fields: list[str | None], notes: list[str])
         notes.append(_("Columns ignored: %(names)s.", names=", ".join(ignored)))
 
 
-def _check_row(line: int, cells: list[str], fields: list[str | None], width: int) -> RowReport:
+def _check_row(
+    line: int, cells: list[str], fields: list[str | None], width: int, layout: Layout
+) -> RowReport:
     raw = {f: cell.strip() for f, cell in zip(fields, cells, strict=False) if f}
-    # A line break or control character would end an e-mail header holding the name: removed,
+    # A line break or control character would end an e-mail header holding the value: removed,
     # and the row says so.
     cleaned = {f: without_unsafe_characters(value).strip() for f, value in raw.items()}
     had_unsafe = cleaned != raw
     raw = cleaned
-    name = f"{raw.get('last_name', '').upper()} {raw.get('first_name', '')}".strip()
-    row = RowReport(line=line, name=name[:250])
+    row = RowReport(line=line, name="")
     problems: list[str] = []
     notes: list[str] = []
     if len(cells) > width:
@@ -198,17 +224,26 @@ def _check_row(line: int, cells: list[str], fields: list[str | None], width: int
         )
     if had_unsafe:
         notes.append(_("A line break or a control character was removed from this line."))
-    if not raw.get("last_name"):
-        problems.append(_("The last name is missing."))
-    for key, limit in LIMITS.items():
+    for key, limit in layout.limits.items():
         if len(raw.get(key, "")) > limit:
             problems.append(
                 _(
                     "%(column)s is longer than %(limit)s characters.",
-                    column=_column_names()[key],
+                    column=layout.names()[key],
                     limit=limit,
                 )
             )
+    layout.check(raw, row, problems, notes)
+    row.messages = problems + notes
+    row.status = "rejected" if problems else "pending"
+    return row
+
+
+def _check_person(raw: dict, row: RowReport, problems: list, notes: list) -> None:
+    name = f"{raw.get('last_name', '').upper()} {raw.get('first_name', '')}".strip()
+    row.name = name[:250]
+    if not raw.get("last_name"):
+        problems.insert(0, _("The last name is missing."))
     kind = KINDS.get(fold(raw.get("kind", "")).replace(" ", ""))
     if kind is None:
         problems.append(
@@ -232,8 +267,6 @@ def _check_row(line: int, cells: list[str], fields: list[str | None], width: int
     status = email_status_of(email)
     if status == "invalid":
         notes.append(_("Invalid e-mail address, kept as it is."))
-    row.messages = problems + notes
-    row.status = "rejected" if problems else "pending"
     row.values = {
         "kind": kind,
         "external_id": raw.get("external_id") or None,
@@ -243,4 +276,13 @@ def _check_row(line: int, cells: list[str], fields: list[str | None], width: int
         "email_status": str(status),
     }
     row.cohort, row.groups = cohort, list(dict.fromkeys(groups))
-    return row
+
+
+PEOPLE = Layout(
+    headers=COLUMNS,
+    required=REQUIRED,
+    limits=LIMITS,
+    names=_column_names,
+    check=_check_person,
+    nothing=lambda: _("The file has a header line but no person."),
+)

@@ -1,7 +1,8 @@
 """The demo school's directory: deterministic, realistic French data, bulk-inserted.
 
-``build_school(1)`` makes ~1,500 students in 12 cohorts, 90 teachers, 25 staff and ~400 weekly
-courses; ``build_school(13)`` ~20,000 students for the benchmarks.
+``build_school(1)`` makes ~1,500 students in 12 cohorts, 90 teachers, 25 staff, ~400 weekly
+courses, ~3,000 absences and ~300 internships; ``build_school(13)`` ~20,000 students for the
+benchmarks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import date, time, timedelta
 from sqlalchemy import insert
 
 from hpmail.core.text import fold
+from hpmail.directory.demo_records import build_records
 from hpmail.directory.emails import email_status_of
 from hpmail.directory.models import (
     Cohort,
@@ -115,6 +117,8 @@ class DemoSchool:
     staff: int = 0
     cohorts: int = 0
     courses: int = 0
+    absences: int = 0
+    internships: int = 0
     person_ids: dict[str, int] = field(default_factory=dict, repr=False)
 
 
@@ -227,7 +231,17 @@ def build_school(scale: int = 1) -> DemoSchool:
         ],
     )
     school.person_ids = {row["email"]: pid for row, pid in zip(people.rows, ids, strict=True)}
-    _build_courses(rng, cohort_specs, cohort_ids, groups_of, teacher_ids)
+    courses_of = _build_courses(rng, cohort_specs, cohort_ids, groups_of, teacher_ids)
+    records = build_records(
+        [
+            (pid, cid, [groups_of[cid][td], groups_of[cid][tp]])
+            for pid, (cid, td, tp) in zip(student_ids, student_groups, strict=True)
+        ],
+        courses_of,
+        {cid: name for cid, (name, _subjects) in zip(cohort_ids, cohort_specs, strict=True)},
+        (FIRST_NAMES, [name.replace("-", " ") for name in LAST_NAMES]),
+    )
+    school.absences, school.internships = records.absences, records.internships
     school.students, school.teachers, school.staff = len(student_ids), teacher_count, staff_count
     school.cohorts = len(cohort_ids)
     school.courses = db.session.query(Course).count()
@@ -245,8 +259,11 @@ def _slot(rng: random.Random, hours: int) -> dict:
     }
 
 
-def _build_courses(rng, cohort_specs, cohort_ids, groups_of, teacher_ids) -> None:
-    """Each cohort: per subject a CM for the cohort and a TD (or TP) per group, ~400 in all."""
+def _build_courses(rng, cohort_specs, cohort_ids, groups_of, teacher_ids) -> dict:
+    """Each cohort: per subject a CM for the cohort and a TD (or TP) per group, ~400 in all.
+
+    Return the courses of each ("cohort", id) and ("group", id) as (id, subject, weekly slot).
+    """
     courses, slots, teachers, cohorts, groups, sessions = [], [], [], [], [], []
     # Each subject of a cohort has its own small team of teachers.
     for (_cohort_name, subjects), cid in zip(cohort_specs, cohort_ids, strict=True):
@@ -293,3 +310,10 @@ def _build_courses(rng, cohort_specs, cohort_ids, groups_of, teacher_ids) -> Non
     db.session.execute(
         insert(course_group), [{"course_id": course_ids[i], "group_id": g} for i, g in groups]
     )
+    courses_of: dict[tuple[str, int], list] = {}
+    slot_of = dict(slots)
+    for owner, links in (("cohort", cohorts), ("group", groups)):
+        for i, owner_id in links:
+            entry = (course_ids[i], courses[i]["subject"], slot_of[i])
+            courses_of.setdefault((owner, owner_id), []).append(entry)
+    return courses_of

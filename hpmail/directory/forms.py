@@ -25,6 +25,30 @@ class ImportForm(FlaskForm):
     token = HiddenField()
 
 
+class AbsenceImportForm(ImportForm):
+    file = FileField(
+        _l("CSV file"),
+        validators=[FileRequired(_l("Choose a CSV file."))],
+        description=_l(
+            "Columns: étudiant (the student's id or « NOM Prénom »), date, début, fin, cours, "
+            "motif, justifiée (oui or non), référence (the absence's own id, optional). "
+            "Separator ; or , — UTF-8 or Windows-1252."
+        ),
+    )
+
+
+class InternshipImportForm(ImportForm):
+    file = FileField(
+        _l("CSV file"),
+        validators=[FileRequired(_l("Choose a CSV file."))],
+        description=_l(
+            "Columns: étudiant (the student's id or « NOM Prénom »), entreprise, adresse, "
+            "tuteur, e-mail du tuteur, début, fin, sujet, référence (optional). "
+            "Separator ; or , — UTF-8 or Windows-1252."
+        ),
+    )
+
+
 class SelectionForm(FlaskForm):
     """What a list page posts to its selection: the action, the people shown and those ticked.
 
@@ -34,3 +58,11 @@ class SelectionForm(FlaskForm):
     action = HiddenField(filters=[lambda value: value or "page"])
     shown = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
     person_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
+    # The endpoint of the page the list is on (``lists.LIST_PAGES``), to answer with its links.
+    list_page = HiddenField()
+
+
+class RecordSelectionForm(SelectionForm):
+    """What the absences or internships list posts to its selection: ``item_id`` is ticked."""
+
+    item_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)

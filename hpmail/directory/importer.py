@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, insert, select, update
 
 from hpmail.core.text import fold
-from hpmail.directory.csv_file import FileRefused, RowReport, read_rows
+from hpmail.directory.csv_file import PEOPLE, FileRefused, Layout, RowReport, read_rows
 from hpmail.directory.models import Cohort, Group, Person, insert_many, person_group
 from hpmail.directory.text import search_text_for
 from hpmail.extensions import db
@@ -48,6 +48,29 @@ class ImportReport:
     @property
     def valid_rows(self) -> list[RowReport]:
         return [row for row in self.rows if row.status != "rejected"]
+
+
+def read_report(data: bytes, max_bytes: int, layout: Layout) -> ImportReport:
+    """Read a file of ``layout`` into a report: its rows, or why the whole file is refused."""
+    report = ImportReport()
+    if len(data) > max_bytes:
+        report.errors.append(
+            _(
+                "The file is too large (%(size)s MB); the limit is %(limit)s MB. "
+                "Split it into several files.",
+                size=round(len(data) / 1_048_576, 1),
+                limit=round(max_bytes / 1_048_576, 1),
+            )
+        )
+        return report
+    try:
+        csv_file = read_rows(data, layout)
+    except FileRefused as refused:
+        report.errors.append(str(refused))
+        return report
+    report.rows, report.notes = csv_file.rows, csv_file.notes
+    report.encoding, report.delimiter = csv_file.encoding, csv_file.delimiter
+    return report
 
 
 def _identity(values: dict) -> tuple:
@@ -122,24 +145,9 @@ def _match_rows(rows: list[RowReport], existing: _Existing) -> None:
 
 def analyse(data: bytes, max_bytes: int) -> tuple[ImportReport, _Existing | None]:
     """Read and check the file against the database, writing nothing."""
-    report = ImportReport()
-    if len(data) > max_bytes:
-        report.errors.append(
-            _(
-                "The file is too large (%(size)s MB); the limit is %(limit)s MB. "
-                "Split it into several files.",
-                size=round(len(data) / 1_048_576, 1),
-                limit=round(max_bytes / 1_048_576, 1),
-            )
-        )
+    report = read_report(data, max_bytes, PEOPLE)
+    if report.errors:
         return report, None
-    try:
-        csv_file = read_rows(data)
-    except FileRefused as refused:
-        report.errors.append(str(refused))
-        return report, None
-    report.rows, report.notes = csv_file.rows, csv_file.notes
-    report.encoding, report.delimiter = csv_file.encoding, csv_file.delimiter
     _reject_duplicates(report.rows)
     existing = _Existing()
     _match_rows(report.rows, existing)

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -229,12 +230,115 @@ def _fill_search_keys(_mapper, _connection, person: Person) -> None:
     person.first_name_key = fold(person.first_name or "")
 
 
+class Absence(db.Model):
+    """A student missing a course (or a slot of the day when no course matches)."""
+
+    __tablename__ = "absence"
+    __table_args__ = (
+        CheckConstraint("start_time < end_time", name="absence_order"),
+        # The list's sorts, each alone and after the justified filter.
+        Index("ix_absence_day", "day", "start_time", "id"),
+        Index("ix_absence_person_day", "person_id", "day", "start_time"),
+        Index("ix_absence_justified_day", "justified", "day", "start_time", "id"),
+        Index("ix_absence_course_day", "course_label", "day", "start_time", "id"),
+        Index("ix_absence_minutes_day", "minutes", "day", "start_time", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    start_time: Mapped[time] = mapped_column(Time)
+    end_time: Mapped[time] = mapped_column(Time)
+    # How long it lasted, kept so that the list sorts by hours on an index (set on flush).
+    minutes: Mapped[int] = mapped_column(default=0)
+    course_id: Mapped[int | None] = mapped_column(
+        ForeignKey("course.id", ondelete="SET NULL"), index=True
+    )
+    # The subject as the school's software named it; kept when no course of ours matches.
+    course_label: Mapped[str] = mapped_column(String(200), default="")
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    justified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The id in the file it was imported from, so that importing again updates it.
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    person: Mapped[Person] = relationship()
+    course: Mapped[Course | None] = relationship()
+
+    @property
+    def hours(self) -> float:
+        return self.minutes / 60
+
+
+def minutes_between(start: time, end: time) -> int:
+    """Return the minutes from ``start`` to ``end`` on the same day."""
+    return (end.hour * 60 + end.minute) - (start.hour * 60 + start.minute)
+
+
+class Internship(db.Model):
+    """A student's internship: the company, its tutor, the dates and the subject."""
+
+    __tablename__ = "internship"
+    __table_args__ = (
+        CheckConstraint("start_date <= end_date", name="internship_order"),
+        CheckConstraint(
+            "tutor_email_status IN ('missing', 'valid', 'invalid')", name="tutor_email_status"
+        ),
+        Index("ix_internship_start", "start_date", "end_date", "id"),
+        Index("ix_internship_end", "end_date", "start_date", "id"),
+        Index("ix_internship_company", "company_key", "start_date", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    company: Mapped[str] = mapped_column(String(200))
+    # Lower-case, accent-free company name, for the company filter and sort (set on flush).
+    company_key: Mapped[str] = mapped_column(String(200), default="")
+    company_address: Mapped[str] = mapped_column(String(500), default="")
+    tutor_name: Mapped[str] = mapped_column(String(200), default="")
+    tutor_email: Mapped[str | None] = mapped_column(String(254))
+    tutor_email_status: Mapped[str] = mapped_column(String(10), default=EmailStatus.MISSING)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    person: Mapped[Person] = relationship()
+
+
+@event.listens_for(Absence, "before_insert")
+@event.listens_for(Absence, "before_update")
+def _fill_minutes(_mapper, _connection, absence: Absence) -> None:
+    absence.minutes = minutes_between(absence.start_time, absence.end_time)
+
+
+@event.listens_for(Internship, "before_insert")
+@event.listens_for(Internship, "before_update")
+def _fill_company_key(_mapper, _connection, internship: Internship) -> None:
+    internship.company_key = fold(internship.company)[:200]
+
+
+class SelectionKind(StrEnum):
+    """What a selection holds besides people of one kind."""
+
+    ABSENCE = "absence"
+    INTERNSHIP = "internship"
+
+
 class Selection(db.Model):
-    """People picked in a list, kept on the server so that 2,000 students never make a URL."""
+    """People (or absences, internships) picked in a list, kept on the server.
+
+    Kept on the server so that 2,000 students never make a URL. ``kind`` says what the list was:
+    a kind of person (or none: people of every kind), ``absence`` or ``internship``.
+    """
 
     __tablename__ = "selection"
     __table_args__ = (
-        CheckConstraint("kind IS NULL OR kind IN ('teacher', 'student', 'staff')", name="kind"),
+        CheckConstraint(
+            "kind IS NULL OR kind IN ('teacher', 'student', 'staff', 'absence', 'internship')",
+            name="kind",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -254,6 +358,32 @@ class SelectionMember(db.Model):
     )
     person_id: Mapped[int] = mapped_column(
         ForeignKey("person.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SelectionAbsence(db.Model):
+    """One absence in a selection of absences."""
+
+    __tablename__ = "selection_absence"
+
+    selection_id: Mapped[int] = mapped_column(
+        ForeignKey("selection.id", ondelete="CASCADE"), primary_key=True
+    )
+    absence_id: Mapped[int] = mapped_column(
+        ForeignKey("absence.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class SelectionInternship(db.Model):
+    """One internship in a selection of internships."""
+
+    __tablename__ = "selection_internship"
+
+    selection_id: Mapped[int] = mapped_column(
+        ForeignKey("selection.id", ondelete="CASCADE"), primary_key=True
+    )
+    internship_id: Mapped[int] = mapped_column(
+        ForeignKey("internship.id", ondelete="CASCADE"), primary_key=True, index=True
     )
 
 

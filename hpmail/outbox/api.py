@@ -1,10 +1,12 @@
 """The engine's public contract: queue a mailing's e-mails as rows, then dispatch them.
 
-``queue_mailing`` (``outbox.queue``) validates and writes rows (flush, no commit); the caller
-commits, then calls ``dispatch``: delegated, a worker task is enqueued; not delegated, the e-mails
-go out at once. The admin's actions (``retry_now``, ``cancel``) and the sender checks are here too.
-Other packages import the engine from this module (and its ``models``, ``attachments``,
-``policy`` and ``settings``), never from the modules that deliver.
+``queue_mailing`` (``outbox.queue``) validates and writes rows (flush, no commit), each e-mail
+with its own files if it has any; ``queue_more_emails`` adds e-mails to a mailing written in
+chunks. The caller commits, then calls ``dispatch`` (or ``dispatch_emails`` with the new ids):
+delegated, a worker task is enqueued; not delegated, the e-mails go out at once. The admin's
+actions (``retry_now``, ``cancel``) and the sender checks are here too. Other packages import
+the engine from this module (and its ``models``, ``attachments``, ``policy`` and ``settings``),
+never from the modules that deliver.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from hpmail.outbox import clock, send
 from hpmail.outbox.models import EmailRecipient, EmailState, Mailing, OutboundEmail, RecipientState
 from hpmail.outbox.policy import InvalidHeader
 from hpmail.outbox.queue import (
+    DOCUMENT_PREVIEW,
     Address,
     AttachmentSpec,
     EmailSpec,
@@ -30,6 +33,7 @@ from hpmail.outbox.queue import (
     OutboxBusy,
     Sender,
     queue_mailing,
+    queue_more_emails,
     resend_failed_recipients,
 )
 from hpmail.outbox.record import Delivery
@@ -39,6 +43,7 @@ from hpmail.outbox.settings import server_settings
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "DOCUMENT_PREVIEW",
     "Address",
     "AttachmentSpec",
     "Delivery",
@@ -54,6 +59,7 @@ __all__ = [
     "mailing_messages",
     "queue_and_dispatch",
     "queue_mailing",
+    "queue_more_emails",
     "register_sender_check",
     "resend_failed_recipients",
     "retry_now",

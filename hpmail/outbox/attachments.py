@@ -1,21 +1,32 @@
-"""Attachment files, stored once under ``ATTACHMENT_DIR`` by their SHA-256."""
+"""Attachment files, stored once under ``ATTACHMENT_DIR`` by their SHA-256, removed once unused.
+
+A file is used by every row whose foreign key points at it (a mailing's attachment, an e-mail's
+own file, a template's, a signature): ``remove_unused_files`` finds those tables in the schema, so
+a feature's new table counts without being named here.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
 import filetype
 from flask import Response, current_app, send_file
-from sqlalchemy import select
+from sqlalchemy import Column, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hpmail.core.text import InvalidHeader, is_content_type
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
 from hpmail.outbox.models import Attachment
+
+log = logging.getLogger(__name__)
 
 # The only types a stored file is ever served as; anything else is a download of bytes.
 SERVED_TYPES = {"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -38,11 +49,22 @@ def store_attachment(data: bytes, content_type: str) -> Attachment:
 
     The row's type is the one found in the bytes when there is one, so that it is the same
     whoever stores the file first; ``content_type`` (checked) is used for bytes without magic.
+    Storing bytes already there renews their ``stored_at``, so that the clean-up leaves them to
+    the use about to come. The row is written before the file: a clean-up removing the same file
+    at that moment holds the row until it has deleted the file, which is then written again.
     """
     content_type = sniffed_type(data) or content_type
     if not is_content_type(content_type):
         raise InvalidHeader(f"invalid content type {content_type!r}")
     digest = hashlib.sha256(data).hexdigest()
+    attachment = _renewed(digest)
+    if attachment is None:
+        attachment = Attachment(sha256=digest, size=len(data), content_type=content_type)
+        try:
+            with db.session.begin_nested():
+                db.session.add(attachment)
+        except IntegrityError:  # stored at the same moment by another request
+            attachment = _renewed(digest)
     path = attachment_path(digest)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,16 +74,56 @@ def store_attachment(data: bytes, content_type: str) -> Attachment:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
-    existing = db.session.scalar(select(Attachment).where(Attachment.sha256 == digest))
-    if existing is not None:
-        return existing
-    attachment = Attachment(sha256=digest, size=len(data), content_type=content_type)
-    try:
-        with db.session.begin_nested():
-            db.session.add(attachment)
-    except IntegrityError:  # stored at the same moment by another request
-        return db.session.scalar(select(Attachment).where(Attachment.sha256 == digest))
     return attachment
+
+
+def _renewed(digest: str) -> Attachment | None:
+    """Return the stored row of this hash with its ``stored_at`` set to now, or None."""
+    found = db.session.scalar(
+        update(Attachment)
+        .where(Attachment.sha256 == digest)
+        .values(stored_at=utcnow())
+        .returning(Attachment.id)
+        .execution_options(synchronize_session=False)
+    )
+    return db.session.get(Attachment, found, populate_existing=True) if found else None
+
+
+def _uses() -> Iterator[Column]:
+    """Yield every column of the schema that points at a stored file."""
+    table = Attachment.__table__
+    for other in db.metadata.tables.values():
+        for key in other.foreign_keys:
+            if key.column.table is table:
+                yield key.parent
+
+
+def remove_unused_files(now: datetime | None = None) -> int:
+    """Delete the stored files no row uses, last stored over ``UNUSED_FILES_KEPT_HOURS`` ago.
+
+    The grace leaves time to a file just uploaded and not yet sent (the composer carries it from
+    one try to the next). Rows and files go together: the rows are deleted first, the files while
+    the deletion still holds them, then it commits. Return how many files were removed.
+    """
+    now = now or utcnow()
+    kept = timedelta(hours=current_app.config["UNUSED_FILES_KEPT_HOURS"])
+    table = Attachment.__table__
+    # One list per use, read once (not a lookup per file: some uses have no index), NULLs left
+    # out (``NOT IN`` a list holding NULL is never true).
+    unused = [table.c.id.not_in(select(c).where(c.is_not(None))) for c in _uses()]
+    removed = (
+        db.session.execute(
+            delete(table).where(table.c.stored_at < now - kept, *unused).returning(table.c.sha256)
+        )
+        .scalars()
+        .all()
+    )
+    for digest in removed:
+        attachment_path(digest).unlink(missing_ok=True)
+    db.session.commit()
+    if removed:
+        log.info("removed %s stored files no e-mail, template or signature uses", len(removed))
+    return len(removed)
 
 
 def read_attachment(attachment: Attachment) -> bytes:

@@ -1,14 +1,17 @@
 """MIME building with the standard library: what a mailing's e-mails share is built once.
 
 A mailing's body (text, HTML alternative, inline images, attachments) is serialised once; each
-e-mail then only adds its own headers (To, Cc, Message-ID). Both halves come out of the ``email``
-package's generator, so no header or MIME boundary is ever written by hand.
+e-mail then only adds its own headers (To, Cc, Message-ID). An e-mail with files of its own (a
+recipient's document) pays for a body of its own: the shared content plus its files, its inline
+images given Content-IDs unique to its message. Everything comes out of the ``email`` package's
+generator, so no header or MIME boundary is ever written by hand.
 """
 
 from __future__ import annotations
 
 import email.policy
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -86,6 +89,21 @@ def build_body(text_body: str, html_body: str | None, parts: list[Part]) -> Emai
     return body
 
 
+def own_content_id(name: str, message_id: str) -> str:
+    """Return the Content-ID of an e-mail's own inline image ``name`` in the message ``message_id``.
+
+    The mailing's HTML, shared by all its e-mails, refers to the image as ``cid:<name>``; each
+    message gets an id of its own, made from its Message-ID so that no two messages share one:
+    ``<name.local-part@domain>``.
+    """
+    return f"<{name.strip('<>')}.{message_id.strip('<>')}>"
+
+
+def _cid_reference(name: str) -> re.Pattern:
+    # ``cid:name`` as a whole reference: not the beginning of a longer name (``cid:name-2``).
+    return re.compile(r"(?i:cid:)" + re.escape(name) + r"(?![\w.@%-])")
+
+
 def _headers_bytes(headers: EmailMessage) -> bytes:
     """Return the serialised header block without its final blank line."""
     return headers.as_bytes(policy=HEADER_POLICY)[:-2]
@@ -123,19 +141,41 @@ class MailingMessages:
         shared["Subject"] = subject
         shared["Date"] = format_datetime(date.replace(tzinfo=UTC) if date.tzinfo is None else date)
         self._shared = _headers_bytes(shared)
+        self._content = (text_body, html_body, parts)
         self._body = build_body(text_body, html_body, parts).as_bytes(policy=POLICY)
+
+    def _own_body(self, message_id: str, own_parts: list[Part]) -> bytes:
+        """Return the body of an e-mail with files of its own: the shared content, then them.
+
+        Its inline images get Content-IDs of this message, and its HTML refers to them so.
+        """
+        text_body, html_body, parts = self._content
+        renamed = []
+        for part in own_parts:
+            _check_part(part)
+            if part.content_id:
+                name = part.content_id.strip("<>")
+                content_id = own_content_id(name, message_id)
+                if html_body:
+                    reference = "cid:" + content_id.strip("<>")
+                    html_body = _cid_reference(name).sub(lambda _m, to=reference: to, html_body)
+                part = replace(part, content_id=content_id)
+            renamed.append(part)
+        return build_body(text_body, html_body, [*parts, *renamed]).as_bytes(policy=POLICY)
 
     def message_bytes(
         self,
         message_id: str,
         to: list[tuple[str, str]],
         cc: list[tuple[str, str]] = (),
+        own_parts: list[Part] = (),
     ) -> bytes:
         """Return the whole message of one e-mail (Bcc recipients never appear in it).
 
-        ``to`` and ``cc`` are (name, address) pairs. This runs once per e-mail, so the header
-        lines are folded directly by the policy (``EmailMessage`` would parse each address
-        three times over): ``formataddr`` encodes the names, ``fold_binary`` folds the line.
+        ``to`` and ``cc`` are (name, address) pairs; ``own_parts`` the files of this e-mail
+        alone. This runs once per e-mail, so the header lines are folded directly by the policy
+        (``EmailMessage`` would parse each address three times over): ``formataddr`` encodes the
+        names, ``fold_binary`` folds the line.
         """
         refuse_unsafe(message_id, "Message-ID")
         for name, address in (*to, *cc):
@@ -148,7 +188,8 @@ class MailingMessages:
                 lines.append(fold("To", _address_list(to)))
             if cc:
                 lines.append(fold("Cc", _address_list(cc)))
-        lines += (self._shared, self._body)
+        body = self._own_body(message_id, list(own_parts)) if own_parts else self._body
+        lines += (self._shared, body)
         return b"".join(lines)
 
 

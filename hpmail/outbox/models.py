@@ -137,6 +137,11 @@ class Attachment(db.Model):
     size: Mapped[int] = mapped_column(Integer)
     content_type: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # When these bytes were last stored (a new upload of the same file renews it): a file that no
+    # row uses is removed only once this is old enough (``attachments.remove_unused_files``).
+    # Nullable only so that adding it never rebuilt this table (every row has it, never removed
+    # without it).
+    stored_at: Mapped[datetime | None] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class Mailing(db.Model):
@@ -228,6 +233,32 @@ class OutboundEmail(db.Model):
     recipients: Mapped[list[EmailRecipient]] = relationship(
         back_populates="email", cascade="all, delete-orphan", order_by="EmailRecipient.id"
     )
+    # The files of this e-mail alone (a recipient's own document), besides the mailing's.
+    attachments: Mapped[list[EmailAttachment]] = relationship(
+        back_populates="email", cascade="all, delete-orphan", order_by="EmailAttachment.id"
+    )
+
+
+class EmailAttachment(db.Model):
+    """A file one e-mail carries, besides its mailing's: a recipient's own document.
+
+    ``content_id`` is set for an inline image: the name the mailing's HTML refers to as
+    ``cid:<name>``; the MIME builder gives the part a Content-ID unique to the e-mail's message.
+    """
+
+    __tablename__ = "email_attachment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_email.id", ondelete="CASCADE"), index=True
+    )
+    attachment_id: Mapped[int] = mapped_column(ForeignKey("attachment.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    content_id: Mapped[str | None] = mapped_column(String(255))
+
+    email: Mapped[OutboundEmail] = relationship(back_populates="attachments")
+    attachment: Mapped[Attachment] = relationship(lazy="joined")
 
 
 class EmailRecipient(db.Model):

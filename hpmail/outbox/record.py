@@ -55,6 +55,8 @@ class Pending:
     recipients: list[tuple[int, str, str, str]] = field(default_factory=list)
     # (field, name, address) of every To and Cc recipient, for the headers
     shown: list[tuple[str, str, str]] = field(default_factory=list)
+    # (file name, content type, Content-ID, SHA-256 of the stored file) of the e-mail's own files
+    files: list[tuple[str, str, str | None, str]] = field(default_factory=list)
 
 
 # Statements built once: the worker writes after every e-mail.

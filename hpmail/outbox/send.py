@@ -1,5 +1,7 @@
 """Deliver claimed e-mails: build MIME once per mailing, one SMTP connection per batch, record.
 
+An e-mail with files of its own gets the mailing's shared content plus those files, built for it.
+
 ``deliver`` takes only the rows it claimed (``claim.claim``), groups them by transport, applies
 the sender checks and the sending limits, and hands every server answer to ``record.Recorder``.
 """
@@ -20,11 +22,13 @@ from sqlalchemy import select
 
 from hpmail.extensions import db
 from hpmail.outbox import clock
-from hpmail.outbox.attachments import read_attachment
+from hpmail.outbox.attachments import attachment_path, read_attachment
 from hpmail.outbox.claim import claim
 from hpmail.outbox.limits import reserve
 from hpmail.outbox.mime import MailingMessages, Part
 from hpmail.outbox.models import (
+    Attachment,
+    EmailAttachment,
     EmailRecipient,
     Mailing,
     MailingAttachment,
@@ -76,7 +80,28 @@ def _load(ids: list[int]) -> list[Pending]:
             email.shown.append((row.field, row.name, row.address))
         if row.state == RecipientState.PENDING:
             email.recipients.append((row.id, row.field, row.name, row.address))
+    for row in db.session.execute(
+        select(
+            EmailAttachment.email_id,
+            EmailAttachment.filename,
+            EmailAttachment.content_type,
+            EmailAttachment.content_id,
+            Attachment.sha256,
+        )
+        .join(Attachment, Attachment.id == EmailAttachment.attachment_id)
+        .where(EmailAttachment.email_id.in_(ids))
+        .order_by(EmailAttachment.id)
+    ):
+        pending[row.email_id].files.append(tuple(row[1:]))
     return list(pending.values())
+
+
+def own_parts(email: Pending) -> list[Part]:
+    """Return the files of this e-mail alone, read from the store (only when it is built)."""
+    return [
+        Part(filename, content_type, attachment_path(sha256).read_bytes(), content_id)
+        for filename, content_type, content_id, sha256 in email.files
+    ]
 
 
 # A worker keeps the built parts of its last few mailings: a mailing's e-mails come in many batches.
@@ -331,7 +356,7 @@ def _message(email: Pending, builder: MailingMessages, recorder: Recorder) -> by
     to = [(name, address) for field, name, address in email.shown if field == "to"]
     cc = [(name, address) for field, name, address in email.shown if field == "cc"]
     try:
-        return builder.message_bytes(email.message_id, to, cc)
+        return builder.message_bytes(email.message_id, to, cc, own_parts(email))
     except Exception as error:  # noqa: BLE001 - one e-mail that cannot be built stops no other
         log.warning("e-mail %s cannot be built: %s", email.id, error)
         recorder.failed(email, build_failure(error))

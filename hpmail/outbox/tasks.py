@@ -1,4 +1,4 @@
-"""Worker tasks on Huey: ``deliver(email_ids)`` and the periodic sweeper.
+"""Worker tasks on Huey: ``deliver(email_ids)``, the periodic sweeper and the files' clean-up.
 
 The queue only says "look now"; a lost task costs nothing because ``sweep`` finds its rows again.
 """
@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from hpmail import queue
 from hpmail.extensions import db
 from hpmail.outbox import claim, clock, send
+from hpmail.outbox.attachments import remove_unused_files
 from hpmail.outbox.limits import forget_old_counters
 from hpmail.outbox.models import OutboundEmail
 from hpmail.queue import huey
@@ -87,3 +88,14 @@ def sweep_outbox() -> None:
     """Periodic: run ``sweep`` in the worker."""
     with queue.app_context():
         sweep()
+
+
+@huey.periodic_task(crontab(minute="23"))
+def clean_attachments() -> None:
+    """Periodic (hourly): remove the stored files no e-mail, template or signature uses."""
+    with queue.app_context():
+        try:
+            remove_unused_files()
+        except OperationalError:  # the database stayed locked: next hour will do
+            db.session.rollback()
+            log.warning("database busy: unused stored files left for the next clean-up")
