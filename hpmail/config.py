@@ -83,6 +83,14 @@ class Defaults:
     MAX_RECIPIENTS_PER_MESSAGE = 500
     SIGNATURE_MAX_BYTES = 512 * 1024
     ARCHIVE_PAGE_SIZE = 50
+    # Print jobs (documents): a worker holds a job this long after its last chunk of documents;
+    # it commits every DOCUMENT_JOB_CHUNK documents; a waiting job untouched for the grace is
+    # handed to a worker again; jobs are kept DOCUMENT_JOB_KEEP_DAYS days.
+    DOCUMENT_JOB_LEASE_SECONDS = 120
+    DOCUMENT_JOB_CHUNK = 50
+    DOCUMENT_JOB_GRACE_SECONDS = 60
+    DOCUMENT_JOB_KEEP_DAYS = 90
+    DOCUMENT_RENDER_PROCESSES = 2
     # Accounts: verification codes and secret answers
     VERIFICATION_CODE_TTL_SECONDS = 15 * 60
     VERIFICATION_MAX_TRIES = 5

@@ -141,6 +141,21 @@ def _template(walk: Walk):
     )
 
 
+def _print_job(walk: Walk):
+    from hpmail.documents.models import DocumentJob, DocumentJobItem
+
+    person = walk.get("person_id")
+    job = DocumentJob(
+        user_id=walk.user.id,
+        kind="timetable",
+        output="email",
+        period_start=utcnow(),
+        period_end=utcnow(),
+        items=[DocumentJobItem(position=0, owner_id=person, name="Paul Walker")],
+    )
+    return walk.add(job)
+
+
 def _model(module: str, name: str):
     from importlib import import_module
 
@@ -162,6 +177,7 @@ ARGUMENTS: dict[str, Callable[[Walk], object]] = {
     "mailing_id": lambda walk: _mailing(walk).id,
     "email_id": lambda walk: _mailing_part(walk, "emails"),
     "item_id": lambda walk: _mailing_part(walk, "attachments"),
+    "job_id": lambda walk: _print_job(walk).id,
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hpmail.core.time import utcnow
 from hpmail.extensions import db
+from hpmail.outbox.models import Attachment
 
 
 class Letterhead(db.Model):
@@ -78,6 +79,10 @@ class DocumentJob(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     # A worker holds the job until then; past it, the sweeper hands the job to another worker.
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # For an e-mail output, the message the user wrote and pressed "Envoyer" on (JSON: subject,
+    # bodies, sender, files, copies, ``documents.mailing.MailDraft``): each person's e-mail is
+    # queued from it as soon as their document is ready, by the worker or the request.
+    mail: Mapped[str | None] = mapped_column(Text)
     # The mailing queued for an e-mail output, once the user has pressed "Envoyer".
     mailing_id: Mapped[int | None] = mapped_column(
         ForeignKey("mailing.id", ondelete="SET NULL"), index=True
@@ -88,6 +93,7 @@ class DocumentJob(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
 
+    output_file: Mapped[Attachment | None] = relationship(foreign_keys=[output_file_id])
     items: Mapped[list[DocumentJobItem]] = relationship(
         back_populates="job", cascade="all, delete-orphan", order_by="DocumentJobItem.position"
     )
@@ -119,3 +125,5 @@ class DocumentJobItem(db.Model):
     )
 
     job: Mapped[DocumentJob] = relationship(back_populates="items")
+    pdf: Mapped[Attachment | None] = relationship(foreign_keys=[pdf_id])
+    png: Mapped[Attachment | None] = relationship(foreign_keys=[png_id])

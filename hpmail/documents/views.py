@@ -1,27 +1,50 @@
-"""Pages of documents: timetables and summaries in the browser, the school's letterhead."""
+"""Pages of documents: timetables and summaries in the browser, the school's letterhead, the
+print dialog (Imprimer), a print job's progress and file, and Imprimer / Mailer's composer."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import format_decimal
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
+from hpmail.accounts.service import (
+    NotAuthorised,
+    default_account,
+    saved_settings,
+    usable_accounts,
+)
+from hpmail.compose import service as compose_service
+from hpmail.compose.forms import DraftForm
+from hpmail.compose.richtext import sanitize_html
 from hpmail.core.forms import INVALID, InputRefused, form_again
 from hpmail.core.web import admin_required, render, whole_number
 from hpmail.directory import selection as selections
 from hpmail.directory.lists import list_page_of, listing, register_list_page
 from hpmail.directory.models import Cohort, Group, Person, PersonKind
 from hpmail.directory.people import PeopleFilter
-from hpmail.documents import letterhead, models
+from hpmail.documents import jobs, letterhead, mailing, models, tasks
 from hpmail.documents.content import cohort_document, group_document, person_documents
-from hpmail.documents.forms import LetterheadForm
-from hpmail.documents.layout import DOCUMENT_KIND_LABELS, DocumentKind, Period
+from hpmail.documents.forms import LetterheadForm, PrintForm
+from hpmail.documents.layout import (
+    DOCUMENT_KIND_LABELS,
+    OUTPUT_LABELS,
+    PAPERS,
+    PRINT_COPY_LABELS,
+    DocumentKind,
+    Output,
+    Period,
+)
+from hpmail.documents.models import JobState
 from hpmail.documents.periods import PeriodRefused, period_from_query, week_from_query
 from hpmail.extensions import db
-from hpmail.outbox.attachments import stored_file_response
+from hpmail.outbox.attachments import read_attachment, stored_file_response
+from hpmail.outbox.models import Mailing
 
 bp = Blueprint("documents", __name__)
 
@@ -290,3 +313,208 @@ def _owner_page(owner_kind: str, owner_id: int, doc_kind: DocumentKind):
     }
     status = INVALID if context["period_errors"] else 200
     return render("documents/owner.html", "document", **context), status
+
+
+# --- Imprimer: the print dialog, print jobs, Imprimer / Mailer ---------------------------------
+
+
+@bp.app_template_global()
+def printed_copy_of(mailing) -> str | None:
+    """Return the address of a document mailing's printed copy, for its author; else None.
+
+    The archive's detail shows it, without importing documents (a layer above it).
+    """
+    job = db.session.scalar(
+        select(models.DocumentJob).where(
+            models.DocumentJob.mailing_id == mailing.id,
+            models.DocumentJob.user_id == current_user.id,
+            models.DocumentJob.output_file_id.is_not(None),
+        )
+    )
+    return url_for("documents.job_file", job_id=job.id) if job is not None else None
+
+
+# What a page's Imprimer button may give the dialog to start with.
+DIALOG_ARGS = ("selection", "person", "cohort", "group", "kind", "period", "week", "start", "end")
+
+
+def _dialog(form: PrintForm, whose: jobs.Whose, refused: InputRefused | None = None):
+    """Render the print dialog for these people (422 with the refusal's messages)."""
+    owners = jobs.owners_of(current_user, whose)
+    form.request_token.data = form.request_token.data or str(uuid.uuid4())
+    context = {
+        "form": form,
+        "whose": whose,
+        "owners_count": owners.count,
+        "first_owner": owners.first_name,
+        "kinds": DOCUMENT_KIND_LABELS,
+        "outputs": OUTPUT_LABELS,
+        "print_copies": PRINT_COPY_LABELS,
+        "papers": PAPERS,
+        "general_errors": [],
+    }
+    if refused is not None:
+        return form_again(
+            "documents/print_dialog.html", refused=refused, errors_key="general_errors", **context
+        )
+    return render("documents/print_dialog.html", **context)
+
+
+@bp.route("/documents/imprimer", methods=["GET", "POST"])
+def print_dialog():
+    """The print dialog (Imprimer): a GET shows it for the list's selection or the page's owner;
+    the POST writes the job, tells the worker, and goes on to the composer or the progress."""
+    if request.method == "GET":
+        # Whose documents, which kind and period come from the page's Imprimer button; the rest
+        # starts from the form's defaults.
+        given = {name: request.args[name] for name in DIALOG_ARGS if request.args.get(name)}
+        form = PrintForm(formdata=None, data=given)
+        if not form.week.data:
+            form.week.data = date.today().isoformat()
+        if not form.start.data:
+            period = Period.week_of(date.today())
+            form.start.data, form.end.data = period.start.isoformat(), period.end.isoformat()
+        return _dialog(form, form.whose())
+    form = PrintForm()
+    whose = form.whose()
+    token = form.request_token.data
+    replayed = jobs.job_of_request(token)
+    if replayed is not None:
+        return _after_dialog(replayed)
+    try:
+        if not form.validate_on_submit():
+            raise jobs.PrintRefused(_("This form has expired: check it and send it again."))
+        choices = jobs.checked_request(form.print_request())
+        job = jobs.create_job(current_user, choices, jobs.owners_of(current_user, whose), token)
+        db.session.commit()
+    except jobs.PrintRefused as refused:
+        db.session.rollback()
+        return _dialog(form, whose, refused)
+    except IntegrityError:
+        # The same form was committed by another request (a double click): show that job.
+        db.session.rollback()
+        return _after_dialog(jobs.job_of_request(token) or abort(409))
+    tasks.enqueue_job(job.id)
+    return _after_dialog(job)
+
+
+def _after_dialog(job):
+    if job.user_id != current_user.id:
+        abort(404)
+    if job.output == Output.EMAIL and not job.mail:
+        return redirect(url_for(".mail", job_id=job.id), 303)
+    return redirect(url_for(".job_progress", job_id=job.id), 303)
+
+
+@bp.route("/documents/impression/<int:job_id>")
+def job_progress(job_id: int):
+    """How far the job is (htmx polls the fragment), then its file or its mailing's state."""
+    job = jobs.job_for(current_user, job_id)
+    mailing_ = db.session.get(Mailing, job.mailing_id) if job.mailing_id else None
+    outcome = compose_service.outcome_of(mailing_) if mailing_ else None
+    progress = jobs.progress_of(job)
+    finished = job.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+    waiting = len(mailing.waiting_emails(job)) if job.mail else 0
+    return render(
+        "documents/progress.html",
+        fragment="progress",
+        job=job,
+        progress=progress,
+        mailing=mailing_,
+        outcome=outcome,
+        waiting=waiting,
+        finished=finished,
+        polling=not finished or waiting > 0 or bool(outcome and outcome.queued),
+        kind_label=DOCUMENT_KIND_LABELS[DocumentKind(job.kind)],
+        output_label=OUTPUT_LABELS[Output(job.output)],
+    )
+
+
+@bp.route("/documents/impression/<int:job_id>/fichier")
+def job_file(job_id: int):
+    """The job's file: the PDF to print, the ZIP of PDFs, or the printed copy (owner only)."""
+    job = jobs.job_for(current_user, job_id)
+    if job.output_file is None:
+        abort(404)
+    try:
+        data = read_attachment(job.output_file)
+    except OSError:
+        abort(404)
+    return stored_file_response(data, job.output_filename or "documents.pdf")
+
+
+def _document_composer(job, draft, refused=None, status=200):
+    """Render the composer with the job's people as its fixed recipients."""
+    reach = mailing.recipients_summary(job)
+    draft.body = sanitize_html(draft.body)
+    draft.request_token = draft.request_token or str(uuid.uuid4())
+    context = dict(
+        job=job,
+        reach=reach,
+        kind_label=DOCUMENT_KIND_LABELS[DocumentKind(job.kind)],
+        form_action=url_for(".mail", job_id=job.id),
+        draft=draft,
+        types=[],
+        other_kinds=list(compose_service.KIND_ORDER),
+        others=compose_service.others_by_id(draft.other_ids),
+        token="",
+        accounts=usable_accounts(current_user),
+        signature=compose_service.signature_of(current_user.id),
+        templates=[],
+        kept=[],
+        errors=refused.errors if refused is not None else {},
+        warnings=getattr(refused, "warnings", {}),
+        limits={},
+    )
+    if refused is not None and refused.errors and status == 200:
+        return form_again("documents/mail.html", **context)
+    response = render("documents/mail.html", **context)
+    response.status_code = status
+    return response
+
+
+@bp.route("/documents/impression/<int:job_id>/e-mail", methods=["GET", "POST"])
+def mail(job_id: int):
+    """Imprimer / Mailer: the composer on the job's people; Envoyer keeps the e-mail on the job,
+    whose worker queues each person's e-mail as soon as their document is ready."""
+    job = jobs.job_for(current_user, job_id)
+    if job.output != Output.EMAIL:
+        abort(404)
+    if job.mail:
+        flash(_("This e-mail has already been sent: it was not sent a second time."), "info")
+        return redirect(url_for(".job_progress", job_id=job.id), 303)
+    if request.method == "GET":
+        account = default_account(current_user)
+        draft = compose_service.Draft(
+            subject=mailing.default_subject(job),
+            body=mailing.default_introduction(job),
+            insert_signature=compose_service.signature_of(current_user.id) is not None,
+            account_id=account.id if account else None,
+            hide_recipients=bool(saved_settings(current_user).hide_recipients),
+            kind="document",
+        )
+        return _document_composer(job, draft)
+    draft = DraftForm().draft()
+    if draft.account_id is None:
+        account = default_account(current_user)
+        draft.account_id = account.id if account else None
+    try:
+        if draft.account_id is None:
+            raise compose_service.ComposeRefused(
+                {"account_id": [_("You have no account to send from yet.")]}
+            )
+        mail_draft = mailing.prepare_mail(current_user, job, draft)
+    except compose_service.ComposeRefused as refused:
+        db.session.rollback()
+        return _document_composer(job, draft, refused)
+    except NotAuthorised as refused:
+        db.session.rollback()
+        on_account = InputRefused(str(refused), field="account_id")
+        return _document_composer(job, draft, on_account, status=403)
+    if not mailing.save_mail(job, mail_draft):
+        db.session.rollback()
+        flash(_("This e-mail has already been sent: it was not sent a second time."), "info")
+        return redirect(url_for(".job_progress", job_id=job.id), 303)
+    db.session.commit()
+    tasks.enqueue_job(job.id)
+    return redirect(url_for(".job_progress", job_id=job.id), 303)

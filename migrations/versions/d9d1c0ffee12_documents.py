@@ -43,6 +43,7 @@ def upgrade():
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("lease_until", sa.DateTime(), nullable=True),
+        sa.Column("mail", sa.Text(), nullable=True),
         sa.Column(
             "mailing_id",
             sa.Integer(),
