@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from flask import g
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
+from jinja2 import FileSystemBytecodeCache
+from werkzeug.routing import Rule
 
 from hpmail import create_app
 from hpmail.auth.models import User
 from hpmail.auth.service import create_user
+from hpmail.config import sqlite_file
 from hpmail.extensions import db as _db
 
 pytest_plugins = [
@@ -59,10 +65,54 @@ def app_config(tmp_path) -> dict:
     }
 
 
+@pytest.fixture(scope="session")
+def schema_file(tmp_path_factory) -> Path:
+    """A database file holding every table, made once: each test starts from a copy of it."""
+    folder = tmp_path_factory.mktemp("schema")
+    app = create_app(
+        {"TESTING": True, "INSTANCE_PATH": str(folder), "SECRET_KEY": "schema", "DEMO": False}
+    )
+    with app.app_context():
+        _db.create_all()
+        _db.engine.dispose()  # the last connection closing folds the WAL into the file
+    return sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], folder)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def url_builders_made_once():
+    """Each test's app compiles the same URL rules: make each rule's URL builder once.
+
+    Werkzeug writes and compiles a Python function per rule to build its URLs (most of the time
+    of ``create_app``). Without defaults, that function depends only on the rule's parsed parts,
+    so the apps of the session share it; each app still has its own rules and map.
+    """
+    original = Rule._compile_builder
+    made: dict = {}
+
+    def compile_builder(rule: Rule, append_unknown: bool = True):
+        if rule.defaults:
+            return original(rule, append_unknown)
+        key = (rule.rule, tuple(rule._trace), append_unknown)
+        if key not in made:
+            made[key] = original(rule, append_unknown)
+        return made[key]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rule, "_compile_builder", compile_builder)
+        yield
+
+
+@pytest.fixture(scope="session")
+def compiled_templates(tmp_path_factory) -> FileSystemBytecodeCache:
+    """Templates compiled once for the session: each test's app still loads its own copy."""
+    return FileSystemBytecodeCache(str(tmp_path_factory.mktemp("templates")))
+
+
 @pytest.fixture
-def app(app_config):
+def app(app_config, schema_file, compiled_templates):
     app = create_app(app_config)
     app.test_client_class = CsrfClient
+    app.jinja_env.bytecode_cache = compiled_templates
 
     # The test's app context (below) is shared by every request of the test, and so is ``g``:
     # forget the user Flask-Login cached there, as a server does between two requests.
@@ -71,10 +121,20 @@ def app(app_config):
 
     app.before_request_funcs.setdefault(None, []).insert(0, forget_cached_user)
     with app.app_context():
-        _db.create_all()
+        create_schema(app, schema_file)
         yield app
         _db.session.remove()
         _db.engine.dispose()
+
+
+def create_schema(app, schema_file: Path) -> None:
+    """Give the app's new SQLite file the session's schema by copy; create the tables otherwise."""
+    database = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
+    if database is not None and database.exists() and database.stat().st_size == 0:
+        _db.engine.dispose()
+        shutil.copyfile(schema_file, database)  # into the file the app made, keeping its mode
+    else:
+        _db.create_all()
 
 
 @pytest.fixture

@@ -30,7 +30,10 @@ from wtforms.validators import (
 )
 
 from hpmail.core.addresses import EmailNotValidError, normalized_address
+from hpmail.core.forms import IdsField
 from hpmail.core.text import header_safe
+from hpmail.core.web import MAX_PAGE, whole_number
+from hpmail.delivery.outbox_admin import LISTED_STATES
 from hpmail.delivery.transports import SenderValues, TransportValues
 from hpmail.outbox.destinations import (
     USER_TIMEOUT_CAP,
@@ -43,6 +46,7 @@ _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}\.?$", re.IGNORECASE)
 DOMAIN = re.compile(rf"^(?:\*\.)?(?:{_LABEL}\.)+{_LABEL}$", re.IGNORECASE)
 MAX_DOMAINS = 200
+MAX_IDS_PER_POST = 1000  # the outbox page never posts more ids than this
 TIMEOUT_CAP = 600  # seconds, for the school's servers (a user's own: USER_TIMEOUT_CAP)
 
 
@@ -434,14 +438,47 @@ class TestSendForm(FlaskForm):
     )
 
 
+class PersonalActionForm(FlaskForm):
+    """Which of the two forms of Configuration › Paramétrer l'envoi d'e-mails was posted."""
+
+    action = SelectField(
+        choices=[SelectChoice("profile", _l("Use this profile")), SelectChoice("own", _l("Save"))],
+        validate_choice=False,
+    )
+
+    def validate_action(self, field) -> None:
+        if field.data not in ("profile", "own"):
+            raise ValidationError(_l("Unknown action."))
+
+
 class OutboxActionForm(FlaskForm):
-    """Renvoyer maintenant / Annuler on one or several e-mails of the outbox (ids read apart)."""
+    """Renvoyer maintenant / Annuler on the e-mails ticked in the outbox, and the list to return to.
+
+    ``email_id`` keeps only values a row can have: ids that are not numbers leave nothing ticked.
+    """
 
     action = SelectField(
         choices=[SelectChoice("retry", _l("Retry now")), SelectChoice("cancel", _l("Cancel"))],
         validate_choice=False,
     )
+    email_id = IdsField(limit=MAX_IDS_PER_POST)
+    etat = StringField(filters=[lambda value: value or ""])
+    page = StringField()
 
     def validate_action(self, field) -> None:
         if field.data not in ("retry", "cancel"):
             raise ValidationError(_l("Unknown action."))
+
+    def validate_email_id(self, field) -> None:
+        if not field.data:
+            raise ValidationError(_l("Tick at least one e-mail."))
+
+    def validate_etat(self, field) -> None:
+        if field.data and field.data not in LISTED_STATES:
+            raise ValidationError(_l("Unknown state."))
+
+    def validate_page(self, field) -> None:
+        number = whole_number(field.data, minimum=1, maximum=MAX_PAGE)
+        if field.data and number is None:
+            raise ValidationError(_l("Unknown page."))
+        field.data = number

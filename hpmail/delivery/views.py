@@ -17,17 +17,17 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user
-from werkzeug.datastructures import CombinedMultiDict
 from wtforms.fields.choices import SelectChoice
 
-from hpmail.core.forms import INVALID, show_errors
-from hpmail.core.web import admin_required, is_htmx, page_number, render, whole_number
+from hpmail.core.forms import INVALID, form_again, show_errors
+from hpmail.core.web import admin_required, is_htmx, page_number, render
 from hpmail.delivery import mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
     SECURITY_LABELS,
     ChooseProfileForm,
     OutboxActionForm,
+    PersonalActionForm,
     PersonalTransportForm,
     ProfileForm,
     ServerSettingsForm,
@@ -228,7 +228,16 @@ def profile_delete(profile_id: int):
 def personal_transport():
     if load_server_settings().delegate:
         return render("delivery/personal_transport.html", "personal", delegated=True)
-    action = request.form.get("action") if request.method == "POST" else None
+    posted = PersonalActionForm()
+    if request.method == "POST" and not posted.validate_on_submit():
+        own_form, profile_form = _personal_forms(None)
+        return form_again(
+            "delivery/personal_transport.html",
+            "personal",
+            errors=posted.action.errors,
+            **_personal_context(own_form, profile_form, saved=None),
+        )
+    action = posted.action.data if request.method == "POST" else None
     own_form, profile_form = _personal_forms(action)
     saved = None
     if action == "own" and own_form.validate_on_submit():
@@ -248,24 +257,30 @@ def personal_transport():
     return render(
         "delivery/personal_transport.html",
         "personal",
-        delegated=False,
-        choice=transports.user_transport_of(current_user),
-        own_form=own_form,
-        profile_form=profile_form,
-        saved=saved,
-        test_form=TestSendForm(formdata=None),
-        test_action=url_for("delivery.personal_test_send"),
+        **_personal_context(own_form, profile_form, saved),
     ), status
+
+
+def _personal_context(own_form, profile_form, saved: str | None) -> dict:
+    return {
+        "delegated": False,
+        "choice": transports.user_transport_of(current_user),
+        "own_form": own_form,
+        "profile_form": profile_form,
+        "saved": saved,
+        "test_form": TestSendForm(formdata=None),
+        "test_action": url_for("delivery.personal_test_send"),
+    }
 
 
 def _personal_forms(action: str | None) -> tuple[PersonalTransportForm, ChooseProfileForm]:
     """Return the two forms of the fragment: the one posted reads the request, the other the DB."""
     choice = transports.user_transport_of(current_user)
     own = choice.transport if choice else None
-    posted = CombinedMultiDict((request.files, request.form))
-    own_form = PersonalTransportForm(formdata=posted if action == "own" else None)
+    # A form given no formdata reads the request (its files too); ``None`` leaves it empty.
+    own_form = PersonalTransportForm() if action == "own" else PersonalTransportForm(formdata=None)
     own_form.public_only = restricted_user(current_user)
-    profile_form = ChooseProfileForm(formdata=request.form if action == "profile" else None)
+    profile_form = ChooseProfileForm() if action == "profile" else ChooseProfileForm(formdata=None)
     profile_form.profile_id.choices = [
         SelectChoice(p.id, p.name) for p in transports.all_profiles()
     ]
@@ -307,35 +322,33 @@ def outbox():
     if state not in outbox_admin.LISTED_STATES:
         state = ""
     page = page_number(request.args.get("page"))
+    return render("delivery/outbox.html", "rows", **_outbox_context(state, page))
+
+
+def _outbox_context(state: str, page: int, form: OutboxActionForm | None = None) -> dict:
+    """Return what the outbox page shows: one page of the e-mails in ``state`` (all when "")."""
     listing = outbox_admin.outbox_page(state or None, page, current_app.config["LIST_PAGE_SIZE"])
     counts = outbox_admin.counts_by_state()
-    return render(
-        "delivery/outbox.html",
-        "rows",
-        listing=listing,
-        state=state,
-        listed_states=outbox_admin.LISTED_STATES,
-        listed_count=sum(counts[listed] for listed in outbox_admin.LISTED_STATES),
-        counts=counts,
-        form=OutboxActionForm(formdata=None),
-    )
+    return {
+        "listing": listing,
+        "state": state,
+        "listed_states": outbox_admin.LISTED_STATES,
+        "listed_count": sum(counts[listed] for listed in outbox_admin.LISTED_STATES),
+        "counts": counts,
+        "form": form or OutboxActionForm(formdata=None),
+    }
 
 
 @bp.route("/serveur/file-envoi/action", methods=["POST"])
 @admin_required
 def outbox_action():
     form = OutboxActionForm()
-    ids = [i for i in map(whole_number, request.form.getlist("email_id")[:1000]) if i]
-    back = url_for(
-        "delivery.outbox",
-        etat=request.form.get("etat") or None,
-        page=request.form.get("page", type=whole_number) or None,
-    )
     if not form.validate_on_submit():
-        flash(_("Unknown action."), "error")
-    elif not ids:
-        flash(_("Tick at least one e-mail."), "error")
-    elif form.action.data == "retry":
+        state = "" if form.etat.errors else form.etat.data
+        page = 1 if form.page.errors else form.page.data or 1
+        return form_again("delivery/outbox.html", "rows", **_outbox_context(state, page, form))
+    ids = form.email_id.data
+    if form.action.data == "retry":
         changed = outbox_admin.retry_now(ids, current_user)
         db.session.commit()
         outbox_admin.wake_worker(changed)
@@ -351,7 +364,7 @@ def outbox_action():
         count = outbox_admin.cancel(ids, current_user)
         db.session.commit()
         flash(ngettext("%(num)d e-mail cancelled.", "%(num)d e-mails cancelled.", count), "success")
-    return redirect(back)
+    return redirect(url_for("delivery.outbox", etat=form.etat.data or None, page=form.page.data))
 
 
 @bp.cli.command("outbox")

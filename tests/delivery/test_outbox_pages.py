@@ -128,15 +128,47 @@ def test_retry_leaves_a_row_being_sent_alone(client, login_as, outbox_emails, db
     assert smtp_server.received == []
 
 
-def test_actions_refuse_nothing_ticked_an_unknown_action_and_a_missing_token(
-    client, login_as, outbox_emails, db
+@pytest.mark.parametrize(
+    ("posted", "message"),
+    [
+        ({"action": "delete"}, "Action inconnue."),
+        ({"action": None}, "Action inconnue."),
+        ({"email_id": None}, "Cochez au moins un e-mail."),
+        ({"email_id": "abc"}, "Cochez au moins un e-mail."),
+        ({"email_id": str(10**30)}, "Cochez au moins un e-mail."),
+        ({"etat": "<script>"}, "État inconnu."),
+        ({"page": "abc"}, "Page inconnue."),
+        ({"page": str(10**30)}, "Page inconnue."),
+    ],
+    ids=[
+        "unknown action",
+        "no action",
+        "nothing ticked",
+        "id not a number",
+        "id too large",
+        "unknown state",
+        "page not a number",
+        "page too large",
+    ],
+)
+def test_a_hostile_outbox_action_is_refused_in_french_and_changes_nothing(
+    client, login_as, outbox_emails, db, posted, message
 ):
+    email = outbox_emails("queued", "Conseil de classe")
+    login_as("admin")
+    data = {"action": "cancel", "email_id": [email.id], "etat": "queued", "page": "1", **posted}
+    data = {name: value for name, value in data.items() if value is not None}
+    response = client.post(f"{URL}/action", data=data, headers=FR)
+    assert response.status_code == 422
+    page = text(response)
+    assert message in page
+    assert "Conseil de classe" in page  # the outbox is shown again, with the refusal
+    assert state_of(db, email.id) == EmailState.QUEUED
+
+
+def test_an_outbox_action_needs_the_csrf_token(client, login_as, outbox_emails, db):
     email = outbox_emails("queued", "A")
     login_as("admin")
-    client.post(f"{URL}/action", data={"action": "cancel"}, headers=FR)
-    assert "Cochez au moins un e-mail." in text(client.get(URL, headers=FR))
-    client.post(f"{URL}/action", data={"action": "delete", "email_id": [email.id]}, headers=FR)
-    assert "Action inconnue." in text(client.get(URL, headers=FR))
     response = client.post(
         f"{URL}/action", data={"action": "cancel", "email_id": [email.id]}, csrf=False
     )

@@ -382,3 +382,25 @@ def test_personal_test_send_before_any_setting_says_what_to_do(client, login_as,
     login_as("teacher", email="julien.petit@lycee-demo.fr")
     response = client.post(f"{PERSONAL}/essai", headers=HTMX)
     assert "Enregistrez d'abord votre serveur SMTP" in text(response)
+
+
+@pytest.mark.parametrize(
+    ("posted", "message"),
+    [
+        ({"action": "delete", "host": "smtp.free.fr"}, "Action inconnue."),
+        ({"host": "smtp.free.fr"}, "Action inconnue."),
+        ({"action": "profile", "profile_id": "abc"}, "Choisissez un profil dans la liste."),
+        ({"action": "profile", "profile_id": str(10**30)}, "Choisissez un profil dans la liste."),
+    ],
+    ids=["unknown action", "no action", "id not a number", "id too large"],
+)
+def test_a_hostile_personal_smtp_post_is_refused_in_french_and_changes_nothing(
+    client, login_as, db, profile, posted, message
+):
+    delegation(db, False)
+    profile("Relais du lycée", host="relais.lycee.fr")
+    teacher = login_as("teacher")
+    response = client.post(PERSONAL, data=posted, headers=FR)
+    assert response.status_code == 422
+    assert message in text(response)
+    assert db.session.get(UserTransport, teacher.id) is None

@@ -112,7 +112,7 @@ def test_worker_meeting_a_locked_database_loses_nothing(
         )
         return sent == 5
 
-    wait_until(delivered, timeout=30, every=0.5, message="e-mails lost after the lock")
+    wait_until(delivered, timeout=30, every=0.1, message="e-mails lost after the lock")
     assert len(smtp_server.received) == 5
 
 

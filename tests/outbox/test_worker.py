@@ -59,7 +59,7 @@ def message_ids(server) -> collections.Counter:
     return collections.Counter(r.message["Message-ID"] for r in server.received)
 
 
-def sweep_until(db, condition, timeout=40, every=0.5):
+def sweep_until(db, condition, timeout=40, every=0.1):
     """Run the sweeper (as the periodic task would) until ``condition()`` holds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
