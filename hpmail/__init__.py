@@ -21,6 +21,7 @@ BLUEPRINTS = (
     "hpmail.accounts.views",
     "hpmail.compose.views",
     "hpmail.documents.views",
+    "hpmail.letters.views",
     "hpmail.archive.views",
 )
 
@@ -32,6 +33,7 @@ TRANSLATION_DOMAINS = (
     "accounts",
     "compose",
     "documents",
+    "letters",
     "archive",
 )
 

@@ -7,6 +7,7 @@ from hpmail.auth.models import Role
 from hpmail.auth.service import create_user
 from hpmail.delivery.demo import configure_demo_delivery
 from hpmail.directory.demo import build_school
+from hpmail.letters.demo import load_demo_letters
 
 DEMO_USERS = (
     ("admin", "Agnès Martin (administratrice)", Role.ADMIN, "admin.demo@lycee-demo.fr"),
@@ -17,11 +18,13 @@ DEMO_PASSWORD = "demo-hpmail"  # noqa: S105  (printed to every newcomer: demo on
 
 
 def load(scale: int = 1) -> None:
-    """Build the demo school, its users and its delivery settings (the caller commits)."""
+    """Build the demo school, its users, its form letters and delivery settings (caller commits)."""
     school = build_school(scale=scale)
+    users = {}
     for login, name, role, email in DEMO_USERS:
-        user = create_user(login, name, DEMO_PASSWORD, role, email=email)
+        users[login] = user = create_user(login, name, DEMO_PASSWORD, role, email=email)
         user.person_id = school.person_ids.get(email)  # "prof" is the teacher Julien Petit
+    load_demo_letters(author=users["secretariat"])
     configure_demo_delivery()
     load_demo_accounts()
 

@@ -2,7 +2,9 @@
    It enhances every <textarea data-editor>; the textarea stays the form field, kept in sync, so the
    page works without JavaScript. The server sanitises the HTML whatever this script sends.
    The toolbar's words come from the page, in the reader's language: data-editor-buttons holds
-   [[command, shown, title], …] and data-editor-link-prompt the question asked for a link. */
+   [[command, shown, title], …] and data-editor-link-prompt the question asked for a link.
+   A letter's editor also has data-editor-fields, [[label, text], …]: the « Insérer un champ » menu
+   (data-editor-fields-label) writes a field's text where the cursor is. */
 (function () {
   "use strict";
 
@@ -51,6 +53,76 @@
       });
       toolbar.appendChild(button);
     });
+
+    var fields = JSON.parse(textarea.dataset.editorFields || "[]");
+    if (fields.length) { toolbar.appendChild(fieldsMenu(fields)); }
+
+    // Where the cursor was in the text, so that a field goes there even after a click elsewhere.
+    var lastRange = null;
+    function keepRange() {
+      var selection = window.getSelection();
+      if (selection.rangeCount && area.contains(selection.getRangeAt(0).commonAncestorContainer)) {
+        lastRange = selection.getRangeAt(0).cloneRange();
+      }
+    }
+    document.addEventListener("selectionchange", keepRange);
+
+    function insertField(text) {
+      area.focus();
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      if (lastRange) { selection.addRange(lastRange); } else {
+        var end = document.createRange();
+        end.selectNodeContents(area);
+        end.collapse(false);
+        selection.addRange(end);
+      }
+      if (looksLikeHtml(text)) {
+        // Built from the text, not by insertHTML (Chromium would add style attributes, which the
+        // Content-Security-Policy refuses); then told as typing, for the preview.
+        var template = document.createElement("template");
+        template.innerHTML = text;
+        var range = selection.getRangeAt(0);
+        range.deleteContents();
+        var last = template.content.lastChild;
+        range.insertNode(template.content);
+        range.setStartAfter(last);
+        range.collapse(true);
+        selection.removeAllRanges();
+        selection.addRange(range);
+        area.dispatchEvent(new Event("input", { bubbles: true }));
+      } else {
+        document.execCommand("insertText", false, text);
+      }
+      sync();
+    }
+
+    function fieldsMenu(specs) {
+      var menu = document.createElement("details");
+      menu.className = "editor-fields";
+      var summary = document.createElement("summary");
+      summary.textContent = textarea.dataset.editorFieldsLabel;
+      summary.addEventListener("mousedown", function (event) { event.preventDefault(); });
+      menu.appendChild(summary);
+      var list = document.createElement("div");
+      list.className = "editor-fields-list";
+      list.setAttribute("role", "menu");
+      specs.forEach(function (spec) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.setAttribute("role", "menuitem");
+        button.textContent = spec[0];
+        button.title = spec[1];
+        button.addEventListener("mousedown", function (event) { event.preventDefault(); });
+        button.addEventListener("click", function () {
+          insertField(spec[1]);
+          menu.open = false;
+        });
+        list.appendChild(button);
+      });
+      menu.appendChild(list);
+      return menu;
+    }
 
     function sync() { textarea.value = area.innerHTML; }
     area.addEventListener("input", sync);

@@ -154,6 +154,11 @@ def _print_job(walk: Walk):
         items=[DocumentJobItem(position=0, owner_id=person, name="Paul Walker")],
     )
     return walk.add(job)
+def _letter(walk: Walk):
+    from hpmail.letters.models import LetterTemplate
+
+    letter = LetterTemplate(category="students", title="Convocation", body_html="<p>{{ nom }}</p>")
+    return walk.add(letter)
 
 
 def _model(module: str, name: str):
@@ -174,6 +179,8 @@ ARGUMENTS: dict[str, Callable[[Walk], object]] = {
     "account_id": lambda walk: _account(walk).id,
     "profile_id": lambda walk: _profile(walk).id,
     "template_id": lambda walk: _template(walk).id,
+    "letter_id": lambda walk: _letter(walk).id,
+    "category": lambda walk: "students",
     "mailing_id": lambda walk: _mailing(walk).id,
     "email_id": lambda walk: _mailing_part(walk, "emails"),
     "item_id": lambda walk: _mailing_part(walk, "attachments"),
@@ -354,7 +361,8 @@ def test_admin_menu_items_lead_to_admin_only_pages(app):
     for _title, items in MENUS:
         for _label, endpoint, _args, role in items:
             view = app.view_functions.get(endpoint)
-            if view is not None and role is not None and getattr(view, "roles", None) != (role,):
+            roles = (role,) if isinstance(role, str) else role
+            if view is not None and role is not None and getattr(view, "roles", None) != roles:
                 problems.append(f"{endpoint} is in the menu for {role} only, but its view allows "
                                 f"{getattr(view, 'roles', 'every signed-in user')}")  # fmt: skip
     assert not problems, "\n".join(problems)

@@ -166,6 +166,7 @@ MENUS = (
             (_l("Letterhead of the documents"), "documents.letterhead_settings", {}, "admin"),
             (_l("Import absences"), "directory.import_absences", {}, "admin"),
             (_l("Import internships"), "directory.import_internships", {}, "admin"),
+            (_l("Form letters"), "letters.index", {}, ("admin", "staff")),
         ),
     ),
     (
@@ -179,6 +180,11 @@ MENUS = (
 )
 
 
+def _roles(role: str | tuple[str, ...]) -> tuple[str, ...]:
+    """A menu item's roles: one role, or several."""
+    return (role,) if isinstance(role, str) else role
+
+
 def visible_menus() -> list[tuple[str, list[tuple[str, str]]]]:
     """Return the menus the signed-in user may open, each as (title, [(label, url)])."""
     menus = []
@@ -187,7 +193,7 @@ def visible_menus() -> list[tuple[str, list[tuple[str, str]]]]:
             (label, url_for(endpoint, **args))
             for label, endpoint, args, role in items
             if endpoint in current_app.view_functions
-            and (role is None or current_user.role == role)
+            and (role is None or current_user.role in _roles(role))
         ]
         if links:
             menus.append((title, links))

@@ -226,28 +226,36 @@ def document_title(document: Document) -> str:
     return _("Summary of courses")
 
 
+def page_context(layout: Layout, letterhead: LetterheadInfo) -> dict:
+    """What ``templates/documents/print/base.html`` needs: the page, fonts and letterhead."""
+    page = PageGeometry.of(layout)
+    return {
+        "layout": layout,
+        "letterhead": letterhead,
+        "logo": _logo_uri(letterhead.logo),
+        "page": page,
+        "margin": MARGIN,
+        "header_height": HEADER_HEIGHT,
+        "font_regular": str(FONT_REGULAR),
+        "font_bold": str(FONT_BOLD),
+        "scale": page.width / PAPER_SIZES["A4"][1],  # type sizes grow with the paper
+    }
+
+
 def print_html(document: Document, layout: Layout, letterhead: LetterheadInfo) -> str:
     """Return the HTML xhtml2pdf turns into the document's pages, without the owner's name."""
-    page = PageGeometry.of(layout)
     with force_locale("fr"):
         context = {
+            **page_context(layout, letterhead),
             "document": document,
-            "layout": layout,
-            "letterhead": letterhead,
-            "logo": _logo_uri(letterhead.logo),
-            "page": page,
-            "margin": MARGIN,
-            "header_height": HEADER_HEIGHT,
-            "font_regular": str(FONT_REGULAR),
-            "font_bold": str(FONT_BOLD),
             "title": document_title(document),
             "french_date": french_date,
             "hours_text": hours_text,
             "pastel": pastel,
             "timedelta": timedelta,
-            "scale": page.width / PAPER_SIZES["A4"][1],  # type sizes grow with the paper
             "subject_classes": _subject_classes(document),
         }
+        page = context["page"]
         if isinstance(document, Summary):
             return _render("documents/print/summary.html", context)
         # The week title and the day names take about 40 points of the page.

@@ -15,10 +15,11 @@ import logging
 import re
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
+from typing import TypeVar
 
 from flask_babel import gettext as _
 
@@ -38,6 +39,8 @@ from hpmail.documents.stamp import SheetPages, fitted_stamp, owner_objects
 __all__ = [
     "RenderError",
     "Rendered",
+    "in_processes",
+    "html_to_pdf",
     "printed_copy",
     "render_documents",
     "render_pdf",
@@ -46,6 +49,8 @@ __all__ = [
     "zip_of",
 ]
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Imported here only when needed (the web pages do not), and once by the fork server.
 DRAWING_MODULES = [
@@ -92,6 +97,49 @@ def _draw_pdf(html: str) -> bytes:
     if result.err:
         raise RenderError(f"xhtml2pdf: {result.err} erreur(s)")
     return out.getvalue()
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Return the PDF of print HTML, drawn like every document (DejaVu fonts, no other file).
+
+    Raise ``RenderError``. For pages made elsewhere than here (letters).
+    """
+    return _draw_pdf(html)
+
+
+def in_processes(
+    work: Callable[[T], R], tasks: Iterable[T], *, processes: int = 2
+) -> Iterator[tuple[T, R | RenderError]]:
+    """Yield (task, ``work(task)``) for each task as it finishes, in ``processes`` processes.
+
+    The processes come from the fork server documents are drawn in (``_process_context``); tasks
+    are read a few ahead of the processes, so that the caller makes them as they are drawn and
+    memory stays low. ``work`` is a module-level function; with one process it runs here. A task
+    whose process died gives a ``RenderError``, for the caller to report on its items.
+    """
+    if processes <= 1:
+        yield from ((task, work(task)) for task in tasks)
+        return
+    with ProcessPoolExecutor(processes, mp_context=_process_context()) as pool:
+        running: dict[Future, T] = {}
+        pending = iter(tasks)
+        exhausted = False
+        while running or not exhausted:
+            while not exhausted and len(running) < processes * 3:
+                task = next(pending, None)
+                if task is None:
+                    exhausted = True
+                    break
+                running[pool.submit(work, task)] = task
+            if not running:
+                continue
+            done, _still = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = running.pop(future)
+                try:
+                    yield task, future.result()
+                except Exception as error:  # the process died
+                    yield task, RenderError(str(error) or type(error).__name__)
 
 
 # One document, in this process.

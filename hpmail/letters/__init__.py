@@ -1,0 +1,1 @@
+"""Form letters (lettres types): fields checked in a sandbox, printed like documents."""

@@ -1,0 +1,181 @@
+"""Pages of the letters: Configuration › Lettres types, the editor and its live preview."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from hpmail.core.forms import INVALID, InputRefused, form_again
+from hpmail.core.web import render, roles_required
+from hpmail.documents.letterhead import current_letterhead
+from hpmail.documents.print_html import french_date
+from hpmail.documents.render import RenderError, safe_filename
+from hpmail.extensions import db
+from hpmail.letters import sandbox, service
+from hpmail.letters.fields import FIELDS, recipient_of, sample_choices, sample_record
+from hpmail.letters.forms import LetterForm
+from hpmail.letters.models import CATEGORY_LABELS, Category, LetterTemplate
+from hpmail.letters.render import letter_pdf, write_letter
+
+bp = Blueprint("letters", __name__)
+bp.add_app_template_global(CATEGORY_LABELS, "letter_category_labels")
+
+EDITORS = ("admin", "staff")
+editors_only = roles_required(*EDITORS)
+
+
+def _category_or_404(raw: str | None) -> Category:
+    if raw not in set(Category):
+        abort(404)
+    return Category(raw)
+
+
+def _letter_or_404(letter_id: int) -> LetterTemplate:
+    return db.session.get(LetterTemplate, letter_id) or abort(404)
+
+
+def _editor_context(category: Category, form: LetterForm, letter=None) -> dict:
+    return {
+        "category": category,
+        "form": form,
+        "letter": letter,
+        "fields": [(str(field.label), field.inserted) for field in FIELDS[category]],
+        "records": sample_choices(category),
+    }
+
+
+@bp.route("/configuration/lettres-types")
+@editors_only
+def index():
+    return render("letters/index.html", letters=service.letters_by_category())
+
+
+@bp.route("/configuration/lettres-types/nouvelle/<category>", methods=["GET", "POST"])
+@editors_only
+def new(category: str):
+    category = _category_or_404(category)
+    form = LetterForm()
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        try:
+            letter = service.save_letter(
+                None, category, form.title.data, form.subject.data, form.body.data, current_user
+            )
+        except InputRefused as refused:
+            db.session.rollback()
+            return form_again(
+                "letters/edit.html", refused=refused, **_editor_context(category, form)
+            )
+        db.session.commit()
+        flash(_("The letter « %(title)s » is saved.", title=letter.title), "success")
+        return redirect(url_for(".edit", letter_id=letter.id), 303)
+    return render("letters/edit.html", **_editor_context(category, form))
+
+
+@bp.route("/configuration/lettres-types/<int:letter_id>", methods=["GET", "POST"])
+@editors_only
+def edit(letter_id: int):
+    letter = _letter_or_404(letter_id)
+    category = Category(letter.category)
+    if request.method == "GET":
+        form = LetterForm(
+            formdata=None, title=letter.title, subject=letter.subject, body=letter.body_html
+        )
+        return render("letters/edit.html", **_editor_context(category, form, letter))
+    form = LetterForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.save_letter(
+            letter, category, form.title.data, form.subject.data, form.body.data, current_user
+        )
+    except InputRefused as refused:
+        db.session.rollback()
+        letter = _letter_or_404(letter_id)
+        return form_again(
+            "letters/edit.html", refused=refused, **_editor_context(category, form, letter)
+        )
+    db.session.commit()
+    flash(_("The letter « %(title)s » is saved.", title=letter.title), "success")
+    return redirect(url_for(".edit", letter_id=letter.id), 303)
+
+
+@bp.route("/configuration/lettres-types/<int:letter_id>/supprimer", methods=["POST"])
+@editors_only
+def delete(letter_id: int):
+    letter = _letter_or_404(letter_id)
+    form = LetterForm()
+    if not form.validate_on_submit():
+        abort(400)
+    service.delete_letter(letter, current_user)
+    db.session.commit()
+    flash(_("The letter « %(title)s » is deleted.", title=letter.title), "success")
+    return redirect(url_for(".index"), 303)
+
+
+def _draft(category: Category, form: LetterForm) -> LetterTemplate:
+    """The letter as posted by the editor, checked, not saved."""
+    title, subject, body = service.checked_letter(
+        category, form.title.data or "-", form.subject.data, form.body.data
+    )
+    return LetterTemplate(category=category, title=title, subject=subject, body_html=body)
+
+
+@bp.route("/configuration/lettres-types/apercu/<category>", methods=["POST"])
+@editors_only
+def preview(category: str):
+    """The letter being edited, written for a real record of the directory (htmx)."""
+    category = _category_or_404(category)
+    form = LetterForm()
+    if not form.validate_on_submit():
+        abort(400)
+    record = sample_record(category, form.record.data)
+    context = {"category": category, "record": record}
+    if record is None:
+        return render("letters/edit.html", "preview", **context)
+    letterhead = current_letterhead()
+    try:
+        draft = _draft(category, form)
+        written = write_letter(draft, record, letterhead, date.today())
+    except (InputRefused, sandbox.RenderLimit) as refused:
+        problems = refused.messages() if isinstance(refused, InputRefused) else [str(refused)]
+        response = render("letters/edit.html", "preview", problems=problems, **context)
+        response.status_code = INVALID
+        return response
+    person = recipient_of(record)
+    return render(
+        "letters/edit.html",
+        "preview",
+        written=written,
+        letterhead=letterhead,
+        addressee=f"{person.first_name} {person.last_name}".strip(),
+        today=french_date(date.today()),
+        **context,
+    )
+
+
+@bp.route("/configuration/lettres-types/apercu/<category>/pdf", methods=["POST"])
+@editors_only
+def preview_pdf(category: str):
+    """The letter being edited as the PDF it prints to, for the record of the preview."""
+    category = _category_or_404(category)
+    form = LetterForm()
+    if not form.validate_on_submit():
+        abort(400)
+    record = sample_record(category, form.record.data)
+    try:
+        draft = _draft(category, form)
+        if record is None:
+            raise InputRefused(_("The directory has no record of this category to preview."))
+        pdf = letter_pdf(draft, record, current_letterhead())
+    except (InputRefused, RenderError) as refused:
+        if not isinstance(refused, InputRefused):
+            refused = InputRefused(str(refused), field="body")
+        return form_again("letters/edit.html", refused=refused, **_editor_context(category, form))
+    name = safe_filename(form.title.data or _("Letter"))
+    return send_file(io.BytesIO(pdf), mimetype="application/pdf", download_name=name)
