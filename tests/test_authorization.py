@@ -154,6 +154,8 @@ def _print_job(walk: Walk):
         items=[DocumentJobItem(position=0, owner_id=person, name="Paul Walker")],
     )
     return walk.add(job)
+
+
 def _letter(walk: Walk):
     from hpmail.letters.models import LetterTemplate
 
