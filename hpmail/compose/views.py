@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 from flask import (
@@ -38,6 +37,7 @@ from hpmail.compose.uploads import (
     store_uploads,
     upload_errors,
 )
+from hpmail.core.database import retry_while_locked
 from hpmail.core.forms import InputRefused, form_again
 from hpmail.core.web import render, whole_number
 from hpmail.directory.models import Cohort, Course
@@ -158,6 +158,8 @@ def _send(people, token):
     except (OutboxBusy, OperationalError) as busy:
         return _busy(draft, people, token, kept, busy)
     except IntegrityError:
+        mailing = None
+    if mailing is None:
         # Another request of the same form committed first: show what it queued.
         return _replayed(draft, people, token) or _busy(draft, people, token, kept, "conflict")
     result = dispatch(mailing)
@@ -173,28 +175,32 @@ SENT_NOTES = "compose_sent"
 
 
 def _queue(draft, recipients, html, text, uploads, kept):
-    """Queue and commit the mailing, trying again while the database is locked."""
-    attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]
-    for attempt in range(attempts):
+    """Queue and commit the mailing, trying again while the database is locked.
+
+    Return None when another request of the same form committed first (the caller shows its
+    mailing). Any other IntegrityError is another request storing the same file at the same
+    moment: the next try finds the file.
+    """
+
+    def queue_and_commit():
         try:
             mailing = service.queue_email(
                 current_user, draft, recipients, html, text, uploads, kept
             )
             db.session.commit()
-            return mailing
         except IntegrityError:
             db.session.rollback()
-            # The same form was committed by another request (shown by the caller), or another
-            # request stored the same file at the same moment: then the next try finds it.
-            if attempt == attempts - 1 or service.mailing_of_request(draft.request_token):
-                raise
-        except (OutboxBusy, OperationalError) as busy:
-            db.session.rollback()
-            log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, busy)
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-    raise AssertionError("unreachable")
+            if service.mailing_of_request(draft.request_token):
+                return None
+            raise
+        return mailing
+
+    return retry_while_locked(
+        queue_and_commit,
+        attempts=current_app.config["OUTBOX_COMMIT_ATTEMPTS"],
+        what="queueing a mailing",
+        busy=(OutboxBusy, OperationalError, IntegrityError),
+    )
 
 
 def _replayed(draft, people, token):

@@ -12,7 +12,6 @@ never from the modules that deliver.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
 
 from flask import Flask, current_app
@@ -20,6 +19,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
+from hpmail.core.database import retry_while_locked
 from hpmail.extensions import db
 from hpmail.outbox import clock, send
 from hpmail.outbox.mime import OWN_BODY, OWN_BODY_MARK  # an e-mail's own content in the body
@@ -134,22 +134,23 @@ def queue_and_dispatch(**mailing) -> tuple[Mailing, Delivery]:
     Raise ``OutboxBusy`` with a French message when the database stayed locked: then nothing
     was written and the user can simply try again.
     """
-    attempts = current_app.config["OUTBOX_COMMIT_ATTEMPTS"]
-    for attempt in range(attempts):
-        try:
-            queued = queue_mailing(**mailing)
-            db.session.commit()
-            break
-        except (OperationalError, OutboxBusy) as error:
-            db.session.rollback()
-            log.warning("database busy while queueing a mailing (try %s): %s", attempt + 1, error)
-            if attempt == attempts - 1:
-                if isinstance(error, OutboxBusy):
-                    raise
-                raise OutboxBusy(
-                    _("The server is busy: nothing was sent. Please try again in a moment.")
-                ) from error
-            time.sleep(0.2 * (attempt + 1))
+
+    def queue_and_commit() -> Mailing:
+        queued = queue_mailing(**mailing)
+        db.session.commit()
+        return queued
+
+    try:
+        queued = retry_while_locked(
+            queue_and_commit,
+            attempts=current_app.config["OUTBOX_COMMIT_ATTEMPTS"],
+            what="queueing a mailing",
+            busy=(OperationalError, OutboxBusy),
+        )
+    except OperationalError as error:
+        raise OutboxBusy(
+            _("The server is busy: nothing was sent. Please try again in a moment.")
+        ) from error
     return queued, dispatch(queued)
 
 

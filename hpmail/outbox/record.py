@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import bindparam, update
 from sqlalchemy.exc import OperationalError
 
+from hpmail.core.database import retry_while_locked
 from hpmail.core.text import one_line
 from hpmail.extensions import db
 from hpmail.outbox import clock
@@ -240,23 +241,22 @@ class Recorder:
         """Write and commit what was recorded, retrying while another connection holds the lock."""
         if not (self.emails or self.refused or self.accepted or self.renewals):
             return
-        for attempt in range(attempts):
-            try:
-                self._write()
-                db.session.commit()
-                break
-            except OperationalError:
-                db.session.rollback()
-                if attempt == attempts - 1:
-                    raise
-                log.warning("database busy while recording delivery; retrying")
-                time.sleep(0.2 * (attempt + 1))
+
+        def write_and_commit() -> None:
+            self._write()
+            db.session.commit()
+
+        retry_while_locked(write_and_commit, attempts=attempts, what="recording delivery")
         self.emails, self.refused, self.accepted, self.renewals = [], [], [], []
         self.flushed_at = time.monotonic()
 
 
 def commit_patiently(attempts: int = 5) -> None:
-    """Commit, retrying a few times if the database is locked (SQLite busy timeout passed)."""
+    """Commit, retrying a few times if the database is locked (SQLite busy timeout passed).
+
+    Unlike ``core.database.retry_while_locked`` this keeps the session's changes between tries
+    (no rollback): they were made by code that cannot simply run again.
+    """
     for attempt in range(attempts):
         try:
             db.session.commit()
