@@ -356,3 +356,32 @@ def test_a_list_of_people_of_every_kind_cannot_send_a_letter(
     assert response.status_code == 422
     assert "Envoyez un courrier depuis la liste des étudiants" in response.text
     assert latest_job(db) is None
+
+
+def test_a_letter_that_cannot_be_made_fails_alone_and_is_named_on_the_progress_page(
+    app, client, sender, absences, make_letter, db
+):
+    from hpmail.directory.models import Person
+    from hpmail.documents import jobs, tasks
+    from hpmail.documents.jobs import PrintRequest
+    from hpmail.letters import courrier
+
+    letter = make_letter("absences", ABSENCES_LETTER)
+    token = absence_selection(db, sender, absences)
+    request = PrintRequest(output="pdf", attach_pdf=True)
+    choices = jobs.checked_request(request, letter_id=letter.id)
+    owners = courrier.owners_of_letters(sender, token, courrier.category_of(sender, token))
+    job = jobs.create_job(sender, choices, owners, "")
+    db.session.commit()
+    # Bruno leaves the directory between the click and the drawing (his absences with him).
+    db.session.delete(db.session.get(Person, absences["bruno"][0].person_id))
+    db.session.commit()
+
+    tasks.run_job(job.id)
+
+    job = latest_job(db)
+    assert job.state == "done"
+    assert jobs.progress_of(job).failed == [("Bruno Durand", "Ne figure plus dans l'annuaire.")]
+    assert jobs.progress_of(job).ready == 2
+    page = client.get(f"/documents/impression/{job.id}", headers=FR)
+    assert "Bruno Durand" in page.text and "Ne figure plus dans l&#39;annuaire." in page.text
