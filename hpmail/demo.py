@@ -7,6 +7,7 @@ from hpmail.auth.models import Role
 from hpmail.auth.service import create_user
 from hpmail.delivery.demo import configure_demo_delivery
 from hpmail.directory.demo import build_school
+from hpmail.documents.letterhead import save_letterhead
 from hpmail.letters.demo import load_demo_letters
 
 DEMO_USERS = (
@@ -14,6 +15,7 @@ DEMO_USERS = (
     ("secretariat", "Sophie Bernard (secrétariat)", Role.STAFF, "sophie.bernard@lycee-demo.fr"),
     ("prof", "Julien Petit (enseignant)", Role.TEACHER, "julien.petit@lycee-demo.fr"),
 )
+DEMO_LETTERHEAD = ("Lycée de démonstration", "12 rue des Écoles\n69007 Lyon", "Lyon")
 DEMO_PASSWORD = "demo-hpmail"  # noqa: S105  (printed to every newcomer: demo only)
 
 
@@ -24,6 +26,7 @@ def load(scale: int = 1) -> None:
     for login, name, role, email in DEMO_USERS:
         users[login] = user = create_user(login, name, DEMO_PASSWORD, role, email=email)
         user.person_id = school.person_ids.get(email)  # "prof" is the teacher Julien Petit
+    save_letterhead(*DEMO_LETTERHEAD, actor="demo")
     load_demo_letters(author=users["secretariat"])
     configure_demo_delivery()
     load_demo_accounts()

@@ -7,6 +7,7 @@ import io
 import pytest
 from sqlalchemy import func, select
 
+from hpmail import demo
 from hpmail.documents.layout import LetterheadInfo
 from hpmail.documents.letterhead import current_letterhead
 from hpmail.documents.models import Letterhead
@@ -128,3 +129,11 @@ def test_only_the_admin_sees_and_changes_the_letterhead(client, login_as, db, ro
     assert client.get(URL).status_code == 403
     assert post(client).status_code == 403
     assert db.session.get(Letterhead, 1) is None
+
+
+def test_the_demo_school_prints_its_name_address_and_town(db):
+    demo.load()
+    db.session.commit()
+
+    letterhead = current_letterhead()
+    assert (letterhead.school_name, letterhead.address, letterhead.town) == demo.DEMO_LETTERHEAD
