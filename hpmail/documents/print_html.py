@@ -239,7 +239,6 @@ def page_context(layout: Layout, letterhead: LetterheadInfo) -> dict:
         "font_regular": str(FONT_REGULAR),
         "font_bold": str(FONT_BOLD),
         "scale": page.width / PAPER_SIZES["A4"][1],  # type sizes grow with the paper
-        "subject_classes": {},  # a timetable's or a summary's colours by subject
     }
 
 
