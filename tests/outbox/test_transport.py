@@ -289,9 +289,11 @@ def test_a_long_batch_keeps_its_lease_so_no_one_else_takes_its_emails(
 ):
     from hpmail.outbox.claim import claim
 
-    app.config["DELIVERY_LEASE_SECONDS"] = 1
+    # The batch outlasts its lease, renewed after each e-mail: with 0.4 s an e-mail and a 2 s
+    # lease, a loaded machine (tests run one per core) still renews well before it ends.
+    app.config["DELIVERY_LEASE_SECONDS"] = 2
     delivery_settings(smtp_server)
-    smtp_server.recorder.data_delay = 0.3
+    smtp_server.recorder.data_delay = 0.4
     taken_by_another: list[int] = []
     stop = threading.Event()
 
@@ -306,7 +308,7 @@ def test_a_long_batch_keeps_its_lease_so_no_one_else_takes_its_emails(
     thief = threading.Thread(target=another_worker)
     thief.start()
     try:
-        send(db, *[f"eleve{i}@example.org" for i in range(8)])  # about 2.5 s, lease 1 s
+        send(db, *[f"eleve{i}@example.org" for i in range(8)])  # about 3.5 s, lease 2 s
     finally:
         stop.set()
         thief.join()
