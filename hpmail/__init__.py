@@ -52,6 +52,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     configure_extensions(app)
     configure_blueprints(app)
     configure_sender_checks(app)
+    configure_job_kinds(app)
     configure_cli(app)
     return app
 
@@ -130,6 +131,15 @@ def configure_sender_checks(app: Flask) -> None:
     from hpmail.outbox.api import register_sender_check
 
     register_sender_check(app, sender_check)
+
+
+def configure_job_kinds(app: Flask) -> None:
+    """Let print jobs draw and mail form letters (« Envoyer un courrier »), in pages and worker."""
+    from hpmail.documents.kinds import register_job_kind
+    from hpmail.documents.layout import DocumentKind
+    from hpmail.letters.courrier import LETTER_JOBS
+
+    register_job_kind(app, DocumentKind.LETTER, LETTER_JOBS)
 
 
 def configure_cli(app: Flask) -> None:

@@ -1,8 +1,10 @@
 """Kinds of print job that a package above documents adds (letters: « Envoyer un courrier »).
 
 The job runner (``printing``) and Imprimer / Mailer (``mailing``, the composer) are the same for
-every kind; what differs is how a job's items are drawn and what the composer starts with. A
-package registers that here when it is imported, and documents asks here without importing it.
+every kind; what differs is how a job's items are drawn and what the composer starts with.
+``create_app`` hands each kind in with ``register_job_kind`` (kept on the app, so that the worker
+knows it however it was started, never by importing a views module); documents asks here without
+importing the package above it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from flask import Flask, current_app
 
 if TYPE_CHECKING:
     from hpmail.documents.models import DocumentJob, DocumentJobItem
@@ -39,14 +43,14 @@ class JobKind:
     copies_label: Callable[[DocumentJob], str | None] | None = None
 
 
-KINDS: dict[str, JobKind] = {}
+JOB_KINDS = "hpmail.documents.job_kinds"  # the key of ``app.extensions``
 
 
-def register(name: str, kind: JobKind) -> None:
-    """Make jobs of kind ``name`` drawn and mailed by ``kind`` (at import of its package)."""
-    KINDS[name] = kind
+def register_job_kind(app: Flask, name: str, kind: JobKind) -> None:
+    """Make ``app``'s jobs of kind ``name`` drawn and mailed by ``kind`` (from ``create_app``)."""
+    app.extensions.setdefault(JOB_KINDS, {})[name] = kind
 
 
 def kind_of(job: DocumentJob) -> JobKind | None:
     """Return the registered kind of this job, or None for documents' own (timetable, summary)."""
-    return KINDS.get(job.kind)
+    return current_app.extensions.get(JOB_KINDS, {}).get(job.kind)

@@ -31,7 +31,6 @@ from hpmail.directory.selection import selection_for
 from hpmail.documents import kinds
 from hpmail.documents.content import OwnerKind
 from hpmail.documents.jobs import Owners, PrintRefused
-from hpmail.documents.layout import DocumentKind
 from hpmail.documents.letterhead import current_letterhead
 from hpmail.documents.models import DocumentJob, DocumentJobItem
 from hpmail.documents.render import RenderError
@@ -104,7 +103,8 @@ def owners_of_letters(user, token: str, category: Category) -> Owners:
                 person,
                 Person.id.label("owner_id"),
                 _name().label("name"),
-                func.group_concat(Absence.id).label("records"),
+                # group_concat on SQLite, string_agg on PostgreSQL.
+                func.aggregate_strings(cast(Absence.id, String), ",").label("records"),
             )
             .join(Absence, Absence.person_id == Person.id)
             .join(SelectionAbsence, SelectionAbsence.absence_id == Absence.id)
@@ -245,13 +245,11 @@ def _tutor_label(job: DocumentJob) -> str | None:
     return _("Send a copy of each letter to the internship's tutor")
 
 
-kinds.register(
-    DocumentKind.LETTER,
-    kinds.JobKind(
-        draw=draw_letters,
-        subject=letter_subject,
-        introduction=letter_introduction,
-        copies_of=tutor_of,
-        copies_label=_tutor_label,
-    ),
+# What « Envoyer un courrier » adds to print jobs; ``create_app`` registers it.
+LETTER_JOBS = kinds.JobKind(
+    draw=draw_letters,
+    subject=letter_subject,
+    introduction=letter_introduction,
+    copies_of=tutor_of,
+    copies_label=_tutor_label,
 )
