@@ -35,7 +35,7 @@ def test_a_secretary_mails_each_student_their_timetable_and_prints_the_others(
     page.fill("input[name=week]", "2026-12-09")
     page.get_by_role("button", name="Imprimer / Mailer").click()
 
-    expect(page.locator("h1")).to_contain_text("Envoyer les documents par e-mail")
+    expect(page.locator("h1")).to_contain_text("Envoyer à chacun par e-mail")
     expect(page.locator(".recipient-count")).to_contain_text("2 peuvent recevoir l'e-mail")
     expect(page.locator(".unreachable")).to_contain_text("SANSMAIL Chloé")
     expect(page.locator("#subject")).to_have_value("Emploi du temps — semaine du 7 décembre 2026")
