@@ -185,7 +185,7 @@ def person_documents(
     """Return each person's document, keyed by person id (unknown ids are left out)."""
     schedule = schedule or Schedule.load()
     found = memberships(person_ids)
-    names = _person_owners(person_ids)
+    names = _person_owners(person_ids, found)
     documents = {}
     for pid in person_ids:
         if pid not in found or pid not in names:
@@ -214,11 +214,15 @@ def group_document(
     return _make(kind, owner, schedule, schedule.courses_of_group(group.id), period)
 
 
-def _person_owners(person_ids: list[int]) -> dict[int, Owner]:
-    """The name and the line under it of each person (kind, cohort and groups for a student)."""
+def _person_owners(
+    person_ids: list[int], found: dict[int, tuple[str, int | None, list[int]]]
+) -> dict[int, Owner]:
+    """The name and the line under it of each person (kind, cohort and groups for a student).
+
+    ``found`` is their ``memberships``, already read by the caller.
+    """
     cohort_names = dict(db.session.execute(select(Cohort.id, Cohort.name)).all())
     group_names = dict(db.session.execute(select(Group.id, Group.name)).all())
-    found = memberships(person_ids)
     owners = {}
     for chunk_start in range(0, len(person_ids), 500):
         chunk = person_ids[chunk_start : chunk_start + 500]
