@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: help run test lint format translations setup clean-instance
+.PHONY: help run test test-postgres lint format translations setup clean-instance
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ run: setup ## Start the web server and the worker (and the demo mailbox in demo 
 test: $(STAMP) translations ## Run the whole test suite (browser and worker tests included)
 	@bash .ci/system-deps
 	$(BIN)/pytest
+
+test-postgres: $(STAMP) translations ## Run the whole suite again on PostgreSQL and Redis (started on loopback, stopped after)
+	@bash .ci/system-deps
+	@services=$$(bash .ci/services start) || exit 1; eval "$$services"; \
+		HPMAIL_TEST_BACKEND=postgres $(BIN)/pytest; status=$$?; \
+		bash .ci/services stop; exit $$status
 
 lint: $(STAMP) ## ruff check, format check, and the layers of imports (import-linter)
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from hpmail.auth.models import User
 from hpmail.auth.service import create_user
 from hpmail.config import sqlite_file
 from hpmail.extensions import db as _db
+from tests.fixtures import backend
 
 pytest_plugins = [
     "tests.fixtures.directory",
@@ -66,7 +68,35 @@ def app_config(tmp_path) -> dict:
 
 
 @pytest.fixture(scope="session")
-def schema_file(tmp_path_factory) -> Path:
+def schema_file(tmp_path_factory, worker_id) -> Path | str:
+    """The session's empty schema: a SQLite file, or this process's PostgreSQL database."""
+    if backend.ON_POSTGRES:
+        yield from postgres_database(worker_id)
+        return
+    yield sqlite_schema_file(tmp_path_factory)
+
+
+def postgres_database(worker_id: str):
+    """Make this pytest process's database with every table; each test empties it first."""
+    name = backend.new_database_name(worker_id)
+    url = backend.create_database(name)
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "schema",
+            "DEMO": False,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "INSTANCE_PATH": str(Path(os.environ.get("TMPDIR", "/tmp")) / name),
+        }
+    )
+    with app.app_context():
+        _db.create_all()
+        _db.engine.dispose()
+    yield url
+    backend.drop_database(name)
+
+
+def sqlite_schema_file(tmp_path_factory) -> Path:
     """A database file holding every table, made once: each test starts from a copy of it."""
     folder = tmp_path_factory.mktemp("schema")
     app = create_app(
@@ -109,7 +139,21 @@ def compiled_templates(tmp_path_factory) -> FileSystemBytecodeCache:
 
 
 @pytest.fixture
-def app(app_config, schema_file, compiled_templates):
+def test_database(schema_file):
+    """The URL of the PostgreSQL database this test has to itself, emptied (None on SQLite)."""
+    if not backend.ON_POSTGRES:
+        return None
+    backend.empty_database(schema_file, _db.metadata)
+    return schema_file
+
+
+@pytest.fixture
+def app(app_config, schema_file, test_database, compiled_templates):
+    if test_database:
+        app_config = {"SQLALCHEMY_DATABASE_URI": test_database, **app_config}
+        if app_config.get("QUEUE_URL") is None:  # a real queue (worker tests): Redis
+            app_config["QUEUE_URL"] = backend.redis_url()
+            flush_redis(app_config["QUEUE_URL"])
     app = create_app(app_config)
     app.test_client_class = CsrfClient
     app.jinja_env.bytecode_cache = compiled_templates
@@ -127,8 +171,18 @@ def app(app_config, schema_file, compiled_templates):
         _db.engine.dispose()
 
 
-def create_schema(app, schema_file: Path) -> None:
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+def create_schema(app, schema_file: Path | str) -> None:
     """Give the app's new SQLite file the session's schema by copy; create the tables otherwise."""
+    if backend.ON_POSTGRES:
+        return  # the test's database is a copy of the template
     database = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
     if database is not None and database.exists() and database.stat().st_size == 0:
         _db.engine.dispose()

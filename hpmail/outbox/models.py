@@ -224,6 +224,9 @@ class OutboundEmail(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # The worker process holding the lease (``WorkerProcess.id``): when its heartbeat stops, the
+    # row is given to another worker without waiting for the lease to end.
+    claimed_by: Mapped[str | None] = mapped_column(String(120), index=True)
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -296,3 +299,21 @@ class SendCounter(db.Model):
     window: Mapped[str] = mapped_column(String(6), primary_key=True)  # "minute" or "day"
     window_start: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WorkerProcess(db.Model):
+    """A running worker process, known by the heartbeat it writes every few seconds.
+
+    ``id`` is ``host:pid:random``; the rows a worker claims carry it (``OutboundEmail.claimed_by``).
+    A worker whose ``seen_at`` is older than a few heartbeats is dead: its rows are released.
+    ``stopping`` is set when it was asked to stop (SIGTERM) and is giving its rows back.
+    """
+
+    __tablename__ = "worker_process"
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    stopping: Mapped[bool] = mapped_column(Boolean, default=False)
