@@ -74,6 +74,14 @@ class Defaults:
     # 20 is about 1.5x faster on loopback, but a crash may resend up to 20 (same Message-ID).
     DELIVERY_RECORD_EVERY = 1
     SWEEP_INTERVAL_MINUTES = 1
+    # OAuth2 for SMTP (Microsoft 365, Google): the providers' endpoints are a table in
+    # hpmail/outbox/oauth.py; OAUTH_PROVIDERS overrides a provider's fields, e.g.
+    # {"microsoft": {"token_url": "https://…"}}. Every call to a provider has this timeout; an
+    # access token is refreshed this long before it expires; a started sign-in lasts this long.
+    OAUTH_PROVIDERS: dict = {}
+    OAUTH_HTTP_TIMEOUT_SECONDS = 15
+    OAUTH_REFRESH_MARGIN_SECONDS = 300
+    OAUTH_CONSENT_MINUTES = 15
     DEMO_MAILBOX_HOST = "127.0.0.1"
     DEMO_MAILBOX_PORT = 8025
     # Compose

@@ -13,7 +13,10 @@ from hpmail.auth.models import User
 from hpmail.core.forms import InputRefused
 from hpmail.extensions import db
 from hpmail.outbox.models import (
+    OAUTH_KINDS,
+    Auth,
     Mailing,
+    OAuthApplication,
     SendingProfile,
     ServerSettings,
     Transport,
@@ -38,6 +41,7 @@ class TransportValues:
     per_day: int | None = None
     ca_certificates: str | None = None  # an uploaded PEM; None keeps the saved one
     forget_ca_certificates: bool = False
+    auth: str = "password"  # noqa: S105 - a kind of sign-in (outbox.models.Auth)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ def fill_transport(transport: Transport, values: TransportValues) -> Transport:
     transport.port = values.port
     transport.security = values.security
     transport.username = values.username
+    _change_sign_in(transport, values.auth)
     transport.timeout_seconds = values.timeout_seconds
     transport.per_minute = values.per_minute
     transport.per_day = values.per_day
@@ -91,11 +96,22 @@ def fill_transport(transport: Transport, values: TransportValues) -> Transport:
         transport.ca_certificates = values.ca_certificates
     elif values.forget_ca_certificates:
         transport.ca_certificates = None
-    if values.password:
+    if values.auth != Auth.PASSWORD:
+        transport.secret_encrypted = None  # a password no longer used is not kept
+    elif values.password:
         transport.secret_encrypted = encrypt_secret(values.password)
     elif values.forget_password:
         transport.secret_encrypted = None
     return transport
+
+
+def _change_sign_in(transport: Transport, auth: str) -> None:
+    """Set how ``transport`` signs in; a token given for another provider (or none) is dropped."""
+    if transport.auth != auth or auth not in OAUTH_KINDS:
+        transport.oauth_refresh_encrypted = None
+        transport.oauth_account = ""
+        transport.oauth_error = None
+    transport.auth = auth
 
 
 def save_server_settings(
@@ -225,3 +241,34 @@ def use_profile(user: User, profile: SendingProfile) -> UserTransport:
     db.session.flush()
     log.info("%s retrieved the sending profile %r", user.login, profile.name)
     return choice
+
+
+@dataclass(frozen=True)
+class ApplicationValues:
+    """The school's application at one provider; ``client_secret`` None keeps the saved one."""
+
+    provider: str
+    tenant: str
+    client_id: str
+    client_secret: str | None = None
+
+
+def save_application(values: ApplicationValues, actor: User) -> OAuthApplication:
+    """Register (or change) the school's OAuth2 application at a provider."""
+    from hpmail.outbox.secrets import encrypt_secret
+
+    row = db.session.get(OAuthApplication, values.provider)
+    if row is None:
+        row = OAuthApplication(provider=values.provider)
+        db.session.add(row)
+    row.tenant = values.tenant
+    row.client_id = values.client_id
+    if values.client_secret:
+        row.client_secret_encrypted = encrypt_secret(values.client_secret)
+    elif not values.client_id:
+        row.client_secret_encrypted = None  # an emptied application is forgotten whole
+    db.session.flush()
+    log.info(
+        "%s saved the %s application (client id %s)", actor.login, values.provider, values.client_id
+    )
+    return row

@@ -21,10 +21,12 @@ from wtforms.fields.choices import SelectChoice
 
 from hpmail.core.forms import INVALID, form_again, show_errors
 from hpmail.core.web import admin_required, is_htmx, page_number, render
-from hpmail.delivery import mailbox, outbox_admin, transports
+from hpmail.delivery import consent, mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
+    AUTH_LABELS,
     SECURITY_LABELS,
+    ApplicationsForm,
     ChooseProfileForm,
     OutboxActionForm,
     PersonalActionForm,
@@ -35,7 +37,7 @@ from hpmail.delivery.forms import (
 )
 from hpmail.extensions import db
 from hpmail.outbox.destinations import restricted_user
-from hpmail.outbox.models import EmailState, SendingProfile
+from hpmail.outbox.models import EmailState, OAuthApplication, SendingProfile, Transport
 from hpmail.outbox.settings import server_settings as load_server_settings
 from hpmail.outbox.settings import user_transport
 
@@ -51,6 +53,7 @@ OUTBOX_STATE_LABELS = {
     EmailState.CANCELLED: _l("Cancelled"),
 }
 bp.add_app_template_global(SECURITY_LABELS, "security_labels")
+bp.add_app_template_global(AUTH_LABELS, "auth_labels")
 bp.add_app_template_global(OUTBOX_STATE_LABELS, "outbox_state_labels")
 
 
@@ -82,7 +85,86 @@ def server_settings():
         settings=settings,
         test_form=TestSendForm(formdata=None),
         test_action=url_for("delivery.test_send"),
+        **_applications_context(),
     ), status
+
+
+def _applications_context(form: ApplicationsForm | None = None) -> dict:
+    """The OAuth2 applications' card of the server settings page, and the URI to register."""
+    if form is None:
+        form = ApplicationsForm(formdata=None)
+    form.show_saved({name: db.session.get(OAuthApplication, name) for name in AUTH_PROVIDERS})
+    return {
+        "applications_form": form,
+        "redirect_uri": url_for("delivery.oauth_return", _external=True),
+    }
+
+
+AUTH_PROVIDERS = ("microsoft", "google")
+
+
+@bp.route("/serveur/parametres-envoi/applications-oauth", methods=["POST"])
+@admin_required
+def oauth_applications():
+    form = ApplicationsForm()
+    if form.validate_on_submit():
+        for values in form.application_values():
+            transports.save_application(values, current_user)
+        db.session.commit()
+        flash(_("The OAuth2 applications are saved."), "success")
+        return redirect(url_for("delivery.server_settings"))
+    settings = load_server_settings()
+    settings_form = ServerSettingsForm(formdata=None, obj=settings)
+    settings_form.show_transport(settings.transport)
+    settings_form.show_saved_password(settings.transport)
+    return render(
+        "delivery/server_settings.html",
+        form=settings_form,
+        settings=settings,
+        test_form=TestSendForm(formdata=None),
+        test_action=url_for("delivery.test_send"),
+        **_applications_context(form),
+    ), INVALID
+
+
+# --- « Se connecter avec Microsoft / Google » (any page that sets an SMTP server) ------------
+
+
+@bp.route("/configuration/serveurs-smtp/<int:transport_id>/connexion", methods=["POST"])
+def oauth_start(transport_id: int):
+    transport = db.get_or_404(Transport, transport_id)
+    page = consent.return_page(transport, current_user)
+    if page is None:
+        abort(404)
+    try:
+        url = consent.start(
+            transport, current_user, url_for("delivery.oauth_return", _external=True)
+        )
+    except consent.ConsentRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "error")
+        return redirect(url_for(page))
+    db.session.commit()
+    return redirect(url, 303)
+
+
+@bp.route("/oauth2/retour")
+def oauth_return():
+    try:
+        transport, page = consent.finish(request.args, current_user)
+    except consent.ConsentRefused as refused:
+        db.session.commit()  # the sign-in is used up, whatever went wrong
+        return render("delivery/oauth_refused.html", message=str(refused)), 400
+    db.session.commit()
+    flash(
+        _(
+            "Connected to %(provider)s as %(account)s: the e-mails now leave through this account.",
+            provider=AUTH_LABELS[transport.auth],
+            account=transport.oauth_account or "—",
+        ),
+        "success",
+    )
+    return redirect(url_for(page))
 
 
 def _test_send_result(form, diagnosis, problem, action: str, back: str):
