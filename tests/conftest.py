@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.worker",
     "tests.fixtures.browser",
+    "tests.fixtures.oauth",
 ]
 
 PASSWORD = "correct horse battery"
