@@ -155,7 +155,9 @@ def oauth_return():
     except consent.ConsentRefused as refused:
         db.session.commit()  # the sign-in is used up, whatever went wrong
         return render("delivery/oauth_refused.html", message=str(refused)), 400
+    waiting = outbox_admin.retry_now(outbox_admin.deferred_through(transport), current_user)
     db.session.commit()
+    outbox_admin.wake_worker(waiting)  # what waited for this sign-in leaves now
     flash(
         _(
             "Connected to %(provider)s as %(account)s: the e-mails now leave through this account.",
@@ -413,6 +415,7 @@ def _outbox_context(state: str, page: int, form: OutboxActionForm | None = None)
     counts = outbox_admin.counts_by_state()
     return {
         "listing": listing,
+        "refused_sign_ins": outbox_admin.refused_sign_ins(),
         "state": state,
         "listed_states": outbox_admin.LISTED_STATES,
         "listed_count": sum(counts[listed] for listed in outbox_admin.LISTED_STATES),
