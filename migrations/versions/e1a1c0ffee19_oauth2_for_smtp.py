@@ -95,7 +95,8 @@ def downgrade():
     for column in ("oauth_error", "oauth_account", "oauth_refresh_encrypted"):
         _drop_column("transport", column)
     if op.get_bind().dialect.name == "sqlite":
-        # SQLite cannot drop a column that a CHECK names: the column stays, unused.
+        # The CHECK added with the column (upgrade) goes with it.
+        op.execute("ALTER TABLE transport DROP COLUMN auth")
         return
     op.drop_constraint(op.f("ck_transport_auth"), "transport", type_="check")
     op.drop_column("transport", "auth")
