@@ -145,7 +145,9 @@ def oauth_start(transport_id: int):
         flash(str(refused), "error")
         return redirect(url_for(page))
     db.session.commit()
-    return redirect(url, 303)
+    # A page that moves on by itself, not a redirect: the Content-Security-Policy lets a form
+    # post to this site only ("form-action 'self'"), which covers the redirects after it too.
+    return render("delivery/oauth_leaving.html", url=url, provider=AUTH_LABELS[transport.auth])
 
 
 @bp.route("/oauth2/retour")
