@@ -231,6 +231,7 @@ class TransportForm(FlaskForm):
         choices=AUTH_CHOICES,
         default=Auth.PASSWORD.value,
         validate_choice=False,
+        render_kw={"data-auth-choice": ""},  # static/app.js: the password only with "password"
         description=_l(
             "With Microsoft 365 or Google, save, then click « Se connecter »: the login is the "
             "mailbox's address and no password is kept."

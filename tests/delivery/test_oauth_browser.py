@@ -23,6 +23,10 @@ def test_admin_signs_in_with_microsoft_consents_and_the_test_email_goes_by_xoaut
     sign_in_page(make_user("admin", email="agnes.martin@lycee-demo.fr"))
     page.goto("/serveur/parametres-envoi")
     assert page.get_by_label("Authentification").input_value() == "microsoft"
+    assert page.get_by_label("Mot de passe").is_disabled()  # no password with Microsoft 365
+    page.get_by_label("Authentification").select_option("password")
+    assert page.get_by_label("Mot de passe").is_enabled()
+    page.get_by_label("Authentification").select_option("microsoft")
     connection = page.locator("#oauth-connection")
     connection.get_by_text("Non connecté").wait_for()
 
