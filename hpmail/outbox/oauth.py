@@ -136,8 +136,7 @@ def _client(app_row: OAuthApplication, chosen: Provider, **kwargs) -> OAuth2Clie
         token_endpoint_auth_method="client_secret_post",  # noqa: S106 - a method's name
         scope=chosen.scope,
         timeout=timeout,
-        verify=ssl.create_default_context(),
-        trust_env=False,
+        verify=ssl.create_default_context(),  # HTTPS_PROXY and NO_PROXY are honoured
         **kwargs,
     )
 

@@ -14,7 +14,7 @@ import pytest
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.models import PendingConsent
 from hpmail.outbox.models import OAuthApplication, SendingProfile, Transport, UserTransport
-from hpmail.outbox.secrets import decrypt_secret
+from hpmail.outbox.secrets import decrypt_secret, encrypt_secret
 from tests.fixtures.oauth import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -24,6 +24,7 @@ from tests.fixtures.oauth import (
     leaving_url,
     start_sign_in,
 )
+from tests.fixtures.smtp import free_port
 
 
 @pytest.fixture
@@ -312,19 +313,16 @@ def test_the_test_send_checks_the_token_step_by_step_then_xoauth2(
 
 
 def test_the_test_send_says_when_the_provider_cannot_be_reached(
-    app, login_as, db, delivery_settings, oauth_transport, oauth_application, oauth_provider
+    app, db, oauth_transport, oauth_application
 ):
-    from tests.fixtures.smtp import free_port
-
     oauth_application("microsoft")
-    transport = oauth_transport("microsoft", oauth_refresh_encrypted=b"")
-    app.config["OAUTH_PROVIDERS"] = {
-        "microsoft": {"token_url": f"http://127.0.0.1:{free_port()}/token"}
-    }
-    from hpmail.outbox.secrets import encrypt_secret
-
-    transport.oauth_refresh_encrypted = encrypt_secret("rt-inconnu")
-    db.session.commit()
+    transport = oauth_transport("microsoft", oauth_refresh_encrypted=encrypt_secret("rt-gardé"))
+    nobody = f"http://127.0.0.1:{free_port()}/token"  # nothing listens there
+    app.config["OAUTH_PROVIDERS"] = {"microsoft": {"token_url": nobody}}
     diagnosis = diagnose(transport, "ne-pas-repondre@lycee-demo.fr", "agnes@lycee-demo.fr")
     assert diagnosis.failed_step.key == "token_endpoint"
     assert "ne peut pas être joint" in diagnosis.failed_step.detail
+    assert "connexions HTTPS" in diagnosis.failed_step.advice
+    assert [step.status for step in diagnosis.steps[1:]] == ["not_tried"] * 8
+    db.session.expire_all()
+    assert db.session.get(Transport, transport.id).oauth_error is None  # nothing refused

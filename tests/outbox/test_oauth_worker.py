@@ -108,7 +108,7 @@ def test_the_worker_sends_with_xoauth2_keeps_the_token_and_refreshes_it_when_it_
     fourth = send(db, "Réunion parents-professeurs")
     wait_until(arrived(xoauth2_smtp_server, 4), message=worker.log_text())
     assert oauth_provider.refreshes == 3
-    assert len(xoauth2_smtp_server.recorder.auth_lines) == 4  # one sign-in each, none refused
+    assert len(xoauth2_smtp_server.recorder.sign_ins) == 4  # one sign-in each, none refused
     assert {received.login for received in xoauth2_smtp_server.received} == {"envoi@lycee-demo.fr"}
 
     # The rotated refresh token was stored (the provider no longer knows the first one).
