@@ -104,7 +104,8 @@ def fetch(
             pool.close()
             raise AutoconfigRefused(
                 _("%(host)s could not be reached (%(reason)s).", host=host, reason=_reason(error)),
-                absent=not isinstance(error, urllib3.exceptions.TimeoutError),
+                # nobody listening is the common "no file here"; a timeout or a TLS failure is news
+                absent=isinstance(error, urllib3.exceptions.NewConnectionError),
             ) from None
         try:
             if response.status in (301, 302, 303, 307, 308):

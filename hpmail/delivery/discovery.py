@@ -202,14 +202,24 @@ class _Lookup:
         self.discovery = discovery
         self.restricted = restricted
         self.deadline = time.monotonic() + float(config["DISCOVERY_TIMEOUT_SECONDS"])
+        self.dns_failed = False
         servers = list(config["DISCOVERY_DNS_SERVERS"])
         if servers:
             self.resolver = dns.resolver.Resolver(configure=False)
             self.resolver.nameservers = servers
             self.resolver.port = int(config["DISCOVERY_DNS_PORT"])
-        else:
+            return
+        try:
             self.resolver = dns.resolver.Resolver()
-        self.dns_failed = False
+        except dns.resolver.NoResolverConfiguration:
+            self.resolver = dns.resolver.Resolver(configure=False)
+            self.dns_failed = True
+            discovery.notes.append(
+                _(
+                    "This server has no DNS server configured: the domain's records were not "
+                    "read. Ask the administrator to set DISCOVERY_DNS_SERVERS."
+                )
+            )
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

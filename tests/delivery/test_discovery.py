@@ -159,6 +159,21 @@ def test_an_autoconfig_site_inside_the_network_is_not_asked_for_a_personal_accou
     assert any("réseau" in note for note in found.notes)
 
 
+def test_an_autoconfig_site_whose_certificate_is_not_trusted_is_not_read(
+    app, dns_zone, untrusted_https_site
+):
+    dns_zone.add("autoconfig.lycee-ouvert.fr. 60 IN A 127.0.0.1")
+    untrusted_https_site.serve(
+        "/mail/config-v1.1.xml",
+        CONFIG.format(domain="lycee-ouvert.fr", host="smtp.faux.fr", port=587, socket="STARTTLS"),
+    )
+    with app.test_request_context(headers={"Accept-Language": "fr"}):
+        found = discover("cpe@lycee-ouvert.fr", restricted=False)
+    assert found.suggestions == []
+    assert untrusted_https_site.requests == []
+    assert any("injoignable" in note and "certificate" in note for note in found.notes), found.notes
+
+
 def test_a_billion_laughs_file_is_refused_not_expanded(app, dns_zone, autoconfig_site):
     dns_zone.add("autoconfig.piege.fr. 60 IN A 127.0.0.1")
     autoconfig_site.serve("/mail/config-v1.1.xml", BILLION_LAUGHS)
