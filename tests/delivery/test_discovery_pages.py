@@ -225,3 +225,23 @@ def test_a_teacher_s_found_server_inside_the_network_is_refused(client, login_as
     assert "dans le réseau de l'établissement" in text(response)
     assert smtp_server.received == []
     assert db.session.get(UserTransport, teacher.id) is None
+
+
+def test_a_hostile_found_for_address_is_refused_and_nothing_is_sent_or_saved(
+    client, login_as, db, smtp_server
+):
+    login_as("admin", email="agnes.martin@lycee-demo.fr")
+    response = client.post(
+        "/serveur/parametres-envoi",
+        data=valid_form(
+            host="127.0.0.1",
+            port=str(smtp_server.port),
+            security="none",
+            discovered_for="x@lycee-demo.fr\r\nBcc: tous@lycee-demo.fr",
+        ),
+        headers=FR,
+    )
+    assert response.status_code == 422
+    assert smtp_server.received == []
+    db.session.expire_all()
+    assert server_settings().transport is None
