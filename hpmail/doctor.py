@@ -26,6 +26,7 @@ from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from hpmail.core.text import one_line
 from hpmail.core.time import utcnow
@@ -84,6 +85,9 @@ def run_checks() -> list[Finding]:
     for subject, check in CHECKS:
         try:
             level, message = check()
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            level, message = FAILURE, f"non vérifié, la base ne répond pas : {unwrapped(error)}"
         except Exception as error:  # noqa: BLE001 - any error is the check's answer
             db.session.rollback()
             level, message = FAILURE, f"la vérification a échoué : {one_line(str(error))[:300]}"
@@ -102,9 +106,12 @@ def worst(findings: list[Finding]) -> int:
 def check_database() -> tuple[int, str]:
     """Reachable, and migrated to the revision this code expects (``alembic current == head``)."""
     where = db.engine.url.render_as_string(hide_password=True)
-    with db.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-        current = set(MigrationContext.configure(connection).get_current_heads())
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            current = set(MigrationContext.configure(connection).get_current_heads())
+    except SQLAlchemyError as error:
+        return FAILURE, f"injoignable ({where}) : {unwrapped(error)}"
     expected = set(ScriptDirectory(current_app.extensions["migrate"].directory).get_heads())
     upgrade = "lancez « flask --app app db upgrade »"
     if current == expected:
@@ -123,17 +130,22 @@ def check_queue() -> tuple[int, str]:
     if url == "memory":
         return WARNING, "file en mémoire (réservée aux tests) : aucun worker ne la lit"
     if url.startswith("redis"):
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
         where = "Redis " + re.sub(r"//[^@/]*@", "//***@", url)
     else:
         where = f"fichier {current_app.config['QUEUE_FILE']}"
-    waiting = huey.storage.queue_size()
+    try:
+        if url.startswith("redis"):
+            import redis
+
+            # Huey's own client waits for ever on a silent server; this one gives up.
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        waiting = huey.storage.queue_size()
+    except Exception as error:  # noqa: BLE001 - redis or sqlite3, each with its own errors
+        return FAILURE, f"injoignable ({where}) : {one_line(str(error))[:300]}"
     return OK, f"joignable ({where}), {waiting} tâche(s) en attente"
 
 
@@ -345,6 +357,12 @@ def ago(delta: timedelta) -> str:
     if seconds < 2 * 86400:
         return f"{seconds // 3600} h"
     return f"{seconds // 86400} jours"
+
+
+def unwrapped(error: SQLAlchemyError) -> str:
+    """The driver's words, without SQLAlchemy's wrapping and link to its documentation."""
+    original = getattr(error, "orig", None) or error
+    return one_line(str(original))[:300]
 
 
 def user_name(uid: int) -> str:

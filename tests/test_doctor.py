@@ -4,6 +4,7 @@ named in French with the exit code monitoring reads (0 OK, 1 a warning, 2 a fail
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,9 +12,11 @@ from cryptography.fernet import Fernet
 from flask_migrate import stamp
 from sqlalchemy import text
 
+from hpmail import create_app
 from hpmail.core.time import utcnow
 from hpmail.outbox.models import Mailing, OutboundEmail, WorkerProcess
 from tests.fixtures import backend
+from tests.fixtures.smtp import free_port
 
 HEALTHY, WARNING, FAILURE = 0, 1, 2
 SUBJECTS = (
@@ -243,3 +246,35 @@ def test_emails_retried_for_an_hour_or_failed_today_are_warnings(healthy, db):
     )
     assert "(dernière erreur : 421 4.7.0 Try again later)" in outbox
     assert "1 e-mail(s) en échec depuis 24 h" in outbox
+
+
+def test_a_queue_that_does_not_answer_is_a_failure_named_with_its_address(app_config):
+    port = free_port()  # nothing listens there
+    app = create_app({**app_config, "QUEUE_URL": f"redis://:pw@127.0.0.1:{port}/0"})
+    with app.app_context():
+        code, lines = doctor(app)
+    assert code == FAILURE
+    assert lines["File d'attente"].startswith("ÉCHEC ")
+    assert f"injoignable (Redis redis://***@127.0.0.1:{port}/0) : " in lines["File d'attente"]
+
+
+def test_a_database_that_does_not_answer_fails_every_check_that_needs_it_and_still_answers(
+    app_config,
+):
+    port = free_port()
+    url = f"postgresql+psycopg://hpmail:secret@127.0.0.1:{port}/hpmail"
+    app = create_app({**app_config, "SQLALCHEMY_DATABASE_URI": url})
+    started = time.monotonic()
+    with app.app_context():
+        code, lines = doctor(app)
+    assert time.monotonic() - started < 30
+    assert code == FAILURE
+    assert lines["Base de données"].startswith("ÉCHEC ")
+    assert (
+        f"injoignable (postgresql+psycopg://hpmail:***@127.0.0.1:{port}/hpmail) : "
+        in (lines["Base de données"])
+    )
+    assert "secret" not in "\n".join(lines.values())
+    for subject in ("Workers", "Envoi SMTP", "Clés", "Boîte d'envoi"):
+        assert lines[subject].startswith("ÉCHEC     "), lines[subject]
+        assert "non vérifié, la base ne répond pas : " in lines[subject]
