@@ -12,6 +12,7 @@ import datetime
 import http.client
 import ipaddress
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -122,6 +123,48 @@ def test_nginx_accepts_exactly_the_applications_upload_limit():
     limit = re.search(r"^\s*client_max_body_size (\d+)m;", conf, re.M)
     assert limit, "client_max_body_size is not set in megabytes"
     assert int(limit.group(1)) * 1024 * 1024 == Defaults.MAX_CONTENT_LENGTH
+
+
+# --- hpmail-flask: the commands as the services run ---------------------------------------------
+
+
+@pytest.mark.skipif(
+    not (PROJECT_ROOT / ".venv" / "bin" / "flask").exists(),
+    reason="hpmail-flask runs <HPMAIL_HOME>/.venv/bin/flask, and this checkout has no .venv",
+)
+def test_hpmail_flask_migrates_and_checks_an_instance_with_the_shipped_settings(tmp_path):
+    instance = tmp_path / "instance"
+    settings = tmp_path / "hpmail.env"
+    example = (DEPLOY / "hpmail.env.example").read_text()
+    settings.write_text(example.replace("/var/lib/hpmail", str(instance)))
+    env = {
+        "PATH": os.environ["PATH"],
+        "HPMAIL_HOME": str(PROJECT_ROOT),
+        "HPMAIL_ENV": str(settings),
+        "HPMAIL_USER": pwd.getpwuid(os.geteuid()).pw_name,
+    }
+
+    def hpmail_flask(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(DEPLOY / "hpmail-flask"), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    upgraded = hpmail_flask("db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    checked = hpmail_flask("doctor")
+    lines = checked.stdout.splitlines()
+    assert len(lines) == 7, checked.stdout + checked.stderr
+    assert lines[0].startswith("OK        Base de données : joignable (sqlite:///" + str(instance))
+    assert f"{instance} réservé à son propriétaire (700), fichiers en 600" in lines[5]
+    # No worker ran and nothing was configured: a failure, as monitoring must see it.
+    assert checked.returncode == 2
+    assert "aucun worker n'a jamais donné signe de vie" in checked.stdout
+    for name in ("secret_key", "fernet.key", "hpmail.sqlite3"):
+        assert (instance / name).stat().st_mode & 0o777 == 0o600
 
 
 # --- nginx ---------------------------------------------------------------------------------
