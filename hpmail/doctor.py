@@ -87,7 +87,10 @@ def run_checks() -> list[Finding]:
             level, message = check()
         except SQLAlchemyError as error:
             db.session.rollback()
-            level, message = FAILURE, f"non vérifié, la base ne répond pas : {unwrapped(error)}"
+            level, message = (
+                FAILURE,
+                f"non vérifié, erreur de la base de données : {unwrapped(error)}",
+            )
         except Exception as error:  # noqa: BLE001 - any error is the check's answer
             db.session.rollback()
             level, message = FAILURE, f"la vérification a échoué : {one_line(str(error))[:300]}"

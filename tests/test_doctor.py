@@ -277,4 +277,4 @@ def test_a_database_that_does_not_answer_fails_every_check_that_needs_it_and_sti
     assert "secret" not in "\n".join(lines.values())
     for subject in ("Workers", "Envoi SMTP", "Clés", "Boîte d'envoi"):
         assert lines[subject].startswith("ÉCHEC     "), lines[subject]
-        assert "non vérifié, la base ne répond pas : " in lines[subject]
+        assert "non vérifié, erreur de la base de données : " in lines[subject]
