@@ -168,7 +168,8 @@ def check_workers() -> tuple[int, str]:
             FAILURE,
             f"aucun worker vu depuis le {moment(last)} (il y a {ago(now - last)}) : {start}",
         )
-    return FAILURE, f"aucun worker n'a jamais donné signe de vie : {start}"
+    # A worker stopped gracefully takes its row away: none left means none running.
+    return FAILURE, f"aucun worker en marche (aucun signe de vie enregistré) : {start}"
 
 
 def check_smtp() -> tuple[int, str]:

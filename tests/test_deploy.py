@@ -162,7 +162,7 @@ def test_hpmail_flask_migrates_and_checks_an_instance_with_the_shipped_settings(
     assert f"{instance} réservé à son propriétaire (700), fichiers en 600" in lines[5]
     # No worker ran and nothing was configured: a failure, as monitoring must see it.
     assert checked.returncode == 2
-    assert "aucun worker n'a jamais donné signe de vie" in checked.stdout
+    assert "aucun worker en marche (aucun signe de vie enregistré)" in checked.stdout
     for name in ("secret_key", "fernet.key", "hpmail.sqlite3"):
         assert (instance / name).stat().st_mode & 0o777 == 0o600
 
@@ -254,7 +254,9 @@ http {{
         self.process: subprocess.Popen | None = None
 
     def command(self, *args: str) -> list[str]:
-        return [NGINX, "-p", str(self.folder), "-c", str(self.conf), *args]
+        # -e: nginx opens its error log before it reads the configuration.
+        error_log = str(self.folder / "logs" / "error.log")
+        return [NGINX, "-p", str(self.folder), "-e", error_log, "-c", str(self.conf), *args]
 
     def start(self) -> None:
         self.process = subprocess.Popen(

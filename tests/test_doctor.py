@@ -113,7 +113,10 @@ def test_no_worker_seen_for_a_minute_is_a_failure_saying_since_when(healthy, db)
     db.session.commit()
     code, lines = doctor(healthy)
     assert code == FAILURE
-    assert "aucun worker n'a jamais donné signe de vie : démarrez hpmail-worker" in lines["Workers"]
+    assert (
+        "aucun worker en marche (aucun signe de vie enregistré) : démarrez hpmail-worker"
+        in lines["Workers"]
+    )
 
     alive_worker(db, seen_ago=timedelta(minutes=5))
     code, lines = doctor(healthy)
