@@ -125,6 +125,40 @@ def test_nginx_accepts_exactly_the_applications_upload_limit():
     assert int(limit.group(1)) * 1024 * 1024 == Defaults.MAX_CONTENT_LENGTH
 
 
+def test_the_worker_units_command_starts_a_consumer_that_systemds_stop_ends_in_time(app, tmp_path):
+    command = shlex.split(unit_option(DEPLOY / "hpmail-worker.service", "ExecStart"))
+    command[0] = str(VENV_BIN / "huey_consumer")
+    env = {
+        **os.environ,
+        "HPMAIL_INSTANCE_PATH": app.instance_path,
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "HPMAIL_SECRET_KEY": app.config["SECRET_KEY"],
+        "HPMAIL_DEMO": "0",
+    }
+    env.pop("HPMAIL_QUEUE_URL", None)  # the SQLite queue file of the instance
+    log = tmp_path / "worker.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while "consumer started" not in log.read_text(errors="replace").lower():
+                assert process.poll() is None, log.read_text(errors="replace")
+                assert time.monotonic() < deadline, log.read_text(errors="replace")
+                time.sleep(0.2)
+            # What `systemctl stop` does: the unit's KillSignal, then a kill after TimeoutStopSec.
+            process.send_signal(
+                getattr(signal, unit_option(DEPLOY / "hpmail-worker.service", "KillSignal"))
+            )
+            stop = int(unit_option(DEPLOY / "hpmail-worker.service", "TimeoutStopSec"))
+            process.wait(stop)  # systemd would kill it after this
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+
+
 # --- hpmail-flask: the commands as the services run ---------------------------------------------
 
 
