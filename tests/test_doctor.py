@@ -182,6 +182,21 @@ def test_smtp_settings_never_tested_are_a_warning_until_a_test_send_succeeds_aga
     assert code == WARNING
     assert "smtp.autre.example:587 : jamais testé" in lines["Envoi SMTP"]
 
+    # Settings found by « Trouver les paramètres » are saved once a test e-mail went through them.
+    found = {
+        **form,
+        "host": smtp_server.host,
+        "port": str(smtp_server.port),
+        "security": "none",
+        "discovered_for": "direction@lycee-demo.fr",
+    }
+    response = client.post("/serveur/parametres-envoi", data=found)
+    assert response.status_code == 302, response.text
+    assert len(smtp_server.received) == 2
+    code, lines = doctor(app)
+    assert code == HEALTHY, lines["Envoi SMTP"]
+    assert "essai d'envoi réussi le " in lines["Envoi SMTP"]
+
 
 def test_an_email_the_server_accepted_this_week_proves_the_smtp_settings(
     app, db, delivery_settings, smtp_server

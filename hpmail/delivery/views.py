@@ -79,6 +79,8 @@ def server_settings():
         transports.save_server_settings(
             settings, form.sender_values(), form.transport_values(), current_user
         )
+        if getattr(form, "tested_to", None):  # a test e-mail just went through these settings
+            settings.smtp_tested_at = utcnow()
         db.session.commit()
         flash(_saved_message(form, _("The e-mail sending settings are saved.")), "success")
         return redirect(url_for("delivery.server_settings"))
