@@ -1,4 +1,4 @@
-"""Commands of ``flask --app app``: setup, create-admin, load-demo (features add their own)."""
+"""Commands of ``flask --app app``: setup, create-admin, load-demo, doctor (features add theirs)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from flask import Flask, current_app
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from hpmail import demo
+from hpmail import demo, doctor
 from hpmail.auth.models import Role, User
 from hpmail.auth.service import PASSWORD_MIN_LENGTH, create_user
 from hpmail.extensions import db
@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(setup)
     app.cli.add_command(create_admin)
     app.cli.add_command(load_demo)
+    app.cli.add_command(doctor_command)
 
 
 @click.command("setup")
@@ -61,3 +62,16 @@ def load_demo(scale: int) -> None:
     demo.load(scale=scale)
     db.session.commit()
     click.echo(demo.sign_in_help())
+
+
+@click.command("doctor")
+def doctor_command() -> None:
+    """Check this deployment (database, queue, workers, SMTP, keys, rights, outbox).
+
+    One line a check: OK, ATTENTION or ÉCHEC. Exit code 0 when all are OK, 1 on a warning, 2 on a
+    failure, for monitoring.
+    """
+    findings = doctor.run_checks()
+    for finding in findings:
+        click.echo(finding.line())
+    raise SystemExit(doctor.worst(findings))

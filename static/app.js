@@ -6,7 +6,10 @@
      data-limit-presets='{…}'  a select of sending-limit presets that fills the two limits of its
                                form; typing a limit switches it back to "custom"
      data-auth-choice          the "Authentification" select of an SMTP server: its form's password
-                               fields are off unless it says "password" */
+                               fields are off unless it says "password"
+     data-fill-form="ID"       a button that copies its data-fill-values (JSON: field name ->
+                               value) into the form ID, and data-fill-address into its
+                               "discovered_for" field (such settings are tested before saving) */
 (function () {
   "use strict";
 
@@ -52,6 +55,23 @@
     } else if (input.name === "per_minute" || input.name === "per_day") {
       presetSelect.value = "custom";
     }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-fill-form]");
+    if (!button) { return; }
+    var form = document.getElementById(button.dataset.fillForm);
+    if (!form) { return; }
+    var values = JSON.parse(button.dataset.fillValues);
+    Object.keys(values).forEach(function (name) {
+      var input = form.elements.namedItem(name);
+      if (input && "value" in input) { input.value = values[name]; }
+    });
+    var foundFor = form.elements.namedItem("discovered_for");
+    if (foundFor) { foundFor.value = button.dataset.fillAddress; }
+    button.textContent = button.dataset.filledLabel;
+    var password = form.elements.namedItem("password");
+    if (password) { password.focus(); }
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {

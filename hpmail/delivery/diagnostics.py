@@ -165,16 +165,28 @@ def build_test_message(
     return message.as_bytes(policy=SMTP)
 
 
-def diagnose(transport: Transport, sender: str, recipient: str, sender_name: str = "") -> Diagnosis:
-    """Send a real test e-mail through ``transport``, one step at a time, and say where it stops."""
+def diagnose(
+    transport: Transport,
+    sender: str,
+    recipient: str,
+    sender_name: str = "",
+    restricted: bool | None = None,
+) -> Diagnosis:
+    """Send a real test e-mail through ``transport``, one step at a time, and say where it stops.
+
+    ``restricted`` says whether the server must be public; None asks the saved transport's owner
+    (a transport not saved yet, being tested before it is saved, has none: the caller says).
+    """
     diagnosis = Diagnosis(sender, recipient, transport.host, transport.port)
     smtp: smtplib.SMTP | None = None
+    if restricted is None:
+        restricted = is_restricted(transport)
     try:
         token = None
         if transport.uses_oauth:
             diagnosis.planned = OAUTH_STEPS
             token = _obtain_token(diagnosis, transport)
-        smtp = _converse(diagnosis, transport, sender, sender_name, recipient, token)
+        smtp = _converse(diagnosis, transport, sender, sender_name, recipient, restricted, token)
     except _Failed as failure:
         diagnosis.fail(failure.key, failure.detail, failure.advice)
     finally:
@@ -225,10 +237,9 @@ def _obtain_token(diagnosis: Diagnosis, transport: Transport) -> str:
 
 
 def _converse(
-    diagnosis, transport, sender, sender_name, recipient, token=None
+    diagnosis, transport, sender, sender_name, recipient, restricted: bool, token=None
 ) -> smtplib.SMTP | None:
     host, port, timeout = transport.host, transport.port, transport.timeout_seconds
-    restricted = is_restricted(transport)
     if restricted:
         timeout = min(timeout, USER_TIMEOUT_CAP)
     step = "resolve"

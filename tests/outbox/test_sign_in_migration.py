@@ -37,7 +37,7 @@ def test_a_server_with_a_login_signs_in_with_its_password_and_one_without_signs_
                 " (2, 'smtp.b', 25, 'none', '', 30)"
             )
         )
-    upgrade(revision="e1a1c0ffee19")
+    upgrade(revision="e2a1c0ffee20")
     with db.engine.begin() as connection:
         rows = connection.execute(
             text("SELECT id, auth, oauth_account, oauth_refresh_encrypted FROM transport")
@@ -45,5 +45,5 @@ def test_a_server_with_a_login_signs_in_with_its_password_and_one_without_signs_
         assert sorted(rows) == [(1, "password", "", None), (2, "none", "", None)]
         with pytest.raises(IntegrityError):
             connection.execute(text("UPDATE transport SET auth = 'kerberos' WHERE id = 1"))
-    downgrade(revision="b1a1c0ffee16")
+    downgrade(revision="e1a1c0ffee19")
     upgrade()

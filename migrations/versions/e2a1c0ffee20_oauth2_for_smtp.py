@@ -1,7 +1,7 @@
 """transports sign in with a password or OAuth2 (Microsoft 365, Google); the school's applications
 
-Revision ID: e1a1c0ffee19
-Revises: b1a1c0ffee16
+Revision ID: e2a1c0ffee20
+Revises: e1a1c0ffee19
 Create Date: 2026-12-02 07:00:00
 
 """
@@ -9,8 +9,8 @@ Create Date: 2026-12-02 07:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "e1a1c0ffee19"
-down_revision = "b1a1c0ffee16"
+revision = "e2a1c0ffee20"
+down_revision = "e1a1c0ffee19"
 branch_labels = None
 depends_on = None
 
