@@ -326,3 +326,34 @@ def test_the_test_send_says_when_the_provider_cannot_be_reached(
     assert [step.status for step in diagnosis.steps[1:]] == ["not_tried"] * 8
     db.session.expire_all()
     assert db.session.get(Transport, transport.id).oauth_error is None  # nothing refused
+
+
+def test_settings_found_for_an_address_are_tried_with_the_saved_sign_in_or_after_it(
+    db, oauth_provider, oauth_application, oauth_transport, xoauth2_smtp_server, test_ca
+):
+    from hpmail.delivery.transports import TransportValues, test_before_saving
+
+    oauth_application("microsoft")
+    values = TransportValues(
+        host=xoauth2_smtp_server.host,
+        port=xoauth2_smtp_server.port,
+        security="starttls",
+        username="envoi@lycee-demo.fr",
+        auth="microsoft",
+        timeout_seconds=5,
+    )
+    # Never signed in: nothing to try before « Se connecter », which comes after saving.
+    assert (
+        test_before_saving(values, None, "envoi@lycee-demo.fr", "a@lycee-demo.fr", "", False) == ""
+    )
+    assert xoauth2_smtp_server.received == []
+
+    saved = oauth_transport(
+        "microsoft",
+        oauth_account="envoi@lycee-demo.fr",
+        oauth_refresh_encrypted=encrypt_secret(oauth_provider.grant("envoi@lycee-demo.fr")),
+    )
+    tried = test_before_saving(values, saved, "envoi@lycee-demo.fr", "a@lycee-demo.fr", "", False)
+    assert tried == "a@lycee-demo.fr"
+    [received] = xoauth2_smtp_server.received
+    assert received.login == "envoi@lycee-demo.fr"
