@@ -208,17 +208,18 @@ def _migration_head() -> str:
 
 
 def _check_empty(writing: Connection, tables: list[Table]) -> None:
-    """Refuse a target holding another application's tables, or rows in any of ours.
+    """Refuse a target holding another application's tables or views, or rows in any of ours.
 
     Our tables without rows are accepted (``flask db upgrade`` run there first), and so is an
     ``alembic_version`` table: the migrations then take the schema on from its revision.
     """
-    present = set(inspect(writing).get_table_names())
+    inspector = inspect(writing)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
     ours = {table.name: table for table in tables}
     foreign = sorted(present - set(ours) - {ALEMBIC_TABLE})
     if foreign:
         raise TargetNotEmpty(
-            f"La base cible n'est pas vide : elle contient les tables {_listed(foreign)}. "
+            f"La base cible n'est pas vide : elle contient {_listed(foreign)}. "
             "copy-database n'écrit que dans une base vide : créez-en une (createdb)."
         )
     filled = [
@@ -247,33 +248,42 @@ def _copy(
     revision: str,
     progress: Callable[[str, int], None] | None,
 ) -> Copy:
-    _migrate(writing)
-    target_revision = writing.scalar(text(f"SELECT version_num FROM {ALEMBIC_TABLE}"))  # noqa: S608
+    with _step("La création du schéma dans la base cible"):
+        _migrate(writing)
+        target_revision = writing.scalar(text(f"SELECT version_num FROM {ALEMBIC_TABLE}"))  # noqa: S608
     if target_revision != revision:
         raise CopyFailed(
             f"La base cible est à la révision {target_revision}, la source à {revision} : "
-            "rien n'a été copié."
+            "la base cible n'a rien gardé."
         )
     copied = {}
     for table in tables:
-        try:
+        with _step(f"La copie de la table « {table.name} »"):
             copied[table.name] = _copy_table(reading, writing, table)
-        except DBAPIError as error:
-            raise CopyFailed(
-                f"La copie de la table « {table.name} » a échoué : {_reason(error)} — "
-                "la base cible n'a rien gardé."
-            ) from error
         if progress:
             progress(table.name, copied[table.name][0])
-    for table in tables:
-        _move_sequence(writing, table)
-    checks = [TableCheck(t.name, *copied[t.name], *checksum(writing, t)) for t in tables]
+    with _step("La mise à jour des séquences"):
+        for table in tables:
+            _move_sequence(writing, table)
+    with _step("La vérification"):
+        checks = [TableCheck(t.name, *copied[t.name], *checksum(writing, t)) for t in tables]
     if not all(check.ok for check in checks):
         raise CopyFailed(
             "Les deux bases diffèrent : la copie est annulée, la base cible n'a rien gardé.",
             checks,
         )
     return Copy(revision, checks)
+
+
+@contextmanager
+def _step(what: str) -> Iterator[None]:
+    """Turn a database error into ``CopyFailed`` saying which step failed and the server's words."""
+    try:
+        yield
+    except DBAPIError as error:
+        raise CopyFailed(
+            f"{what} a échoué : {_reason(error)} — la base cible n'a rien gardé."
+        ) from error
 
 
 def _migrate(writing: Connection) -> None:

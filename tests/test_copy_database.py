@@ -290,7 +290,7 @@ def test_a_mailing_queued_during_the_copy_is_left_wholly_out_of_it(
 
 
 @backend.needs_postgres
-@pytest.mark.parametrize("filled", ["another application's table", "an earlier copy"])
+@pytest.mark.parametrize("filled", ["another application's table", "a view", "an earlier copy"])
 def test_a_target_that_is_not_empty_is_refused_and_left_as_it_was(installation, target, filled):
     school = installation()
     if filled == "an earlier copy":
@@ -302,8 +302,11 @@ def test_a_target_that_is_not_empty_is_refused_and_left_as_it_was(installation, 
     else:
         engine = create_engine(target, poolclass=NullPool)
         with engine.begin() as connection:
-            connection.execute(text("CREATE TABLE notes (id integer, words text)"))
-            connection.execute(text("INSERT INTO notes VALUES (1, 'conseil de classe')"))
+            if filled == "a view":
+                connection.execute(text("CREATE VIEW notes AS SELECT 1 AS id"))
+            else:
+                connection.execute(text("CREATE TABLE notes (id integer, words text)"))
+                connection.execute(text("INSERT INTO notes VALUES (1, 'conseil de classe')"))
         engine.dispose()
     before = tables_of(target)
 
@@ -375,6 +378,23 @@ def test_a_row_postgresql_refuses_stops_the_copy_and_the_target_keeps_nothing(in
     assert "La copie de la table « user » a échoué" in result.output
     assert "la base cible n'a rien gardé" in result.output
     assert tables_of(target) == {}  # not even the schema: one transaction
+
+
+@backend.needs_postgres
+def test_a_schema_the_server_cannot_create_stops_the_copy_with_its_words(installation, target):
+    school = installation()
+    engine = create_engine(target, poolclass=NullPool)
+    with engine.begin() as connection:  # not a table: the emptiness check lets it through
+        connection.execute(text("CREATE TYPE attachment AS (sha256 text)"))
+    engine.dispose()
+
+    result = copy(school, target)
+
+    assert result.exit_code == 1
+    assert "La création du schéma dans la base cible a échoué" in result.output
+    assert 'relation "attachment" already exists' in result.output
+    assert "Traceback" not in result.output
+    assert tables_of(target) == {}
 
 
 @pytest.mark.parametrize(
