@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from hpmail.accounts.service import sender_for
 from hpmail.auth.models import User
 from hpmail.auth.service import create_user
 from hpmail.directory.models import Person
+from hpmail.documents.models import DocumentJob, DocumentJobItem
 from hpmail.extensions import db
 from hpmail.outbox.api import Address, AttachmentSpec, EmailSpec, queue_and_dispatch
 from hpmail.outbox.attachments import store_attachment
@@ -156,6 +158,30 @@ def mailing(subject: str, people: list[Person], files=()) -> Mailing:
     return queued
 
 
+def printed(person: Person, pdf) -> DocumentJob:
+    """Record a finished print job of one person's timetable (as the worker leaves it)."""
+    author = db.session.scalar(select(User).where(User.login == "secretariat"))
+    job = DocumentJob(
+        user_id=author.id,
+        kind="timetable",
+        output="pdf",
+        period_start=datetime(2026, 11, 30),
+        period_end=datetime(2026, 12, 5),
+        state="done",
+        output_file_id=pdf.id,
+        output_filename="emplois-du-temps.zip",
+        finished_at=datetime(2026, 12, 1, 8, 30, 15, 123456),
+    )
+    job.items = [
+        DocumentJobItem(
+            position=0, owner_id=person.id, name=person.last_name, state="ready", pdf_id=pdf.id
+        )
+    ]
+    db.session.add(job)
+    db.session.commit()
+    return job
+
+
 def message_ids(mailing_id: int) -> set[str]:
     return set(
         db.session.scalars(
@@ -193,6 +219,7 @@ def test_a_running_school_moves_to_postgresql_and_only_its_pending_mailing_is_se
         sent = mailing("Réunion de rentrée", teachers, files=[pdf])
         deliver(sorted(e.id for e in sent.emails), final=True)  # as the old machine's worker did
         pending = mailing("Conseil de classe", students)  # its worker was stopped meanwhile
+        printed(teachers[0], pdf.attachment)
         school.test_cli_runner().invoke(args=["archive-reindex"])
         pending_id = pending.id
         sent_ids, pending_ids = message_ids(sent.id), message_ids(pending_id)
@@ -213,7 +240,18 @@ def test_a_running_school_moves_to_postgresql_and_only_its_pending_mailing_is_se
     assert checksums_of(target) == checksums_of(source)
     copied, original = tables_of(target), tables_of(source)
     assert copied["alembic_version"] == original["alembic_version"] == [("b1a1c0ffee16",)]
-    for name in ("person", "outbound_email", "email_recipient", "attachment", "archive_word"):
+    for name in (
+        "person",
+        "outbound_email",
+        "email_recipient",
+        "attachment",
+        "mailing_attachment",
+        "archive_word",
+        "letter_template",
+        "document_job",
+        "document_job_item",
+        "account_member",
+    ):
         assert len(copied[name]) == len(original[name]) > 0
 
     moved = create_app(
