@@ -2,7 +2,12 @@
 
     .venv/bin/python bench/delivery.py [--emails 5000] [--queue-recipients 2000]
 
+    eval $(bash .ci/services env)   # the running PostgreSQL and Redis (or --postgres, --redis)
+    .venv/bin/python bench/delivery.py --scale-out [--emails 20000]
+
 Target: Postfix's ``smtp-sink`` on loopback, started by this script. Prints one table.
+``--scale-out`` compares SQLite with PostgreSQL + Redis: each PostgreSQL run has a database of its
+own, made and dropped here; the queue is Redis database 0 (the tests use 1 to 63).
 """
 
 from __future__ import annotations
@@ -86,15 +91,24 @@ def rss_kb(pid: int) -> int:
 
 
 class Instance:
-    """A fresh hpmail instance folder with its app, database and SQLite queue."""
+    """A fresh hpmail instance folder with its app, database and queue.
 
-    def __init__(self, port: int) -> None:
+    SQLite and the SQLite queue in the folder by default; with ``database_url`` and ``queue_url``
+    a PostgreSQL database (already made, empty) and a Redis queue, emptied first.
+    """
+
+    def __init__(self, port: int, database_url: str = "", queue_url: str = "") -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="hpmail-bench-"))
         os.environ.update(
             HPMAIL_INSTANCE_PATH=str(self.folder),
             HPMAIL_DEMO="0",
             HPMAIL_SECRET_KEY="bench-secret-key",
         )
+        for name, value in (("DATABASE_URL", database_url), ("HPMAIL_QUEUE_URL", queue_url)):
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
         from hpmail import create_app
         from hpmail.extensions import db
 
@@ -104,6 +118,10 @@ class Instance:
         import hpmail.outbox.tasks  # noqa: F401  (registers the task on the queue)
 
         db.create_all()
+        if queue_url:
+            from hpmail.queue import huey
+
+            huey.flush()  # what an earlier run left in the queue
         from hpmail.outbox.models import Transport
         from hpmail.outbox.settings import server_settings
 
@@ -146,17 +164,20 @@ class Instance:
             .where(OutboundEmail.state == EmailState.SENT)
         )
 
-    def start_workers(self, count: int) -> list[subprocess.Popen]:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    def start_workers(
+        self, count: int, threads: int = 1, entry: str = "hpmail.worker.huey"
+    ) -> list[subprocess.Popen]:
+        """Start ``count`` consumer processes of ``threads`` worker threads each."""
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CLAIM_TIMES": str(self.folder)}
         workers = []
         for _ in range(count):
             workers.append(
                 subprocess.Popen(
                     [
                         str(CONSUMER),
-                        "hpmail.worker.huey",
+                        entry,
                         "-w",
-                        "1",
+                        str(threads),
                         "-k",
                         "thread",
                         "-d",
@@ -175,19 +196,41 @@ class Instance:
         time.sleep(2.5)  # let them import the app (not part of the measure)
         return workers
 
+    def claim_times(self) -> list[float]:
+        """Return how long each claim() of the timed workers took, in seconds."""
+        return [
+            float(line.split()[0])
+            for path in self.folder.glob("claims-*.txt")
+            for line in path.read_text().splitlines()
+            if line
+        ]
+
     def close(self) -> None:
         self.db.session.remove()
         self.db.engine.dispose()
         self.context.pop()
+        for name in ("DATABASE_URL", "HPMAIL_QUEUE_URL"):
+            os.environ.pop(name, None)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def end_to_end(port: int, count: int, workers: int) -> dict:
-    """Rows → real consumers → SMTP → states recorded, for ``count`` one-recipient e-mails."""
-    instance = Instance(port)
+def end_to_end(
+    port: int,
+    count: int,
+    workers: int,
+    threads: int = 1,
+    database_url: str = "",
+    queue_url: str = "",
+) -> dict:
+    """Rows → real consumers → SMTP → states recorded, for ``count`` one-recipient e-mails.
+
+    ``workers`` consumer processes of ``threads`` threads each; ``claims`` lists how long each
+    claim() took in them.
+    """
+    instance = Instance(port, database_url, queue_url)
     try:
         mailing = instance.queue(count, dispatch=False)
-        processes = instance.start_workers(workers)
+        processes = instance.start_workers(workers, threads, "bench.delivery_worker.huey")
         peak = [0]
         done = threading.Event()
 
@@ -211,7 +254,7 @@ def end_to_end(port: int, count: int, workers: int) -> dict:
             process.send_signal(signal.SIGINT)
         for process in processes:
             process.wait(20)
-        return {"seconds": elapsed, "rss_mb": peak[0] / 1024}
+        return {"seconds": elapsed, "rss_mb": peak[0] / 1024, "claims": instance.claim_times()}
     finally:
         instance.close()
 
@@ -306,15 +349,101 @@ def compose_request(port: int, recipients: int, runs: int) -> list[float] | str:
         instance.close()
 
 
+def on_postgres(port: int, count: int, workers: int, threads: int, server: str, queue: str):
+    """``end_to_end`` in a PostgreSQL database of its own on ``server``, dropped afterwards."""
+    from tests.fixtures import backend
+
+    name = backend.new_database_name("bench")
+    url = backend.create_database(name, server)
+    try:
+        return end_to_end(port, count, workers, threads, database_url=url, queue_url=queue)
+    finally:
+        backend.drop_database(name, server)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def scale_out(port: int, count: int, server: str, queue: str) -> None:
+    """SQLite + 2 workers against PostgreSQL + Redis with 2 and 4, the smtplib loop around them."""
+    load = os.getloadavg()[0]
+    runs = [
+        ("SQLite + SQLite queue, 2 consumer processes", lambda: end_to_end(port, count, 2)),
+        (
+            "PostgreSQL + Redis, 2 consumer processes",
+            lambda: on_postgres(port, count, 2, 1, server, queue),
+        ),
+        (
+            "PostgreSQL + Redis, 4 consumer processes",
+            lambda: on_postgres(port, count, 4, 1, server, queue),
+        ),
+        (
+            "PostgreSQL + Redis, 1 process --workers 4",
+            lambda: on_postgres(port, count, 1, 4, server, queue),
+        ),
+    ]
+    bases = [baseline(port, count)]
+    results = []
+    for name, run in runs:
+        results.append((name, run()))
+        bases.append(baseline(port, count))
+    base = statistics.median(bases)
+    rate = count / base
+    print(
+        f"\n{count} one-recipient e-mails to smtp-sink on 127.0.0.1, end to end (queued rows → "
+        f"huey_consumer → smtp-sink → states committed); {os.cpu_count()} cores, load average "
+        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n"
+    )
+    print(
+        f"| {'run':<46} | {'seconds':>7} | {'e-mails/s':>9} | {'vs baseline':>11} "
+        f"| {'claim median':>12} | {'claim p99':>9} | {'worker RSS':>10} |"
+    )
+    print(f"|{'-' * 48}|{'-' * 9}|{'-' * 11}|{'-' * 13}|{'-' * 14}|{'-' * 11}|{'-' * 12}|")
+    print(
+        f"| {'baseline: EmailMessage + smtplib, median of ' + str(len(bases)):<46} | {base:>7.1f} "
+        f"| {rate:>9.0f} | {1:>10.2f}× | {'':>12} | {'':>9} | {'':>10} |"
+    )
+    for name, result in results:
+        claims = result["claims"]
+        print(
+            f"| {name:<46} | {result['seconds']:>7.1f} | {count / result['seconds']:>9.0f} "
+            f"| {count / result['seconds'] / rate:>10.2f}× "
+            f"| {statistics.median(claims) * 1000:>9.1f} ms "
+            f"| {percentile(claims, 0.99) * 1000:>6.1f} ms | {result['rss_mb']:>7.0f} MB |"
+        )
+    print(
+        "\nBaseline runs (s): "
+        + ", ".join(f"{seconds:.1f}" for seconds in bases)
+        + "; claims per run: "
+        + ", ".join(str(len(result["claims"])) for _name, result in results)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--emails", type=int, default=5000)
+    parser.add_argument("--emails", type=int, default=None, help="5000, or 20000 with --scale-out")
     parser.add_argument("--queue-recipients", type=int, default=2000)
     parser.add_argument("--queue-runs", type=int, default=5)
+    parser.add_argument("--scale-out", action="store_true", help="SQLite against PostgreSQL")
+    parser.add_argument("--postgres", default=os.environ.get("HPMAIL_TEST_POSTGRES", ""))
+    parser.add_argument("--redis", default=os.environ.get("HPMAIL_TEST_REDIS", ""))
     arguments = parser.parse_args()
+    if arguments.scale_out:
+        if not (arguments.postgres and arguments.redis):
+            raise SystemExit("--scale-out needs --postgres and --redis (.ci/services env)")
+        sink, port = start_sink()
+        try:
+            queue = f"{arguments.redis.rsplit('/', 1)[0]}/0"
+            scale_out(port, arguments.emails or 20_000, arguments.postgres, queue)
+        finally:
+            sink.terminate()
+            sink.wait()
+        return
     sink, port = start_sink()
     try:
-        count = arguments.emails
+        count = arguments.emails or 5000
         # The machine is shared: the baseline runs three times around hpmail's runs (median).
         bases = [baseline(port, count)]
         one = end_to_end(port, count, 1)
