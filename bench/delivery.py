@@ -80,6 +80,15 @@ def time_now():
     return datetime.now(UTC)
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) process ``pid`` has used so far, 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -193,8 +202,28 @@ class Instance:
                     stderr=open(self.folder / "worker.log", "ab"),  # noqa: SIM115
                 )
             )
-        time.sleep(2.5)  # let them import the app (not part of the measure)
+        # Let them import the app (not part of the measure).
+        deadline = time.monotonic() + 120
+        while len(list(self.folder.glob("ready-*"))) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the consumer starts its threads after the import
         return workers
+
+    def server_pids(self) -> list[int]:
+        """Return the PostgreSQL server processes serving this instance's database, if any."""
+        from sqlalchemy import text
+
+        if self.db.engine.dialect.name != "postgresql":
+            return []
+        self.db.session.rollback()
+        return list(
+            self.db.session.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()"
+                )
+            )
+        )
 
     def claim_times(self) -> list[float]:
         """Return how long each claim() of the timed workers took, in seconds."""
@@ -243,18 +272,29 @@ def end_to_end(
         sampler.start()
         from hpmail.outbox import api
 
+        cpu_before = sum(cpu_seconds(p.pid) for p in processes)
         started = time.perf_counter()
         api.dispatch(mailing)
         while instance.sent() < count:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        # The workers' CPU time, and their database server processes' (on PostgreSQL: each
+        # connection is a process; they started with the run, so all of their time is the run's).
+        worker_cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+        server_cpu = sum(cpu_seconds(pid) for pid in instance.server_pids())
         done.set()
         sampler.join()
         for process in processes:
             process.send_signal(signal.SIGINT)
         for process in processes:
             process.wait(20)
-        return {"seconds": elapsed, "rss_mb": peak[0] / 1024, "claims": instance.claim_times()}
+        return {
+            "seconds": elapsed,
+            "rss_mb": peak[0] / 1024,
+            "claims": instance.claim_times(),
+            "cpu_ms": (worker_cpu + server_cpu) * 1000 / count,
+            "server_cpu_ms": server_cpu * 1000 / count,
+        }
     finally:
         instance.close()
 
@@ -361,12 +401,21 @@ def on_postgres(port: int, count: int, workers: int, threads: int, server: str, 
         backend.drop_database(name, server)
 
 
+def recording_every(every: int, run, *args):
+    """``run(*args)`` with the workers committing answers every ``every`` e-mails."""
+    os.environ["HPMAIL_DELIVERY_RECORD_EVERY"] = str(every)
+    try:
+        return run(*args)
+    finally:
+        del os.environ["HPMAIL_DELIVERY_RECORD_EVERY"]
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def scale_out(port: int, count: int, server: str, queue: str) -> None:
+def scale_out(port: int, count: int, server: str, queue: str, base_count: int) -> None:
     """SQLite + 2 workers against PostgreSQL + Redis with 2 and 4, the smtplib loop around them."""
     load = os.getloadavg()[0]
     runs = [
@@ -383,38 +432,51 @@ def scale_out(port: int, count: int, server: str, queue: str) -> None:
             "PostgreSQL + Redis, 1 process --workers 4",
             lambda: on_postgres(port, count, 1, 4, server, queue),
         ),
+        (
+            "PostgreSQL + Redis, 4 processes, record every 20",
+            lambda: recording_every(20, on_postgres, port, count, 4, 1, server, queue),
+        ),
     ]
-    bases = [baseline(port, count)]
+    # The machine is shared: the smtplib loop runs before, between and after hpmail's runs.
+    bases = [baseline(port, base_count)]
     results = []
-    for name, run in runs:
+    for index, (name, run) in enumerate(runs):
         results.append((name, run()))
-        bases.append(baseline(port, count))
-    base = statistics.median(bases)
-    rate = count / base
+        if index % 2:
+            bases.append(baseline(port, base_count))
+    bases.append(baseline(port, base_count))
+    rate = base_count / statistics.median(bases)
+    base = count / rate
     print(
         f"\n{count} one-recipient e-mails to smtp-sink on 127.0.0.1, end to end (queued rows → "
         f"huey_consumer → smtp-sink → states committed); {os.cpu_count()} cores, load average "
         f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n"
     )
     print(
-        f"| {'run':<46} | {'seconds':>7} | {'e-mails/s':>9} | {'vs baseline':>11} "
-        f"| {'claim median':>12} | {'claim p99':>9} | {'worker RSS':>10} |"
+        f"| {'run':<48} | {'seconds':>7} | {'e-mails/s':>9} | {'vs baseline':>11} "
+        f"| {'CPU/e-mail':>10} | {'of it, DB':>9} | {'claim median':>12} | {'claim p99':>9} "
+        f"| {'worker RSS':>10} |"
     )
-    print(f"|{'-' * 48}|{'-' * 9}|{'-' * 11}|{'-' * 13}|{'-' * 14}|{'-' * 11}|{'-' * 12}|")
     print(
-        f"| {'baseline: EmailMessage + smtplib, median of ' + str(len(bases)):<46} | {base:>7.1f} "
-        f"| {rate:>9.0f} | {1:>10.2f}× | {'':>12} | {'':>9} | {'':>10} |"
+        f"|{'-' * 50}|{'-' * 9}|{'-' * 11}|{'-' * 13}|{'-' * 12}|{'-' * 11}|{'-' * 14}"
+        f"|{'-' * 11}|{'-' * 12}|"
+    )
+    print(
+        f"| {'baseline: EmailMessage + smtplib, median of ' + str(len(bases)):<48} "
+        f"| {base:>7.1f} | {rate:>9.0f} | {1:>10.2f}× | {'':>10} | {'':>9} | {'':>12} "
+        f"| {'':>9} | {'':>10} |"
     )
     for name, result in results:
         claims = result["claims"]
         print(
-            f"| {name:<46} | {result['seconds']:>7.1f} | {count / result['seconds']:>9.0f} "
-            f"| {count / result['seconds'] / rate:>10.2f}× "
+            f"| {name:<48} | {result['seconds']:>7.1f} | {count / result['seconds']:>9.0f} "
+            f"| {count / result['seconds'] / rate:>10.2f}× | {result['cpu_ms']:>7.2f} ms "
+            f"| {result['server_cpu_ms']:>6.2f} ms "
             f"| {statistics.median(claims) * 1000:>9.1f} ms "
             f"| {percentile(claims, 0.99) * 1000:>6.1f} ms | {result['rss_mb']:>7.0f} MB |"
         )
     print(
-        "\nBaseline runs (s): "
+        f"\nBaseline runs ({base_count} e-mails each, s): "
         + ", ".join(f"{seconds:.1f}" for seconds in bases)
         + "; claims per run: "
         + ", ".join(str(len(result["claims"])) for _name, result in results)
@@ -427,6 +489,7 @@ def main() -> None:
     parser.add_argument("--queue-recipients", type=int, default=2000)
     parser.add_argument("--queue-runs", type=int, default=5)
     parser.add_argument("--scale-out", action="store_true", help="SQLite against PostgreSQL")
+    parser.add_argument("--baseline-emails", type=int, default=5000, help="with --scale-out")
     parser.add_argument("--postgres", default=os.environ.get("HPMAIL_TEST_POSTGRES", ""))
     parser.add_argument("--redis", default=os.environ.get("HPMAIL_TEST_REDIS", ""))
     arguments = parser.parse_args()
@@ -436,7 +499,9 @@ def main() -> None:
         sink, port = start_sink()
         try:
             queue = f"{arguments.redis.rsplit('/', 1)[0]}/0"
-            scale_out(port, arguments.emails or 20_000, arguments.postgres, queue)
+            count = arguments.emails or 20_000
+            base_count = min(count, arguments.baseline_emails)
+            scale_out(port, count, arguments.postgres, queue, base_count)
         finally:
             sink.terminate()
             sink.wait()
