@@ -212,8 +212,9 @@ class TestWithAWorker:
         assert 5 <= ready_when_killed < 120
         assert the_job(db).state == "rendering"
 
+        second = worker()  # it starts while the lease runs out; nothing tells it of the job yet
         wait_until(lambda: the_job(db).lease_until < utcnow(), timeout=10, message="no lease")
-        worker().wait_ready()
+        second.wait_ready()
         assert tasks.sweep() == 1
         wait_until(lambda: the_job(db).state == "done", timeout=120, message="not resumed")
 
