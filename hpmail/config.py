@@ -74,6 +74,14 @@ class Defaults:
     # 20 is about 1.5x faster on loopback, but a crash may resend up to 20 (same Message-ID).
     DELIVERY_RECORD_EVERY = 1
     SWEEP_INTERVAL_MINUTES = 1
+    # Worker heartbeats: each worker process writes its row (worker_process) every
+    # HEARTBEAT_SECONDS from a thread of its own, even while an SMTP server makes it wait. A worker
+    # silent for WORKER_DEAD_AFTER_SECONDS (None: 3 heartbeats, 15 s; never under 2) is dead: the
+    # e-mails it was sending are given to another worker at once, not when their lease ends. Its
+    # row is deleted after WORKER_FORGET_AFTER_SECONDS.
+    HEARTBEAT_SECONDS = 5
+    WORKER_DEAD_AFTER_SECONDS = None
+    WORKER_FORGET_AFTER_SECONDS = 24 * 3600
     # OAuth2 for SMTP (Microsoft 365, Google): the providers' endpoints are a table in
     # hpmail/outbox/oauth.py; OAUTH_PROVIDERS overrides a provider's fields, e.g.
     # {"microsoft": {"token_url": "https://…"}}. Every call to a provider has this timeout; an

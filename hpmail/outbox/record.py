@@ -36,6 +36,8 @@ class Delivery:
     deferred: int = 0
     failed: int = 0
     errors: list[str] = field(default_factory=list)
+    # Claimed but given back unsent: the worker was asked to stop (to enqueue for another one).
+    given_back: list[int] = field(default_factory=list)
 
     def add_error(self, message: str) -> None:
         if message not in self.errors:
@@ -162,7 +164,7 @@ class Recorder:
             values = {"state": EmailState.FAILED, "next_attempt_at": self.now}
             self.delivery.failed += 1
             reason = refusals[0]
-        values["lease_until"] = None
+        values.update(lease_until=None, claimed_by=None)
         if reason is not None:
             failure = server_answer(*reason)
             values.update(last_code=failure.code, last_error=failure.message)
@@ -189,7 +191,9 @@ class Recorder:
         else:
             values = {"state": EmailState.DEFERRED, "next_attempt_at": retry_at}
             self.delivery.deferred += 1
-        values.update(lease_until=None, last_code=failure.code, last_error=failure.message)
+        values.update(
+            lease_until=None, claimed_by=None, last_code=failure.code, last_error=failure.message
+        )
         self.delivery.add_error(failure.message)
         self._save(email, values)
 
@@ -202,6 +206,7 @@ class Recorder:
                 "state": EmailState.DEFERRED,
                 "next_attempt_at": until,
                 "lease_until": None,
+                "claimed_by": None,
                 "attempts": max(email.attempts - 1, 0),
                 "last_error": message,
             },

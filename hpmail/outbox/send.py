@@ -4,6 +4,7 @@ An e-mail with files of its own gets the mailing's shared content plus those fil
 
 ``deliver`` takes only the rows it claimed (``claim.claim``), groups them by transport, applies
 the sender checks and the sending limits, and hands every server answer to ``record.Recorder``.
+A worker asked to stop (SIGTERM) ends the e-mail in flight and gives the others back.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from hpmail import queue
 from hpmail.extensions import db
 from hpmail.outbox import clock
 from hpmail.outbox.attachments import attachment_path, read_attachment
-from hpmail.outbox.claim import claim
+from hpmail.outbox.claim import claim, give_back
 from hpmail.outbox.limits import reserve
 from hpmail.outbox.mime import MailingMessages, Part
 from hpmail.outbox.models import (
@@ -206,12 +208,18 @@ def deliver(email_ids, *, final: bool = False, timeout: float | None = None) -> 
         by_transport[email.transport_id].append(email)
     try:
         for transport_id, emails in by_transport.items():
+            if queue.stopping():
+                break
             try:
                 _deliver_through(transport_id, emails, recorder, timeout)
             except Exception as error:  # noqa: BLE001 - recorded on the e-mails it stopped
                 _interrupted(emails, recorder, error)
     finally:
         recorder.flush()
+    unsent = [email_id for email_id in claimed if email_id not in recorder.recorded]
+    if unsent:  # only when asked to stop: every other path records each e-mail
+        delivery.given_back = give_back(unsent, now)
+        log.info("stopping: %s e-mails given back", len(delivery.given_back))
     log.info(
         "delivered %s: %s sent, %s deferred, %s failed",
         len(claimed),
@@ -321,6 +329,8 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
     renew_at = time.monotonic() + renew_every
     try:
         for index, (email, builder) in enumerate(ready):
+            if queue.stopping():
+                return  # the e-mail in flight is sent and recorded; ``deliver`` gives the rest back
             if time.monotonic() >= renew_at:
                 recorder.renew_leases([rest.id for rest, _builder in ready[index:]])
                 renew_at = time.monotonic() + renew_every

@@ -1,6 +1,7 @@
 """Worker tasks on Huey: ``deliver(email_ids)``, the periodic sweeper and the files' clean-up.
 
 The queue only says "look now"; a lost task costs nothing because ``sweep`` finds its rows again.
+Each worker process starts its heartbeat (``outbox.heartbeat``) when its consumer starts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from hpmail import queue
 from hpmail.extensions import db
-from hpmail.outbox import claim, clock, send
+from hpmail.outbox import claim, clock, heartbeat, send
 from hpmail.outbox.attachments import remove_unused_files
 from hpmail.outbox.limits import forget_old_counters
 from hpmail.outbox.models import OutboundEmail
@@ -29,12 +30,27 @@ def deliver(email_ids: list[int]) -> None:
     """Send the due e-mails among ``email_ids`` (a worker task)."""
     with queue.app_context():
         try:
-            send.deliver(email_ids)
+            delivery = send.deliver(email_ids)
         except OperationalError:
             # The database stayed locked: the rows are still in the outbox (queued, or sending
             # with a lease), so the sweeper gives them to a worker again. Nothing is lost.
             db.session.rollback()
             log.warning("database busy: %s e-mails left for the sweeper", len(email_ids))
+            return
+        if delivery.given_back:  # this worker is stopping: another one sends them now
+            enqueue_delivery(delivery.given_back)
+
+
+@huey.on_startup()
+def start_heartbeat() -> None:
+    """Each worker (thread or process) at its start: the first of a process starts its heartbeat."""
+    heartbeat.worker_started(enqueue_delivery)
+
+
+@huey.on_shutdown()
+def stop_heartbeat() -> None:
+    """Each worker at its end: the last of a process gives back its rows and deletes its row."""
+    heartbeat.worker_stopped()
 
 
 def enqueue_delivery(email_ids: list[int]) -> int:
@@ -66,9 +82,10 @@ def due_email_ids(now) -> list[int]:
 
 
 def sweep() -> int:
-    """Re-enqueue due deferred rows, lost queued rows and expired leases; return how many."""
+    """Re-enqueue dead workers' rows, due deferred rows, lost queued rows and expired leases."""
+    released = heartbeat.take_over()
     now = clock.now()
-    ids = due_email_ids(now)
+    ids = sorted(set(due_email_ids(now)) | set(released))
     forget_old_counters(now)
     db.session.commit()
     if ids:
