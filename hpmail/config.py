@@ -82,6 +82,20 @@ class Defaults:
     HEARTBEAT_SECONDS = 5
     WORKER_DEAD_AFTER_SECONDS = None
     WORKER_FORGET_AFTER_SECONDS = 24 * 3600
+    # "Trouver les paramètres": the SMTP settings of an address's domain, found in the providers'
+    # table, the domain's autoconfiguration file, its SRV, MX and SPF records. Every look-up ends
+    # within DISCOVERY_TIMEOUT_SECONDS in all. DISCOVERY_DNS_SERVERS (IP addresses; empty: the
+    # system's resolver) and DISCOVERY_DNS_PORT choose the DNS servers asked; each URL of
+    # DISCOVERY_AUTOCONFIG_URLS is a Thunderbird autoconfiguration file, {domain} replaced.
+    DISCOVERY_TIMEOUT_SECONDS = 8
+    DISCOVERY_DNS_SERVERS: tuple[str, ...] = ()
+    DISCOVERY_DNS_PORT = 53
+    DISCOVERY_AUTOCONFIG_URLS = (
+        "https://autoconfig.{domain}/mail/config-v1.1.xml",
+        "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml",
+        "https://autoconfig.thunderbird.net/v1.1/{domain}",
+    )
+    DISCOVERY_AUTOCONFIG_MAX_BYTES = 64 * 1024
     DEMO_MAILBOX_HOST = "127.0.0.1"
     DEMO_MAILBOX_PORT = 8025
     # Compose

@@ -25,6 +25,7 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.worker",
     "tests.fixtures.browser",
+    "tests.fixtures.discovery",
 ]
 
 PASSWORD = "correct horse battery"
@@ -64,6 +65,11 @@ def app_config(tmp_path) -> dict:
         "QUEUE_URL": "memory",
         "HUEY_IMMEDIATE": True,
         "SERVER_NAME": None,
+        # "Trouver les paramètres" never reaches outside: tests serve DNS and files themselves
+        # (tests/fixtures/discovery.py); otherwise every look-up finds nothing, at once.
+        "DISCOVERY_DNS_SERVERS": ["127.0.0.1"],
+        "DISCOVERY_DNS_PORT": 9,
+        "DISCOVERY_AUTOCONFIG_URLS": [],
     }
 
 

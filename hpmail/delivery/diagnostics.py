@@ -160,12 +160,24 @@ def build_test_message(
     return message.as_bytes(policy=SMTP)
 
 
-def diagnose(transport: Transport, sender: str, recipient: str, sender_name: str = "") -> Diagnosis:
-    """Send a real test e-mail through ``transport``, one step at a time, and say where it stops."""
+def diagnose(
+    transport: Transport,
+    sender: str,
+    recipient: str,
+    sender_name: str = "",
+    restricted: bool | None = None,
+) -> Diagnosis:
+    """Send a real test e-mail through ``transport``, one step at a time, and say where it stops.
+
+    ``restricted`` says whether the server must be public; None asks the saved transport's owner
+    (a transport not saved yet, being tested before it is saved, has none: the caller says).
+    """
     diagnosis = Diagnosis(sender, recipient, transport.host, transport.port)
     smtp: smtplib.SMTP | None = None
+    if restricted is None:
+        restricted = is_restricted(transport)
     try:
-        smtp = _converse(diagnosis, transport, sender, sender_name, recipient)
+        smtp = _converse(diagnosis, transport, sender, sender_name, recipient, restricted)
     except _Failed as failure:
         diagnosis.fail(failure.key, failure.detail, failure.advice)
     finally:
@@ -184,9 +196,10 @@ def diagnose(transport: Transport, sender: str, recipient: str, sender_name: str
     return diagnosis
 
 
-def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.SMTP | None:
+def _converse(
+    diagnosis, transport, sender, sender_name, recipient, restricted: bool
+) -> smtplib.SMTP | None:
     host, port, timeout = transport.host, transport.port, transport.timeout_seconds
-    restricted = is_restricted(transport)
     if restricted:
         timeout = min(timeout, USER_TIMEOUT_CAP)
     step = "resolve"

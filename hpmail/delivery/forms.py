@@ -13,6 +13,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -267,6 +268,14 @@ class TransportForm(FlaskForm):
         ),
     )
     forget_ca_certificates = BooleanField(_l("Remove the saved certificate authority"))
+    # Set by "Use these settings" (static/app.js) to the address the settings were found for:
+    # such settings are saved only once a test e-mail went through them.
+    discovered_for = HiddenField(
+        validators=[Length(max=254, message=_l("At most %(max)d characters.")), header_safe]
+    )
+
+    def validate_discovered_for(self, field) -> None:
+        email_address(self, field)
 
     def validate_security(self, field) -> None:
         if field.data not in {choice.value for choice in SECURITY_CHOICES}:

@@ -76,6 +76,48 @@ class ProfileNameTaken(InputRefused):
     """Two profiles cannot share a name."""
 
 
+class SettingsNotTested(InputRefused):
+    """Settings found from an address are saved only once a test e-mail went through them."""
+
+
+def test_before_saving(
+    values: TransportValues,
+    saved: Transport | None,
+    sender: str,
+    recipient: str,
+    sender_name: str,
+    restricted: bool,
+) -> str:
+    """Send the test e-mail through ``values`` before they are saved; raise SettingsNotTested.
+
+    "Trouver les paramètres" only suggests: a guess from the domain's records must not replace
+    working settings until a real e-mail went through it. The transport tried is never added to
+    the session; it borrows the saved password and authority when the form keeps them. Return
+    the address the test e-mail went to.
+    """
+    from hpmail.delivery.diagnostics import diagnose
+
+    trial = Transport(
+        secret_encrypted=saved.secret_encrypted if saved else None,
+        ca_certificates=saved.ca_certificates if saved else None,
+    )
+    fill_transport(trial, values)
+    diagnosis = diagnose(trial, sender, recipient, sender_name, restricted=restricted)
+    if not diagnosis.succeeded:
+        step = diagnosis.failed_step
+        raise SettingsNotTested(
+            _(
+                "Nothing was saved: the test e-mail through these settings failed at the step "
+                "“%(step)s” (%(detail)s). %(advice)s",
+                step=step.label,
+                detail=step.detail,
+                advice=step.advice,
+            ).strip(),
+            field="host",
+        )
+    return recipient
+
+
 def fill_transport(transport: Transport, values: TransportValues) -> Transport:
     """Copy ``values`` into ``transport``, encrypting a new password and keeping an old one."""
     from hpmail.outbox.secrets import encrypt_secret

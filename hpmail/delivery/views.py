@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 from flask import (
     Blueprint,
@@ -21,7 +23,7 @@ from wtforms.fields.choices import SelectChoice
 
 from hpmail.core.forms import INVALID, form_again, show_errors
 from hpmail.core.web import admin_required, is_htmx, page_number, render
-from hpmail.delivery import mailbox, outbox_admin, transports
+from hpmail.delivery import discovery, mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
     SECURITY_LABELS,
@@ -55,6 +57,8 @@ bp.add_app_template_global(OUTBOX_STATE_LABELS, "outbox_state_labels")
 
 
 PROFILES_PAGE = "delivery/profiles.html"
+DISCOVERY_PARTIAL = "delivery/_discovery.html"
+FORM_ID = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
 
 # --- Serveur › Paramètres d'envoi des e-mails -------------------------------------------------
@@ -68,12 +72,14 @@ def server_settings():
     if request.method == "GET":
         form.show_transport(settings.transport)
     form.show_saved_password(settings.transport)
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _tested_first(
+        form, settings.transport, form.sender_address.data, form.sender_name.data
+    ):
         transports.save_server_settings(
             settings, form.sender_values(), form.transport_values(), current_user
         )
         db.session.commit()
-        flash(_("The e-mail sending settings are saved."), "success")
+        flash(_saved_message(form, _("The e-mail sending settings are saved.")), "success")
         return redirect(url_for("delivery.server_settings"))
     status = INVALID if request.method == "POST" else 200
     return render(
@@ -83,6 +89,40 @@ def server_settings():
         test_form=TestSendForm(formdata=None),
         test_action=url_for("delivery.test_send"),
     ), status
+
+
+def _tested_first(form, saved, sender: str | None = None, sender_name: str = "") -> bool:
+    """Say whether the form may be saved: settings found by "Trouver les paramètres" are tried
+    first with a real test e-mail (to the user's address, else to the address they were found
+    for); a failure is shown beside the SMTP server and nothing is saved."""
+    found_for = form.discovered_for.data
+    if not found_for:
+        return True
+    try:
+        form.tested_to = transports.test_before_saving(
+            form.transport_values(),
+            saved,
+            sender or found_for,
+            current_user.email or found_for,
+            sender_name or current_user.display_name,
+            restricted=restricted_user(current_user),
+        )
+    except transports.SettingsNotTested as refused:
+        show_errors(form, refused)
+        return False
+    return True
+
+
+def _saved_message(form, saved: str) -> str:
+    """Say where the test e-mail went when the settings were tried before being saved."""
+    tested_to = getattr(form, "tested_to", None)
+    if not tested_to:
+        return saved
+    return _(
+        "%(saved)s The test e-mail went through them to %(address)s.",
+        saved=saved,
+        address=tested_to,
+    )
 
 
 def _test_send_result(form, diagnosis, problem, action: str, back: str):
@@ -129,7 +169,7 @@ def test_send():
 @admin_required
 def profiles():
     form = ProfileForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _tested_first(form, None):
         try:
             profile = transports.create_profile(
                 form.name.data, form.transport_values(), current_user
@@ -182,7 +222,7 @@ def profile_edit(profile_id: int):
     if request.method == "GET":
         form.show_transport(profile.transport)
     form.show_saved_password(profile.transport)
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _tested_first(form, profile.transport):
         try:
             transports.update_profile(
                 profile, form.name.data, form.transport_values(), current_user
@@ -240,9 +280,14 @@ def personal_transport():
     action = posted.action.data if request.method == "POST" else None
     own_form, profile_form = _personal_forms(action)
     saved = None
-    if action == "own" and own_form.validate_on_submit():
+    choice = transports.user_transport_of(current_user)
+    if (
+        action == "own"
+        and own_form.validate_on_submit()
+        and _tested_first(own_form, choice.transport if choice else None)
+    ):
         transports.set_own_transport(current_user, own_form.transport_values())
-        saved = _("Your SMTP server is saved.")
+        saved = _saved_message(own_form, _("Your SMTP server is saved."))
     elif action == "profile" and profile_form.validate_on_submit():
         chosen = db.session.get(SendingProfile, profile_form.profile_id.data)
         transports.use_profile(current_user, chosen)
@@ -310,6 +355,26 @@ def personal_test_send():
     return _test_send_result(
         form, diagnosis, problem, "delivery.personal_test_send", "delivery.personal_transport"
     )
+
+
+# --- Trouver les paramètres: the SMTP settings of an address's domain -------------------------
+
+
+@bp.route("/configuration/trouver-parametres")
+def discover_settings():
+    """Offer the SMTP settings found for the address typed, to copy into the form ``formulaire``."""
+    address = request.args.get("address") or request.args.get("sender_address") or ""
+    target = request.args.get("formulaire", "")
+    if not FORM_ID.fullmatch(target):
+        target = ""
+    try:
+        found = discovery.discover(address, restricted=restricted_user(current_user))
+    except discovery.DiscoveryRefused as refused:
+        current_app.logger.info("%s: discovery refused", current_user.login)
+        return render(
+            DISCOVERY_PARTIAL, "discovery_result", found=None, error=str(refused), target=target
+        ), INVALID
+    return render(DISCOVERY_PARTIAL, "discovery_result", found=found, error=None, target=target)
 
 
 # --- Serveur › File d'envoi ------------------------------------------------------------------
