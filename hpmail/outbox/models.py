@@ -76,6 +76,12 @@ class Transport(db.Model):
     per_day: Mapped[int | None] = mapped_column(Integer)
     # The school's certificate authority, uploaded as PEM text (never a path on the server).
     ca_certificates: Mapped[str | None] = mapped_column(Text)
+    # The server's own failures (cannot connect, timeout, TLS, 421) are the transport's state,
+    # not each e-mail's (``outbox.health``): since when it fails (None: healthy), why last, and
+    # when a worker may probe it next (claimed by a conditional UPDATE, one worker at a time).
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime)
+    last_failure: Mapped[str | None] = mapped_column(Text)
+    next_probe_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ServerSettings(db.Model):
@@ -227,6 +233,10 @@ class OutboundEmail(db.Model):
     # The worker process holding the lease (``WorkerProcess.id``): when its heartbeat stops, the
     # row is given to another worker without waiting for the lease to end.
     claimed_by: Mapped[str | None] = mapped_column(String(120), index=True)
+    # Deferred because its transport's server is failing, not for a reason of its own: it waits
+    # for a probe of the server to succeed (then it is due at once), its attempts do not grow,
+    # and ``next_attempt_at`` is its give-up time.
+    waits_for_transport: Mapped[bool] = mapped_column(Boolean, default=False)
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
