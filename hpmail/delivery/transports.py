@@ -150,10 +150,13 @@ def save_server_settings(
     settings.allowed_domains = sender.allowed_domains
     settings.require_personal_verification = sender.require_personal_verification
     settings.allow_internal_hosts = sender.allow_internal_hosts
+    before = _tested_part(settings)
     if settings.transport is None:
         settings.transport = Transport()
         db.session.add(settings.transport)
     fill_transport(settings.transport, values)
+    if _tested_part(settings) != before:
+        settings.smtp_tested_at = None  # the test-send proved other settings
     db.session.flush()
     log.info(
         "%s saved the server sending settings (delegate=%s, internal hosts=%s, host=%s:%s %s)",
@@ -165,6 +168,22 @@ def save_server_settings(
         values.security,
     )
     return settings
+
+
+def _tested_part(settings: ServerSettings) -> tuple:
+    """What a test-send proves: the server, how to reach and sign in to it, and the sender."""
+    transport = settings.transport
+    if transport is None:
+        return (settings.sender_address,)
+    return (
+        settings.sender_address,
+        transport.host,
+        transport.port,
+        transport.security,
+        transport.username,
+        transport.secret_encrypted,
+        transport.ca_certificates,
+    )
 
 
 def all_profiles() -> list[SendingProfile]:

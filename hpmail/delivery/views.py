@@ -22,6 +22,7 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from hpmail.core.forms import INVALID, form_again, show_errors
+from hpmail.core.time import utcnow
 from hpmail.core.web import admin_required, is_htmx, page_number, render
 from hpmail.delivery import discovery, mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
@@ -78,6 +79,8 @@ def server_settings():
         transports.save_server_settings(
             settings, form.sender_values(), form.transport_values(), current_user
         )
+        if getattr(form, "tested_to", None):  # a test e-mail just went through these settings
+            settings.smtp_tested_at = utcnow()
         db.session.commit()
         flash(_saved_message(form, _("The e-mail sending settings are saved.")), "success")
         return redirect(url_for("delivery.server_settings"))
@@ -156,6 +159,9 @@ def test_send():
             diagnosis = diagnose(
                 transport, settings.sender_address, recipient, settings.sender_name
             )
+            if diagnosis.succeeded:
+                settings.smtp_tested_at = utcnow()
+                db.session.commit()
             current_app.logger.info("%s ran the server test-send", current_user.login)
     return _test_send_result(
         form, diagnosis, problem, "delivery.test_send", "delivery.server_settings"

@@ -98,6 +98,9 @@ class ServerSettings(db.Model):
     require_personal_verification: Mapped[bool] = mapped_column(Boolean, default=True)
     # Off: a user's own SMTP server may not be a local, private or reserved address.
     allow_internal_hosts: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When "Tester l'envoi d'e-mails" last got the test e-mail accepted with these settings;
+    # cleared when the SMTP server or the sender changes. ``flask doctor`` reports it.
+    smtp_tested_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     transport: Mapped[Transport | None] = relationship()
 
