@@ -1,7 +1,7 @@
 """outbox: a transport's health (failing since, last failure, next probe) and e-mails waiting for it
 
 Revision ID: f1a1c0ffee20
-Revises: b1a1c0ffee16
+Revises: e1a1c0ffee19
 Create Date: 2026-12-02 07:20:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "f1a1c0ffee20"
-down_revision = "b1a1c0ffee16"
+down_revision = "e1a1c0ffee19"
 branch_labels = None
 depends_on = None
 
