@@ -74,6 +74,11 @@ class Defaults:
     # 20 is about 1.5x faster on loopback, but a crash may resend up to 20 (same Message-ID).
     DELIVERY_RECORD_EVERY = 1
     SWEEP_INTERVAL_MINUTES = 1
+    # A transport whose server fails (cannot connect, timeout, TLS, 421) is probed by one worker
+    # at most every TRANSPORT_PROBE_SECONDS; when a probe succeeds its waiting e-mails go at once.
+    TRANSPORT_PROBE_SECONDS = 60
+    # Tests only: a file holding seconds added to the delivery clock of every process reading it.
+    CLOCK_OFFSET_FILE = None
     # Worker heartbeats: each worker process writes its row (worker_process) every
     # HEARTBEAT_SECONDS from a thread of its own, even while an SMTP server makes it wait. A worker
     # silent for WORKER_DEAD_AFTER_SECONDS (None: 3 heartbeats, 15 s; never under 2) is dead: the

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from math import ceil
 
+from flask_babel import format_date, format_time, ngettext
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from hpmail.auth.models import User
+from hpmail.core.time import utcnow
 from hpmail.extensions import db
 from hpmail.outbox import api
 from hpmail.outbox.models import EmailState, Mailing, OutboundEmail, Transport
@@ -88,3 +92,50 @@ def refused_sign_ins() -> list[Transport]:
             select(Transport).where(Transport.oauth_error.is_not(None)).order_by(Transport.id)
         )
     )
+
+
+@dataclass
+class ServerNotice:
+    """What the outbox page says of one failing SMTP server."""
+
+    transport_id: int
+    headline: str  # « Serveur SMTP … injoignable depuis 10 h 42 — prochain essai dans 35 s »
+    reason: str
+    waiting: str
+
+
+def since_label(moment: datetime) -> str:
+    """Return when a failure began in the school's time: « 10 h 42 », with its date if not today."""
+    time = format_time(moment, "H' h 'mm")
+    if format_date(moment, "yyyy-MM-dd") == format_date(utcnow(), "yyyy-MM-dd"):
+        return time
+    return _("%(date)s at %(time)s", date=format_date(moment, "d MMMM"), time=time)
+
+
+def server_notices() -> list[ServerNotice]:
+    """Return what to say of each failing SMTP server (healthy ones say nothing)."""
+    notices = []
+    for server in api.failing_servers():
+        name = f"{server.host}:{server.port}"
+        since = since_label(server.failing_since)
+        if server.next_probe_in:
+            headline = _(
+                "SMTP server %(server)s unreachable since %(since)s — next try in %(seconds)d s",
+                server=name,
+                since=since,
+                seconds=server.next_probe_in,
+            )
+        else:
+            headline = _(
+                "SMTP server %(server)s unreachable since %(since)s — next try in a moment",
+                server=name,
+                since=since,
+            )
+        waiting = ngettext(
+            "%(num)d e-mail waits for it and leaves as soon as it answers.",
+            "%(num)d e-mails wait for it and leave as soon as it answers.",
+            server.waiting,
+        )
+        reason = _("Last error: %(reason)s", reason=server.last_failure)
+        notices.append(ServerNotice(server.transport_id, headline, reason, waiting))
+    return notices

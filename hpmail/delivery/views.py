@@ -494,6 +494,7 @@ def _outbox_context(state: str, page: int, form: OutboxActionForm | None = None)
         "listed_count": sum(counts[listed] for listed in outbox_admin.LISTED_STATES),
         "counts": counts,
         "form": form or OutboxActionForm(formdata=None),
+        "server_notices": outbox_admin.server_notices(),
     }
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Flask, current_app
 from flask_babel import gettext as _
@@ -23,7 +25,14 @@ from hpmail.core.database import retry_while_locked
 from hpmail.extensions import db
 from hpmail.outbox import clock, send
 from hpmail.outbox.mime import OWN_BODY, OWN_BODY_MARK  # an e-mail's own content in the body
-from hpmail.outbox.models import EmailRecipient, EmailState, Mailing, OutboundEmail, RecipientState
+from hpmail.outbox.models import (
+    EmailRecipient,
+    EmailState,
+    Mailing,
+    OutboundEmail,
+    RecipientState,
+    Transport,
+)
 from hpmail.outbox.policy import InvalidHeader
 from hpmail.outbox.queue import (
     DOCUMENT_PREVIEW,
@@ -185,7 +194,7 @@ def retry_now(email_ids: Iterable[int]) -> list[int]:
             OutboundEmail.id.in_(ids),
             OutboundEmail.state.in_((EmailState.QUEUED, EmailState.DEFERRED, EmailState.FAILED)),
         )
-        .values(state=EmailState.DEFERRED, next_attempt_at=clock.now())
+        .values(state=EmailState.DEFERRED, next_attempt_at=clock.now(), waits_for_transport=False)
         .returning(OutboundEmail.id)
         .execution_options(synchronize_session=False)
     ).all()
@@ -219,3 +228,48 @@ def cancel(email_ids: Iterable[int]) -> int:
     )
     log.info("cancelled %s e-mails", result.rowcount)
     return result.rowcount
+
+
+@dataclass(frozen=True)
+class FailingServer:
+    """A transport whose SMTP server fails (``outbox.health``), as the outbox page shows it."""
+
+    transport_id: int
+    host: str
+    port: int
+    failing_since: datetime
+    last_failure: str
+    # seconds until a worker probes it again (0: due, a worker takes it within seconds)
+    next_probe_in: int
+    waiting: int  # e-mails waiting for it
+
+
+def failing_servers() -> list[FailingServer]:
+    """Return the transports whose server is failing, with when they are probed next."""
+    now = clock.now()
+    waiting = dict(
+        db.session.execute(
+            select(Mailing.transport_id, func.count())
+            .join(OutboundEmail, OutboundEmail.mailing_id == Mailing.id)
+            .where(
+                OutboundEmail.state == EmailState.DEFERRED,
+                OutboundEmail.waits_for_transport.is_(True),
+            )
+            .group_by(Mailing.transport_id)
+        ).all()
+    )
+    transports = db.session.scalars(
+        select(Transport).where(Transport.failing_since.is_not(None)).order_by(Transport.id)
+    )
+    return [
+        FailingServer(
+            transport.id,
+            transport.host,
+            transport.port,
+            transport.failing_since,
+            transport.last_failure or "",
+            max(0, round(((transport.next_probe_at or now) - now).total_seconds())),
+            waiting.get(transport.id, 0),
+        )
+        for transport in transports
+    ]

@@ -26,7 +26,7 @@ from hpmail import queue
 from hpmail.core.database import retry_while_locked
 from hpmail.core.time import utcnow
 from hpmail.extensions import db
-from hpmail.outbox import claim
+from hpmail.outbox import claim, health
 from hpmail.outbox.models import EmailState, OutboundEmail, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,9 @@ def _round(process: _Process) -> None:
             released = take_over()
             if released:
                 process.enqueue(released)
+            # Failing SMTP servers are probed within seconds of their probe's time, not at the
+            # next sweep (in a thread of their own: a probe may wait for its timeout).
+            health.probe_soon(process.enqueue, process.app)
         except Exception:  # noqa: BLE001 - the database may be away a moment: beat again later
             db.session.rollback()
             log.exception("worker %s could not write its heartbeat", process.worker_id)

@@ -101,6 +101,13 @@ class Transport(db.Model):
     # Why the provider last refused a refresh, in the admin's words; cleared by a new consent.
     oauth_error: Mapped[str | None] = mapped_column(Text)
 
+    # The server's own failures (cannot connect, timeout, TLS, 421) are the transport's state,
+    # not each e-mail's (``outbox.health``): since when it fails (None: healthy), why last, and
+    # when a worker may probe it next (claimed by a conditional UPDATE, one worker at a time).
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime)
+    last_failure: Mapped[str | None] = mapped_column(Text)
+    next_probe_at: Mapped[datetime | None] = mapped_column(DateTime)
+
     @property
     def uses_oauth(self) -> bool:
         return self.auth in OAUTH_KINDS
@@ -274,6 +281,10 @@ class OutboundEmail(db.Model):
     # The worker process holding the lease (``WorkerProcess.id``): when its heartbeat stops, the
     # row is given to another worker without waiting for the lease to end.
     claimed_by: Mapped[str | None] = mapped_column(String(120), index=True)
+    # Deferred because its transport's server is failing, not for a reason of its own: it waits
+    # for a probe of the server to succeed (then it is due at once), its attempts do not grow,
+    # and ``next_attempt_at`` is its give-up time.
+    waits_for_transport: Mapped[bool] = mapped_column(Boolean, default=False)
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

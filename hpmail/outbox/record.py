@@ -38,6 +38,8 @@ class Delivery:
     errors: list[str] = field(default_factory=list)
     # Claimed but given back unsent: the worker was asked to stop (to enqueue for another one).
     given_back: list[int] = field(default_factory=list)
+    # E-mails that waited for a server this delivery found back: due now, to enqueue.
+    released: list[int] = field(default_factory=list)
 
     def add_error(self, message: str) -> None:
         if message not in self.errors:
@@ -176,7 +178,18 @@ class Recorder:
         self.refused.append({"r_id": recipient_id, "r_code": code, "r_reply": one_line(text)})
 
     def failed(self, email: Pending, failure: Failure) -> None:
-        """Record a failure: permanent (or too old, or in a request) fails, transient defers."""
+        """Record a failure: permanent (or too old, or in a request) fails, transient defers.
+
+        A failure of the server (``failure.server``) is the transport's: the e-mail waits for it
+        (``waits_for_transport``) without counting the attempt, so its own backoff does not grow.
+        """
+        if failure.server and not failure.permanent and not self.final:
+            give_up_at = email.created_at + timedelta(
+                seconds=current_app.config["DELIVERY_GIVE_UP_AFTER_SECONDS"]
+            )
+            if self.now < give_up_at:
+                self.waits_for_transport(email, failure, give_up_at)
+                return
         retry_at = None
         if not failure.permanent and not self.final:
             retry_at = next_attempt(email.created_at, email.attempts, self.now)
@@ -197,6 +210,27 @@ class Recorder:
         self.delivery.add_error(failure.message)
         self._save(email, values)
 
+    def waits_for_transport(self, email: Pending, failure: Failure, give_up_at: datetime) -> None:
+        """Defer an e-mail until its transport's server answers a probe (``outbox.health``).
+
+        Due at its give-up time at the latest, when it fails if the server is still failing.
+        """
+        self.delivery.deferred += 1
+        self.delivery.add_error(failure.message)
+        self._save(
+            email,
+            {
+                "state": EmailState.DEFERRED,
+                "next_attempt_at": give_up_at,
+                "waits_for_transport": True,
+                "lease_until": None,
+                "claimed_by": None,
+                "attempts": max(email.attempts - 1, 0),
+                "last_code": failure.code,
+                "last_error": failure.message,
+            },
+        )
+
     def held_back(self, email: Pending, until: datetime, message: str) -> None:
         """Defer an e-mail held back by a sending limit to the next window (not an attempt)."""
         self.delivery.deferred += 1
@@ -213,6 +247,7 @@ class Recorder:
         )
 
     def _save(self, email: Pending, values: dict) -> None:
+        values.setdefault("waits_for_transport", False)  # any other outcome is its own
         self.emails.append((email.id, values))
         self.recorded.add(email.id)
         # Commit every N e-mails, or sooner on a slow server, so that few are unrecorded at once.

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from hpmail import queue
 from hpmail.extensions import db
-from hpmail.outbox import clock
+from hpmail.outbox import clock, health
 from hpmail.outbox.attachments import attachment_path, read_attachment
 from hpmail.outbox.claim import claim, give_back
 from hpmail.outbox.limits import reserve
@@ -42,7 +42,14 @@ from hpmail.outbox.models import (
 from hpmail.outbox.policy import sending_identity
 from hpmail.outbox.record import Delivery, Pending, Recorder, commit_patiently
 from hpmail.outbox.settings import server_settings
-from hpmail.outbox.smtp import Failure, classify, close_quietly, connect, server_answer
+from hpmail.outbox.smtp import (
+    Failure,
+    classify,
+    close_quietly,
+    connect,
+    server_answer,
+    server_failing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +289,20 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
         for email in emails:
             recorder.failed(email, failure)
         return
+    if (
+        transport.failing_since is not None
+        and not recorder.final
+        and not health.claim_probe(transport.id, recorder.now)
+    ):
+        # Its server is failing and another worker probes it: wait for it without connecting
+        # (a server that times out would hold this worker for every batch). With the probe
+        # due, this delivery is the probe.
+        failure = Failure(
+            False, transport.last_failure or _("The SMTP server is failing."), server=True
+        )
+        for email in emails:
+            recorder.failed(email, failure)
+        return
     ready: list[tuple[Pending, MailingMessages]] = []
     prepared: dict[int, MailingMessages | Failure] = {}
     for email in emails:
@@ -343,10 +364,14 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                 except Exception as error:  # noqa: BLE001 - every failure is classified
                     # Refused credentials or a missing STARTTLS are the server's setup, not the
                     # e-mails' fault: keep them (deferred) until it is fixed or time runs out.
-                    failure = replace(classify(error), permanent=False)
+                    failure = replace(
+                        classify(error), permanent=False, server=server_failing(error)
+                    )
+                    _server_failed(transport, failure, recorder)
                     for rest, _builder in ready[index:]:
                         recorder.failed(rest, failure)
                     return
+                _server_answers(transport, recorder)
             failure = _send(smtp, email, builder, message, recorder)
             if failure is not None:  # the connection is gone
                 smtp = None
@@ -357,6 +382,20 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
                     return
     finally:
         close_quietly(smtp)
+
+
+def _server_failed(transport: Transport, failure: Failure, recorder: Recorder) -> None:
+    """Mark the transport failing when ``failure`` is its server's (before its e-mails wait)."""
+    if failure.server:
+        recorder.flush()
+        health.mark_failing(transport.id, failure, recorder.now)
+
+
+def _server_answers(transport: Transport, recorder: Recorder) -> None:
+    """The server took a session: if it was failing, it is back and its e-mails go now."""
+    if transport.failing_since is not None:
+        recorder.flush()
+        recorder.delivery.released += health.mark_healthy(transport.id, clock.now())
 
 
 def _message(email: Pending, builder: MailingMessages, recorder: Recorder) -> bytes | None:

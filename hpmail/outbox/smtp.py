@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 
 from hpmail.core.text import one_line
 from hpmail.outbox import oauth
-from hpmail.outbox.destinations import check_destination
+from hpmail.outbox.destinations import InternalAddressRefused, check_destination
 from hpmail.outbox.models import Auth, Security, Transport
 from hpmail.outbox.secrets import decrypt_secret
 
@@ -194,6 +194,8 @@ class Failure:
     message: str
     code: int | None = None
     connection_lost: bool = False
+    # The server's failure, not the e-mail's (``server_failing``): the transport's state.
+    server: bool = False
 
 
 def server_answer(code: int, text) -> Failure:
@@ -204,6 +206,26 @@ def server_answer(code: int, text) -> Failure:
             True, _("Refused by the server (%(code)s): %(text)s", code=code, text=words), code
         )
     return Failure(False, _("Server busy (%(code)s): %(text)s", code=code, text=words), code)
+
+
+def server_failing(error: BaseException) -> bool:
+    """Tell whether an error opening a session (``connect``) says the server itself is failing.
+
+    Cannot connect (refused, unreachable, unknown name, timeout), the connection dropped or the
+    TLS handshake failed before any message, or a 421 ("service not available") to the greeting
+    or a command: no e-mail can go through it until it is back, whatever the e-mail. Not so for
+    a refused login, a missing extension or an internal address: those are the settings' (the
+    admin fixes them; probing a refused login every minute could lock the account). Once a
+    session is open, what happens to one message (a 4xx, a drop, a timeout on a large message)
+    is that e-mail's: the batch reconnects, and only a failure to reconnect is the server's.
+    """
+    if isinstance(error, smtplib.SMTPResponseException):  # greeting, EHLO, AUTH, MAIL, DATA
+        return error.smtp_code == 421
+    if isinstance(error, smtplib.SMTPNotSupportedError | smtplib.SMTPRecipientsRefused):
+        return False
+    if isinstance(error, InternalAddressRefused):
+        return False
+    return isinstance(error, OSError)  # smtplib's disconnections, ssl, socket, timeouts, DNS
 
 
 def classify(error: BaseException) -> Failure:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from hpmail import queue
 from hpmail.extensions import db
-from hpmail.outbox import claim, clock, heartbeat, send
+from hpmail.outbox import claim, clock, health, heartbeat, send
 from hpmail.outbox.attachments import remove_unused_files
 from hpmail.outbox.limits import forget_old_counters
 from hpmail.outbox.models import OutboundEmail
@@ -39,6 +39,8 @@ def deliver(email_ids: list[int]) -> None:
             return
         if delivery.given_back:  # this worker is stopping: another one sends them now
             enqueue_delivery(delivery.given_back)
+        if delivery.released:  # their server is back: due now
+            enqueue_delivery(delivery.released)
 
 
 @huey.on_startup()
@@ -82,10 +84,14 @@ def due_email_ids(now) -> list[int]:
 
 
 def sweep() -> int:
-    """Re-enqueue dead workers' rows, due deferred rows, lost queued rows and expired leases."""
+    """Re-enqueue dead workers' rows, due deferred rows, lost queued rows and expired leases.
+
+    Failing SMTP servers whose probe is due are probed too (the heartbeat probes them sooner).
+    """
     released = heartbeat.take_over()
+    back = health.probe_due()  # failing servers whose probe is due: their e-mails, if back
     now = clock.now()
-    ids = sorted(set(due_email_ids(now)) | set(released))
+    ids = sorted(set(due_email_ids(now)) | set(released) | set(back))
     forget_old_counters(now)
     db.session.commit()
     if ids:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
-from datetime import timedelta
+import re
+from datetime import UTC, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -199,3 +201,29 @@ def test_every_state_an_e_mail_can_be_in_has_its_name_on_the_outbox_page(
     page = text(client.get(URL, headers=FR))
     for name in ("En attente", "En cours d'envoi", "Différé", "Échec"):
         assert name in page, name
+
+
+def test_the_outbox_page_says_in_french_since_when_a_server_fails_and_when_it_is_tried_next(
+    client, login_as, outbox_emails, db
+):
+    email = outbox_emails("deferred", "Réunion parents", "Connexion au serveur impossible.")
+    transport = email.mailing.transport
+    login_as("admin")
+    assert "injoignable" not in text(client.get(URL, headers=FR))  # a healthy server: no word
+
+    since = utcnow() - timedelta(minutes=5)
+    transport.failing_since = since
+    transport.last_failure = "Connexion au serveur impossible (connexion refusée)."
+    transport.next_probe_at = utcnow() + timedelta(seconds=35)
+    email.waits_for_transport = True
+    db.session.commit()
+    page = text(client.get(URL, headers=FR))
+
+    paris = since.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    server = f"{transport.host}:{transport.port}"
+    assert f"Serveur SMTP {server} injoignable depuis " in page
+    assert f"{paris.hour} h {paris.minute:02d} — prochain essai dans 3" in page
+    assert re.search(r"prochain essai dans 3[45] s", page)
+    assert "Dernière erreur : Connexion au serveur impossible (connexion refusée)." in page
+    assert "1 e-mail l'attend et partira dès qu'il répondra." in page
+    assert "Au retour du serveur" in page  # the e-mail's next attempt

@@ -13,7 +13,13 @@ from sqlalchemy import select, text
 
 from hpmail.outbox import clock
 from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailing
-from hpmail.outbox.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
+from hpmail.outbox.models import (
+    EmailRecipient,
+    EmailState,
+    OutboundEmail,
+    RecipientState,
+    Transport,
+)
 from hpmail.outbox.smtp import DeadlineSMTP, connect
 from hpmail.outbox.tasks import sweep
 from tests.fixtures.smtp import SlowDripServer, free_port
@@ -122,16 +128,19 @@ def test_smtp_down_defers_then_every_email_is_delivered_once_when_it_is_back(
 
     assert {e.state for e in emails(db)} == {EmailState.DEFERRED}
     assert all("Connexion au serveur impossible" in e.last_error for e in emails(db))
-    assert all(e.attempts == 1 for e in emails(db))
-    first = emails(db)[0]
-    assert timedelta(seconds=55) < first.next_attempt_at - clock.now() <= timedelta(seconds=60)
+    # The server's failure is the transport's: the e-mails wait for it, no attempt counted.
+    assert all(e.attempts == 0 and e.waits_for_transport for e in emails(db))
+    transport = db.session.get(Transport, emails(db)[0].mailing.transport_id)
+    assert "Connexion au serveur impossible" in transport.last_failure
+    next_probe = transport.next_probe_at - clock.now()
+    assert timedelta(seconds=55) < next_probe <= timedelta(seconds=60)
     message_ids = {e.message_id for e in emails(db)}
 
     later(30)
-    assert sweep() == 0  # not due yet
+    assert sweep() == 0  # the probe is not due yet
     server = make_smtp_server("none", port=port)
     later(31)
-    assert sweep() == 3
+    assert sweep() == 3  # the probe found the server back: every e-mail due at once
 
     assert {e.state for e in emails(db)} == {EmailState.SENT}
     assert sorted(r.rcpt_tos[0] for r in server.received) == [
@@ -409,9 +418,13 @@ def test_an_error_outside_any_one_email_defers_the_batch_then_fails_it_with_the_
     assert smtp_server.received == []
 
 
-@pytest.mark.parametrize("stage", ["greeting", "EHLO", "DATA"])
+@pytest.mark.parametrize(
+    ("stage", "attempts", "waits_for_transport"),
+    # Before a session is open the server is failing, for every e-mail: the transport's state.
+    [("greeting", 0, True), ("EHLO", 0, True), ("DATA", 1, False)],
+)
 def test_a_server_dripping_its_answer_is_given_up_at_the_deadline_and_the_email_deferred(
-    db, make_transport, delivery_settings, stage
+    db, make_transport, delivery_settings, stage, attempts, waits_for_transport
 ):
     server = SlowDripServer(stage)
     try:
@@ -424,7 +437,8 @@ def test_a_server_dripping_its_answer_is_given_up_at_the_deadline_and_the_email_
         server.close()
     assert elapsed < 4  # one second of timeout (the drip would have held it 12 s)
     (email,) = emails(db)
-    assert (email.state, email.attempts) == (EmailState.DEFERRED, 1)
+    assert (email.state, email.attempts) == (EmailState.DEFERRED, attempts)
+    assert email.waits_for_transport is waits_for_transport
     assert email.last_error == "Délai dépassé : augmentez le délai d'attente du serveur"
 
 
