@@ -2,7 +2,12 @@
 
     .venv/bin/python bench/delivery.py [--emails 5000] [--queue-recipients 2000]
 
+    eval $(bash .ci/services env)   # the running PostgreSQL and Redis (or --postgres, --redis)
+    .venv/bin/python bench/delivery.py --scale-out [--emails 20000]
+
 Target: Postfix's ``smtp-sink`` on loopback, started by this script. Prints one table.
+``--scale-out`` compares SQLite with PostgreSQL + Redis: each PostgreSQL run has a database of its
+own, made and dropped here; the queue is Redis database 0 (the tests use 1 to 63).
 """
 
 from __future__ import annotations
@@ -75,6 +80,15 @@ def time_now():
     return datetime.now(UTC)
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system) process ``pid`` has used so far, 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -86,15 +100,24 @@ def rss_kb(pid: int) -> int:
 
 
 class Instance:
-    """A fresh hpmail instance folder with its app, database and SQLite queue."""
+    """A fresh hpmail instance folder with its app, database and queue.
 
-    def __init__(self, port: int) -> None:
+    SQLite and the SQLite queue in the folder by default; with ``database_url`` and ``queue_url``
+    a PostgreSQL database (already made, empty) and a Redis queue, emptied first.
+    """
+
+    def __init__(self, port: int, database_url: str = "", queue_url: str = "") -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="hpmail-bench-"))
         os.environ.update(
             HPMAIL_INSTANCE_PATH=str(self.folder),
             HPMAIL_DEMO="0",
             HPMAIL_SECRET_KEY="bench-secret-key",
         )
+        for name, value in (("DATABASE_URL", database_url), ("HPMAIL_QUEUE_URL", queue_url)):
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
         from hpmail import create_app
         from hpmail.extensions import db
 
@@ -104,6 +127,10 @@ class Instance:
         import hpmail.outbox.tasks  # noqa: F401  (registers the task on the queue)
 
         db.create_all()
+        if queue_url:
+            from hpmail.queue import huey
+
+            huey.flush()  # what an earlier run left in the queue
         from hpmail.outbox.models import Transport
         from hpmail.outbox.settings import server_settings
 
@@ -146,17 +173,20 @@ class Instance:
             .where(OutboundEmail.state == EmailState.SENT)
         )
 
-    def start_workers(self, count: int) -> list[subprocess.Popen]:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    def start_workers(
+        self, count: int, threads: int = 1, entry: str = "hpmail.worker.huey"
+    ) -> list[subprocess.Popen]:
+        """Start ``count`` consumer processes of ``threads`` worker threads each."""
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CLAIM_TIMES": str(self.folder)}
         workers = []
         for _ in range(count):
             workers.append(
                 subprocess.Popen(
                     [
                         str(CONSUMER),
-                        "hpmail.worker.huey",
+                        entry,
                         "-w",
-                        "1",
+                        str(threads),
                         "-k",
                         "thread",
                         "-d",
@@ -172,22 +202,64 @@ class Instance:
                     stderr=open(self.folder / "worker.log", "ab"),  # noqa: SIM115
                 )
             )
-        time.sleep(2.5)  # let them import the app (not part of the measure)
+        # Let them import the app (not part of the measure).
+        deadline = time.monotonic() + 120
+        while len(list(self.folder.glob("ready-*"))) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the consumer starts its threads after the import
         return workers
+
+    def server_pids(self) -> list[int]:
+        """Return the PostgreSQL server processes serving this instance's database, if any."""
+        from sqlalchemy import text
+
+        if self.db.engine.dialect.name != "postgresql":
+            return []
+        self.db.session.rollback()
+        return list(
+            self.db.session.scalars(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()"
+                )
+            )
+        )
+
+    def claim_times(self) -> list[float]:
+        """Return how long each claim() of the timed workers took, in seconds."""
+        return [
+            float(line.split()[0])
+            for path in self.folder.glob("claims-*.txt")
+            for line in path.read_text().splitlines()
+            if line
+        ]
 
     def close(self) -> None:
         self.db.session.remove()
         self.db.engine.dispose()
         self.context.pop()
+        for name in ("DATABASE_URL", "HPMAIL_QUEUE_URL"):
+            os.environ.pop(name, None)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def end_to_end(port: int, count: int, workers: int) -> dict:
-    """Rows → real consumers → SMTP → states recorded, for ``count`` one-recipient e-mails."""
-    instance = Instance(port)
+def end_to_end(
+    port: int,
+    count: int,
+    workers: int,
+    threads: int = 1,
+    database_url: str = "",
+    queue_url: str = "",
+) -> dict:
+    """Rows → real consumers → SMTP → states recorded, for ``count`` one-recipient e-mails.
+
+    ``workers`` consumer processes of ``threads`` threads each; ``claims`` lists how long each
+    claim() took in them.
+    """
+    instance = Instance(port, database_url, queue_url)
     try:
         mailing = instance.queue(count, dispatch=False)
-        processes = instance.start_workers(workers)
+        processes = instance.start_workers(workers, threads, "bench.delivery_worker.huey")
         peak = [0]
         done = threading.Event()
 
@@ -200,18 +272,29 @@ def end_to_end(port: int, count: int, workers: int) -> dict:
         sampler.start()
         from hpmail.outbox import api
 
+        cpu_before = sum(cpu_seconds(p.pid) for p in processes)
         started = time.perf_counter()
         api.dispatch(mailing)
         while instance.sent() < count:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        # The workers' CPU time, and their database server processes' (on PostgreSQL: each
+        # connection is a process; they started with the run, so all of their time is the run's).
+        worker_cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_before
+        server_cpu = sum(cpu_seconds(pid) for pid in instance.server_pids())
         done.set()
         sampler.join()
         for process in processes:
             process.send_signal(signal.SIGINT)
         for process in processes:
             process.wait(20)
-        return {"seconds": elapsed, "rss_mb": peak[0] / 1024}
+        return {
+            "seconds": elapsed,
+            "rss_mb": peak[0] / 1024,
+            "claims": instance.claim_times(),
+            "cpu_ms": (worker_cpu + server_cpu) * 1000 / count,
+            "server_cpu_ms": server_cpu * 1000 / count,
+        }
     finally:
         instance.close()
 
@@ -306,15 +389,126 @@ def compose_request(port: int, recipients: int, runs: int) -> list[float] | str:
         instance.close()
 
 
+def on_postgres(port: int, count: int, workers: int, threads: int, server: str, queue: str):
+    """``end_to_end`` in a PostgreSQL database of its own on ``server``, dropped afterwards."""
+    from tests.fixtures import backend
+
+    name = backend.new_database_name("bench")
+    url = backend.create_database(name, server)
+    try:
+        return end_to_end(port, count, workers, threads, database_url=url, queue_url=queue)
+    finally:
+        backend.drop_database(name, server)
+
+
+def recording_every(every: int, run, *args):
+    """``run(*args)`` with the workers committing answers every ``every`` e-mails."""
+    os.environ["HPMAIL_DELIVERY_RECORD_EVERY"] = str(every)
+    try:
+        return run(*args)
+    finally:
+        del os.environ["HPMAIL_DELIVERY_RECORD_EVERY"]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def scale_out(port: int, count: int, server: str, queue: str, base_count: int) -> None:
+    """SQLite + 2 workers against PostgreSQL + Redis with 2 and 4, the smtplib loop around them."""
+    load = os.getloadavg()[0]
+    runs = [
+        ("SQLite + SQLite queue, 2 consumer processes", lambda: end_to_end(port, count, 2)),
+        (
+            "PostgreSQL + Redis, 2 consumer processes",
+            lambda: on_postgres(port, count, 2, 1, server, queue),
+        ),
+        (
+            "PostgreSQL + Redis, 4 consumer processes",
+            lambda: on_postgres(port, count, 4, 1, server, queue),
+        ),
+        (
+            "PostgreSQL + Redis, 1 process --workers 4",
+            lambda: on_postgres(port, count, 1, 4, server, queue),
+        ),
+        (
+            "PostgreSQL + Redis, 4 processes, record every 20",
+            lambda: recording_every(20, on_postgres, port, count, 4, 1, server, queue),
+        ),
+    ]
+    # The machine is shared: the smtplib loop runs before, between and after hpmail's runs.
+    bases = [baseline(port, base_count)]
+    results = []
+    for index, (name, run) in enumerate(runs):
+        results.append((name, run()))
+        if index % 2:
+            bases.append(baseline(port, base_count))
+    bases.append(baseline(port, base_count))
+    rate = base_count / statistics.median(bases)
+    base = count / rate
+    print(
+        f"\n{count} one-recipient e-mails to smtp-sink on 127.0.0.1, end to end (queued rows → "
+        f"huey_consumer → smtp-sink → states committed); {os.cpu_count()} cores, load average "
+        f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n"
+    )
+    print(
+        f"| {'run':<48} | {'seconds':>7} | {'e-mails/s':>9} | {'vs baseline':>11} "
+        f"| {'CPU/e-mail':>10} | {'of it, DB':>9} | {'claim median':>12} | {'claim p99':>9} "
+        f"| {'worker RSS':>10} |"
+    )
+    print(
+        f"|{'-' * 50}|{'-' * 9}|{'-' * 11}|{'-' * 13}|{'-' * 12}|{'-' * 11}|{'-' * 14}"
+        f"|{'-' * 11}|{'-' * 12}|"
+    )
+    print(
+        f"| {'baseline: EmailMessage + smtplib, median of ' + str(len(bases)):<48} "
+        f"| {base:>7.1f} | {rate:>9.0f} | {1:>10.2f}× | {'':>10} | {'':>9} | {'':>12} "
+        f"| {'':>9} | {'':>10} |"
+    )
+    for name, result in results:
+        claims = result["claims"]
+        print(
+            f"| {name:<48} | {result['seconds']:>7.1f} | {count / result['seconds']:>9.0f} "
+            f"| {count / result['seconds'] / rate:>10.2f}× | {result['cpu_ms']:>7.2f} ms "
+            f"| {result['server_cpu_ms']:>6.2f} ms "
+            f"| {statistics.median(claims) * 1000:>9.1f} ms "
+            f"| {percentile(claims, 0.99) * 1000:>6.1f} ms | {result['rss_mb']:>7.0f} MB |"
+        )
+    print(
+        f"\nBaseline runs ({base_count} e-mails each, s): "
+        + ", ".join(f"{seconds:.1f}" for seconds in bases)
+        + "; claims per run: "
+        + ", ".join(str(len(result["claims"])) for _name, result in results)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--emails", type=int, default=5000)
+    parser.add_argument("--emails", type=int, default=None, help="5000, or 20000 with --scale-out")
     parser.add_argument("--queue-recipients", type=int, default=2000)
     parser.add_argument("--queue-runs", type=int, default=5)
+    parser.add_argument("--scale-out", action="store_true", help="SQLite against PostgreSQL")
+    parser.add_argument("--baseline-emails", type=int, default=5000, help="with --scale-out")
+    parser.add_argument("--postgres", default=os.environ.get("HPMAIL_TEST_POSTGRES", ""))
+    parser.add_argument("--redis", default=os.environ.get("HPMAIL_TEST_REDIS", ""))
     arguments = parser.parse_args()
+    if arguments.scale_out:
+        if not (arguments.postgres and arguments.redis):
+            raise SystemExit("--scale-out needs --postgres and --redis (.ci/services env)")
+        sink, port = start_sink()
+        try:
+            queue = f"{arguments.redis.rsplit('/', 1)[0]}/0"
+            count = arguments.emails or 20_000
+            base_count = min(count, arguments.baseline_emails)
+            scale_out(port, count, arguments.postgres, queue, base_count)
+        finally:
+            sink.terminate()
+            sink.wait()
+        return
     sink, port = start_sink()
     try:
-        count = arguments.emails
+        count = arguments.emails or 5000
         # The machine is shared: the baseline runs three times around hpmail's runs (median).
         bases = [baseline(port, count)]
         one = end_to_end(port, count, 1)

@@ -30,6 +30,7 @@ TRANSLATION_DOMAINS = (
     "auth",
     "directory",
     "delivery",
+    "oauth",
     "accounts",
     "compose",
     "documents",

@@ -1,4 +1,5 @@
-"""Commands of ``flask --app app``: setup, create-admin, load-demo (features add their own)."""
+"""Commands of ``flask --app app``: setup, create-admin, load-demo, doctor, copy-database
+(features add their own)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from flask import Flask, current_app
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from hpmail import demo
+from hpmail import copy_database, demo, doctor
 from hpmail.auth.models import Role, User
 from hpmail.auth.service import PASSWORD_MIN_LENGTH, create_user
 from hpmail.extensions import db
@@ -17,6 +18,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(setup)
     app.cli.add_command(create_admin)
     app.cli.add_command(load_demo)
+    app.cli.add_command(doctor_command)
+    app.cli.add_command(copy_database_command)
 
 
 @click.command("setup")
@@ -61,3 +64,63 @@ def load_demo(scale: int) -> None:
     demo.load(scale=scale)
     db.session.commit()
     click.echo(demo.sign_in_help())
+
+
+@click.command("doctor")
+def doctor_command() -> None:
+    """Check this deployment (database, queue, workers, SMTP, keys, rights, outbox).
+
+    One line a check: OK, ATTENTION or ÉCHEC. Exit code 0 when all are OK, 1 on a warning, 2 on a
+    failure, for monitoring.
+    """
+    findings = doctor.run_checks()
+    for finding in findings:
+        click.echo(finding.line())
+    raise SystemExit(doctor.worst(findings))
+
+
+@click.command("copy-database")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="URL",
+    help="The empty PostgreSQL database: postgresql+psycopg://user@host/name "
+    "(the password from ~/.pgpass or PGPASSWORD rather than the command line).",
+)
+def copy_database_command(target: str) -> None:
+    """Copy this installation's SQLite database into an empty PostgreSQL database, verified.
+
+    Exit codes: 0 copied and verified, 1 failed or different (the target kept nothing),
+    2 refused (target or source), 3 the target is not empty.
+    """
+    try:
+        url = copy_database.postgresql_url(target)
+        click.echo(f"Copie de la base vers {copy_database.shown(url)}…")
+        copy = copy_database.copy_database(
+            db.engine,
+            target,
+            progress=lambda table, rows: click.echo(f"  {table} : {_rows(rows)}"),
+        )
+    except copy_database.CopyFailed as failure:
+        for line in copy_database.report_lines(failure.checks):
+            click.echo(line)
+        _stop(str(failure), failure.exit_code)
+    except copy_database.CopyRefused as refusal:
+        _stop(str(refusal), refusal.exit_code)
+    for line in copy_database.report_lines(copy.checks):
+        click.echo(line)
+    click.echo(
+        f"Copie vérifiée : {len(copy.checks)} tables, {_rows(copy.rows)}, schéma à la révision "
+        f"{copy.revision}. Donnez cette base aux processus web et worker (DATABASE_URL)."
+    )
+
+
+def _rows(count: int) -> str:
+    return f"{count} ligne" if count < 2 else f"{count} lignes"
+
+
+def _stop(message: str, exit_code: int) -> None:
+    error = click.ClickException(message)
+    error.exit_code = exit_code
+    raise error

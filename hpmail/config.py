@@ -74,6 +74,28 @@ class Defaults:
     # 20 is about 1.5x faster on loopback, but a crash may resend up to 20 (same Message-ID).
     DELIVERY_RECORD_EVERY = 1
     SWEEP_INTERVAL_MINUTES = 1
+    # OAuth2 for SMTP (Microsoft 365, Google): the providers' endpoints are a table in
+    # hpmail/outbox/oauth.py; OAUTH_PROVIDERS overrides a provider's fields, e.g.
+    # {"microsoft": {"token_url": "https://…"}}. Every call to a provider has this timeout; an
+    # access token is refreshed this long before it expires; a started sign-in lasts this long.
+    OAUTH_PROVIDERS: dict = {}
+    OAUTH_HTTP_TIMEOUT_SECONDS = 15
+    OAUTH_REFRESH_MARGIN_SECONDS = 300
+    OAUTH_CONSENT_MINUTES = 15
+    # "Trouver les paramètres": the SMTP settings of an address's domain, found in the providers'
+    # table, the domain's autoconfiguration file, its SRV, MX and SPF records. Every look-up ends
+    # within DISCOVERY_TIMEOUT_SECONDS in all. DISCOVERY_DNS_SERVERS (IP addresses; empty: the
+    # system's resolver) and DISCOVERY_DNS_PORT choose the DNS servers asked; each URL of
+    # DISCOVERY_AUTOCONFIG_URLS is a Thunderbird autoconfiguration file, {domain} replaced.
+    DISCOVERY_TIMEOUT_SECONDS = 8
+    DISCOVERY_DNS_SERVERS: tuple[str, ...] = ()
+    DISCOVERY_DNS_PORT = 53
+    DISCOVERY_AUTOCONFIG_URLS = (
+        "https://autoconfig.{domain}/mail/config-v1.1.xml",
+        "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml",
+        "https://autoconfig.thunderbird.net/v1.1/{domain}",
+    )
+    DISCOVERY_AUTOCONFIG_MAX_BYTES = 64 * 1024
     DEMO_MAILBOX_HOST = "127.0.0.1"
     DEMO_MAILBOX_PORT = 8025
     # Compose

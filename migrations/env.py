@@ -86,6 +86,19 @@ def run_migrations_online():
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 
+    # copy-database migrates another database than the app's, in its own transaction: it hands
+    # its connection in (Alembic's "sharing a connection" recipe) and commits it itself.
+    shared = config.attributes.get('connection')
+    if shared is not None:
+        context.configure(
+            connection=shared,
+            target_metadata=get_metadata(),
+            **conf_args
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
     connectable = get_engine()
 
     with connectable.connect() as connection:

@@ -4,12 +4,39 @@
      data-check-all="NAME"     a checkbox that ticks or unticks every checkbox named NAME
      data-select-row           a link whose table row is marked selected once its htmx request ends
      data-limit-presets='{…}'  a select of sending-limit presets that fills the two limits of its
-                               form; typing a limit switches it back to "custom" */
+                               form; typing a limit switches it back to "custom"
+     data-auth-choice          the "Authentification" select of an SMTP server: its form's password
+                               fields are off unless it says "password"
+     data-fill-form="ID"       a button that copies its data-fill-values (JSON: field name ->
+                               value) into the form ID, and data-fill-address into its
+                               "discovered_for" field (such settings are tested before saving) */
 (function () {
   "use strict";
 
+  function applyAuthChoice(select) {
+    var form = select.form;
+    if (!form) { return; }
+    ["password", "forget_password"].forEach(function (name) {
+      var input = form.elements[name];
+      if (input) { input.disabled = select.value !== "password"; }
+    });
+  }
+
+  function applyAuthChoices(root) {
+    root.querySelectorAll("[data-auth-choice]").forEach(applyAuthChoice);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { applyAuthChoices(document); });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    applyAuthChoices(event.target.parentNode || document);
+  });
+
   document.addEventListener("change", function (event) {
     var input = event.target;
+    if (input.matches("[data-auth-choice]")) {
+      applyAuthChoice(input);
+      return;
+    }
     if (input.matches("[data-check-all]")) {
       var boxes = document.querySelectorAll(
         'input[type=checkbox][name="' + CSS.escape(input.dataset.checkAll) + '"]');
@@ -28,6 +55,23 @@
     } else if (input.name === "per_minute" || input.name === "per_day") {
       presetSelect.value = "custom";
     }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-fill-form]");
+    if (!button) { return; }
+    var form = document.getElementById(button.dataset.fillForm);
+    if (!form) { return; }
+    var values = JSON.parse(button.dataset.fillValues);
+    Object.keys(values).forEach(function (name) {
+      var input = form.elements.namedItem(name);
+      if (input && "value" in input) { input.value = values[name]; }
+    });
+    var foundFor = form.elements.namedItem("discovered_for");
+    if (foundFor) { foundFor.value = button.dataset.fillAddress; }
+    button.textContent = button.dataset.filledLabel;
+    var password = form.elements.namedItem("password");
+    if (password) { password.focus(); }
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +26,8 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.worker",
     "tests.fixtures.browser",
+    "tests.fixtures.oauth",
+    "tests.fixtures.discovery",
 ]
 
 PASSWORD = "correct horse battery"
@@ -64,6 +67,11 @@ def app_config(tmp_path) -> dict:
         "QUEUE_URL": "memory",
         "HUEY_IMMEDIATE": True,
         "SERVER_NAME": None,
+        # "Trouver les paramètres" never reaches outside: tests serve DNS and files themselves
+        # (tests/fixtures/discovery.py); otherwise every look-up finds nothing, at once.
+        "DISCOVERY_DNS_SERVERS": ["127.0.0.1"],
+        "DISCOVERY_DNS_PORT": 9,
+        "DISCOVERY_AUTOCONFIG_URLS": [],
     }
 
 
@@ -229,3 +237,14 @@ def login_as(client, make_user):
         return user
 
     return sign_in
+
+
+def pytest_collection_finish(session):
+    """Freeze what the collection built out of the garbage collector's reach.
+
+    The modules, models and test functions imported so far (a few hundred thousand objects)
+    live until the end: each full collection would walk them again, and each test's app makes
+    enough garbage to trigger many. Objects made by the tests are still collected.
+    """
+    gc.collect()
+    gc.freeze()

@@ -180,6 +180,7 @@ ARGUMENTS: dict[str, Callable[[Walk], object]] = {
     "token": _selection_token,
     "account_id": lambda walk: _account(walk).id,
     "profile_id": lambda walk: _profile(walk).id,
+    "transport_id": lambda walk: _profile(walk).transport_id,
     "template_id": lambda walk: _template(walk).id,
     "letter_id": lambda walk: _letter(walk).id,
     "category": lambda walk: "students",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ def method_map() -> list[tuple[str, str]]:
     return [(pattern.strip(), method) for method, pattern in sections]
 
 
+@cache  # walking the code and the templates is most of these tests' time: once per process
 def extracted_messages() -> dict[str | tuple[str, ...], set[str]]:
     """Return each message id of the code and templates with the files where it appears."""
     found: dict = defaultdict(set)
@@ -33,6 +35,7 @@ def extracted_messages() -> dict[str | tuple[str, ...], set[str]]:
     return found
 
 
+@cache
 def french_catalogue() -> dict[str, tuple[str, ...]]:
     """Return every msgid of the French .po files with its msgstr (plural forms as a tuple)."""
     translations: dict[str, tuple[str, ...]] = {}

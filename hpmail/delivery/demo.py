@@ -7,7 +7,7 @@ import logging
 from flask import current_app
 
 from hpmail.extensions import db
-from hpmail.outbox.models import Security, ServerSettings, Transport
+from hpmail.outbox.models import Auth, Security, ServerSettings, Transport
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,12 @@ def configure_demo_delivery() -> ServerSettings:
     transport.host = current_app.config["DEMO_MAILBOX_HOST"]
     transport.port = int(current_app.config["DEMO_MAILBOX_PORT"])
     transport.security = Security.NONE
+    transport.auth = Auth.NONE
     transport.username = ""
     transport.secret_encrypted = None
+    transport.oauth_refresh_encrypted = None
+    transport.oauth_account = ""
+    transport.oauth_error = None
     transport.timeout_seconds = 10
     transport.per_minute = transport.per_day = None
     transport.ca_certificates = None

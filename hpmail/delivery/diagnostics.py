@@ -32,7 +32,11 @@ from hpmail.outbox.models import Security, Transport
 log = logging.getLogger(__name__)
 
 STEPS = ("resolve", "connect", "tls", "auth", "mail_from", "rcpt_to", "data")
+# Signing in with Microsoft 365 or Google asks the provider for a token first.
+OAUTH_STEPS = ("token_endpoint", "token", *STEPS)
 STEP_LABELS = {
+    "token_endpoint": _l("Sign-in service reached"),
+    "token": _l("Access token obtained"),
     "resolve": _l("Name lookup"),
     "connect": _l("Connection"),
     "tls": _l("Encryption (TLS)"),
@@ -66,6 +70,7 @@ class Diagnosis:
     host: str
     port: int
     steps: list[Step] = field(default_factory=list)
+    planned: tuple[str, ...] = STEPS
 
     @property
     def succeeded(self) -> bool:
@@ -84,7 +89,7 @@ class Diagnosis:
     def fail(self, key: str, detail: str, advice: str = "") -> Diagnosis:
         self.steps.append(Step(key, "failed", detail, advice))
         done = {step.key for step in self.steps}
-        self.steps += [Step(key, "not_tried") for key in STEPS if key not in done]
+        self.steps += [Step(key, "not_tried") for key in self.planned if key not in done]
         return self
 
 
@@ -160,12 +165,28 @@ def build_test_message(
     return message.as_bytes(policy=SMTP)
 
 
-def diagnose(transport: Transport, sender: str, recipient: str, sender_name: str = "") -> Diagnosis:
-    """Send a real test e-mail through ``transport``, one step at a time, and say where it stops."""
+def diagnose(
+    transport: Transport,
+    sender: str,
+    recipient: str,
+    sender_name: str = "",
+    restricted: bool | None = None,
+) -> Diagnosis:
+    """Send a real test e-mail through ``transport``, one step at a time, and say where it stops.
+
+    ``restricted`` says whether the server must be public; None asks the saved transport's owner
+    (a transport not saved yet, being tested before it is saved, has none: the caller says).
+    """
     diagnosis = Diagnosis(sender, recipient, transport.host, transport.port)
     smtp: smtplib.SMTP | None = None
+    if restricted is None:
+        restricted = is_restricted(transport)
     try:
-        smtp = _converse(diagnosis, transport, sender, sender_name, recipient)
+        token = None
+        if transport.uses_oauth:
+            diagnosis.planned = OAUTH_STEPS
+            token = _obtain_token(diagnosis, transport)
+        smtp = _converse(diagnosis, transport, sender, sender_name, recipient, restricted, token)
     except _Failed as failure:
         diagnosis.fail(failure.key, failure.detail, failure.advice)
     finally:
@@ -184,9 +205,41 @@ def diagnose(transport: Transport, sender: str, recipient: str, sender_name: str
     return diagnosis
 
 
-def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.SMTP | None:
+def _obtain_token(diagnosis: Diagnosis, transport: Transport) -> str:
+    """Ask the provider for a new access token, saying whether it answered, then what."""
+    from hpmail.outbox import oauth
+
+    label = oauth.provider_label(transport.auth)
+    try:
+        token = oauth.access_token(transport, fresh=True)
+    except oauth.EndpointUnreachable as problem:
+        raise _Failed(
+            "token_endpoint",
+            str(problem),
+            _(
+                "hpmail cannot reach %(provider)s from this server: check that it may make HTTPS "
+                "connections (proxy, firewall).",
+                provider=label,
+            ),
+        ) from None
+    except oauth.NotConnected as problem:
+        raise _Failed("token_endpoint", str(problem)) from None
+    except oauth.GrantRefused as problem:
+        diagnosis.ok("token_endpoint", label)
+        raise _Failed(
+            "token",
+            f"{problem.error}: {one_line(problem.description)}".strip(": "),
+            str(problem),
+        ) from None
+    diagnosis.ok("token_endpoint", label)
+    diagnosis.ok("token", _("for %(account)s", account=transport.oauth_account or "—"))
+    return token
+
+
+def _converse(
+    diagnosis, transport, sender, sender_name, recipient, restricted: bool, token=None
+) -> smtplib.SMTP | None:
     host, port, timeout = transport.host, transport.port, transport.timeout_seconds
-    restricted = is_restricted(transport)
     if restricted:
         timeout = min(timeout, USER_TIMEOUT_CAP)
     step = "resolve"
@@ -277,7 +330,11 @@ def _converse(diagnosis, transport, sender, sender_name, recipient) -> smtplib.S
             diagnosis.skip(step, detail)
 
         step = "auth"
-        _authenticate(diagnosis, smtp, transport)
+        if token is not None:
+            code, reply = _authenticate_with_token(smtp, transport, token)
+            diagnosis.ok("auth", "XOAUTH2 — " + _answer(code, reply))
+        else:
+            _authenticate(diagnosis, smtp, transport)
 
         step = "mail_from"
         code, reply = smtp.mail(sender)
@@ -380,6 +437,23 @@ def _authenticate(diagnosis: Diagnosis, smtp: smtplib.SMTP, transport: Transport
             ),
         ) from None
     diagnosis.ok("auth", _answer(code, reply))
+
+
+def _authenticate_with_token(smtp: smtplib.SMTP, transport: Transport, token: str):
+    from hpmail.outbox.smtp import sign_in_with_token
+
+    try:
+        return sign_in_with_token(smtp, transport, token)
+    except smtplib.SMTPAuthenticationError as error:
+        raise _Failed(
+            "auth",
+            _answer(error.smtp_code, error.smtp_error),
+            _(
+                "The SMTP server refused the token (XOAUTH2). With Microsoft 365, “Authenticated "
+                "SMTP” must be enabled for this mailbox; check that the login is the mailbox "
+                "that signed in, then sign in again."
+            ),
+        ) from None
 
 
 def _sender_advice(code: int, transport: Transport, sender: str) -> str:

@@ -13,6 +13,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
+    HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
@@ -34,13 +35,13 @@ from hpmail.core.forms import IdsField
 from hpmail.core.text import header_safe
 from hpmail.core.web import MAX_PAGE, whole_number
 from hpmail.delivery.outbox_admin import LISTED_STATES
-from hpmail.delivery.transports import SenderValues, TransportValues
+from hpmail.delivery.transports import ApplicationValues, SenderValues, TransportValues
 from hpmail.outbox.destinations import (
     USER_TIMEOUT_CAP,
     InternalAddressRefused,
     refuse_internal,
 )
-from hpmail.outbox.models import Security
+from hpmail.outbox.models import Auth, Security
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 HOSTNAME = re.compile(rf"^(?:{_LABEL}\.)*{_LABEL}\.?$", re.IGNORECASE)
@@ -175,6 +176,15 @@ SECURITY_LABELS = {
 }
 SECURITY_CHOICES = [SelectChoice(value, label) for value, label in SECURITY_LABELS.items()]
 
+# How each way of signing in is named, in the menu and in the pages that show a saved server.
+AUTH_LABELS = {
+    Auth.NONE.value: _l("None"),
+    Auth.PASSWORD.value: _l("Password"),
+    Auth.MICROSOFT.value: _l("Microsoft 365"),
+    Auth.GOOGLE.value: _l("Google"),
+}
+AUTH_CHOICES = [SelectChoice(value, label) for value, label in AUTH_LABELS.items()]
+
 
 def timeout_field(cap: int) -> WholeNumberField:
     """Return the SMTP timeout field, from 1 to ``cap`` seconds (the browser is told the cap)."""
@@ -216,6 +226,17 @@ class TransportForm(FlaskForm):
         choices=SECURITY_CHOICES,
         default=Security.STARTTLS.value,
         validate_choice=False,
+    )
+    auth = SelectField(
+        _l("Authentication"),
+        choices=AUTH_CHOICES,
+        default=Auth.PASSWORD.value,
+        validate_choice=False,
+        render_kw={"data-auth-choice": ""},  # static/app.js: the password only with "password"
+        description=_l(
+            "With Microsoft 365 or Google, save, then click « Se connecter »: the login is the "
+            "mailbox's address and no password is kept."
+        ),
     )
     username = StringField(
         _l("Login"),
@@ -267,10 +288,22 @@ class TransportForm(FlaskForm):
         ),
     )
     forget_ca_certificates = BooleanField(_l("Remove the saved certificate authority"))
+    # Set by "Use these settings" (static/app.js) to the address the settings were found for:
+    # such settings are saved only once a test e-mail went through them.
+    discovered_for = HiddenField(
+        validators=[Length(max=254, message=_l("At most %(max)d characters.")), header_safe]
+    )
+
+    def validate_discovered_for(self, field) -> None:
+        email_address(self, field)
 
     def validate_security(self, field) -> None:
         if field.data not in {choice.value for choice in SECURITY_CHOICES}:
             raise ValidationError(_l("Choose an encryption in the list."))
+
+    def validate_auth(self, field) -> None:
+        if field.data not in AUTH_LABELS:
+            raise ValidationError(_l("Choose an authentication in the list."))
 
     def validate_limit_preset(self, field) -> None:
         if field.data != "custom" and field.data not in LIMIT_PRESETS:
@@ -280,7 +313,7 @@ class TransportForm(FlaskForm):
         """Fill the fields from a saved transport (the password is never sent back)."""
         if transport is None:
             return
-        for name in ("host", "port", "security", "username", "timeout_seconds"):
+        for name in ("host", "port", "security", "auth", "username", "timeout_seconds"):
             getattr(self, name).data = getattr(transport, name)
         self.per_minute.data, self.per_day.data = transport.per_minute, transport.per_day
         limits = (transport.per_minute, transport.per_day)
@@ -321,6 +354,7 @@ class TransportForm(FlaskForm):
             per_day=per_day,
             ca_certificates=getattr(self.ca_certificates, "pem", None),
             forget_ca_certificates=bool(self.forget_ca_certificates.data),
+            auth=self.auth.data,
         )
 
 
@@ -400,6 +434,69 @@ class ServerSettingsForm(TransportForm):
             require_personal_verification=bool(self.require_personal_verification.data),
             allow_internal_hosts=bool(self.allow_internal_hosts.data),
         )
+
+
+class ApplicationsForm(FlaskForm):
+    """The school's OAuth2 applications (Serveur › Paramètres d'envoi des e-mails).
+
+    The secrets are never sent back: an empty field keeps the saved one.
+    """
+
+    microsoft_tenant = StringField(
+        _l("Microsoft 365 tenant (directory) ID"),
+        validators=[Length(max=120, message=_l("At most %(max)d characters.")), header_safe],
+        description=_l("The directory's ID or domain, such as lycee-exemple.fr."),
+    )
+    microsoft_client_id = StringField(
+        _l("Microsoft 365 application (client) ID"),
+        validators=[Length(max=200, message=_l("At most %(max)d characters.")), header_safe],
+    )
+    microsoft_client_secret = PasswordField(
+        _l("Microsoft 365 client secret"),
+        validators=[Length(max=500, message=_l("At most %(max)d characters.")), header_safe],
+    )
+    google_client_id = StringField(
+        _l("Google client ID"),
+        validators=[Length(max=200, message=_l("At most %(max)d characters.")), header_safe],
+    )
+    google_client_secret = PasswordField(
+        _l("Google client secret"),
+        validators=[Length(max=500, message=_l("At most %(max)d characters.")), header_safe],
+    )
+
+    def show_saved(self, applications: dict) -> None:
+        """Fill the ids from the saved applications; say which secrets are saved."""
+        for name, row in applications.items():
+            if row is None:
+                continue
+            if name == "microsoft":
+                self.microsoft_tenant.data = self.microsoft_tenant.data or row.tenant
+            client_id = getattr(self, f"{name}_client_id")
+            client_id.data = client_id.data or row.client_id
+            if row.client_secret_encrypted:
+                secret = getattr(self, f"{name}_client_secret")
+                secret.render_kw = {"placeholder": _l("••• saved")}
+                secret.description = _l("Leave empty to keep the saved secret.")
+
+    def validate_microsoft_client_id(self, field) -> None:
+        if field.data and not (self.microsoft_tenant.data or "").strip():
+            raise ValidationError(_l("Enter the tenant ID too."))
+
+    def application_values(self) -> list[ApplicationValues]:
+        return [
+            ApplicationValues(
+                "microsoft",
+                (self.microsoft_tenant.data or "").strip(),
+                (self.microsoft_client_id.data or "").strip(),
+                self.microsoft_client_secret.data or None,
+            ),
+            ApplicationValues(
+                "google",
+                "",
+                (self.google_client_id.data or "").strip(),
+                self.google_client_secret.data or None,
+            ),
+        ]
 
 
 class ProfileForm(TransportForm):

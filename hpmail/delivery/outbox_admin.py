@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from hpmail.auth.models import User
 from hpmail.extensions import db
 from hpmail.outbox import api
-from hpmail.outbox.models import EmailState, OutboundEmail
+from hpmail.outbox.models import EmailState, Mailing, OutboundEmail, Transport
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +68,23 @@ def cancel(email_ids: list[int], actor: User) -> int:
 
 
 wake_worker = api.wake_worker
+
+
+def deferred_through(transport: Transport) -> list[int]:
+    """Return the ids of the e-mails waiting to be tried again through ``transport``."""
+    return list(
+        db.session.scalars(
+            select(OutboundEmail.id)
+            .join(Mailing, Mailing.id == OutboundEmail.mailing_id)
+            .where(Mailing.transport_id == transport.id, OutboundEmail.state == EmailState.DEFERRED)
+        )
+    )
+
+
+def refused_sign_ins() -> list[Transport]:
+    """Return the servers whose provider refused the last token: their mail waits for a sign-in."""
+    return list(
+        db.session.scalars(
+            select(Transport).where(Transport.oauth_error.is_not(None)).order_by(Transport.id)
+        )
+    )

@@ -13,7 +13,10 @@ from hpmail.auth.models import User
 from hpmail.core.forms import InputRefused
 from hpmail.extensions import db
 from hpmail.outbox.models import (
+    OAUTH_KINDS,
+    Auth,
     Mailing,
+    OAuthApplication,
     SendingProfile,
     ServerSettings,
     Transport,
@@ -38,6 +41,7 @@ class TransportValues:
     per_day: int | None = None
     ca_certificates: str | None = None  # an uploaded PEM; None keeps the saved one
     forget_ca_certificates: bool = False
+    auth: str = "password"  # noqa: S105 - a kind of sign-in (outbox.models.Auth)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,56 @@ class ProfileNameTaken(InputRefused):
     """Two profiles cannot share a name."""
 
 
+class SettingsNotTested(InputRefused):
+    """Settings found from an address are saved only once a test e-mail went through them."""
+
+
+def test_before_saving(
+    values: TransportValues,
+    saved: Transport | None,
+    sender: str,
+    recipient: str,
+    sender_name: str,
+    restricted: bool,
+) -> str:
+    """Send the test e-mail through ``values`` before they are saved; raise SettingsNotTested.
+
+    "Trouver les paramètres" only suggests: a guess from the domain's records must not replace
+    working settings until a real e-mail went through it. The transport tried is never added to
+    the session; it borrows the saved password and authority when the form keeps them. Return
+    the address the test e-mail went to ("" when it could not be sent: a Microsoft 365 or
+    Google account not signed in yet is tested once connected).
+    """
+    from hpmail.delivery.diagnostics import diagnose
+
+    trial = Transport(
+        secret_encrypted=saved.secret_encrypted if saved else None,
+        ca_certificates=saved.ca_certificates if saved else None,
+    )
+    if values.auth in OAUTH_KINDS:
+        if saved is None or saved.auth != values.auth or not saved.oauth_refresh_encrypted:
+            return ""  # nothing to sign in with before « Se connecter »: tested after it
+        # The saved account's token, under the saved row's id (a rotated token is stored there).
+        trial.id, trial.auth = saved.id, saved.auth
+        trial.oauth_refresh_encrypted = saved.oauth_refresh_encrypted
+        trial.oauth_account = saved.oauth_account
+    fill_transport(trial, values)
+    diagnosis = diagnose(trial, sender, recipient, sender_name, restricted=restricted)
+    if not diagnosis.succeeded:
+        step = diagnosis.failed_step
+        raise SettingsNotTested(
+            _(
+                "Nothing was saved: the test e-mail through these settings failed at the step "
+                "“%(step)s” (%(detail)s). %(advice)s",
+                step=step.label,
+                detail=step.detail,
+                advice=step.advice,
+            ).strip(),
+            field="host",
+        )
+    return recipient
+
+
 def fill_transport(transport: Transport, values: TransportValues) -> Transport:
     """Copy ``values`` into ``transport``, encrypting a new password and keeping an old one."""
     from hpmail.outbox.secrets import encrypt_secret
@@ -84,6 +138,7 @@ def fill_transport(transport: Transport, values: TransportValues) -> Transport:
     transport.port = values.port
     transport.security = values.security
     transport.username = values.username
+    _change_sign_in(transport, values.auth)
     transport.timeout_seconds = values.timeout_seconds
     transport.per_minute = values.per_minute
     transport.per_day = values.per_day
@@ -91,11 +146,22 @@ def fill_transport(transport: Transport, values: TransportValues) -> Transport:
         transport.ca_certificates = values.ca_certificates
     elif values.forget_ca_certificates:
         transport.ca_certificates = None
-    if values.password:
+    if values.auth != Auth.PASSWORD:
+        transport.secret_encrypted = None  # a password no longer used is not kept
+    elif values.password:
         transport.secret_encrypted = encrypt_secret(values.password)
     elif values.forget_password:
         transport.secret_encrypted = None
     return transport
+
+
+def _change_sign_in(transport: Transport, auth: str) -> None:
+    """Set how ``transport`` signs in; a token given for another provider (or none) is dropped."""
+    if transport.auth != auth or auth not in OAUTH_KINDS:
+        transport.oauth_refresh_encrypted = None
+        transport.oauth_account = ""
+        transport.oauth_error = None
+    transport.auth = auth
 
 
 def save_server_settings(
@@ -108,10 +174,13 @@ def save_server_settings(
     settings.allowed_domains = sender.allowed_domains
     settings.require_personal_verification = sender.require_personal_verification
     settings.allow_internal_hosts = sender.allow_internal_hosts
+    before = _tested_part(settings)
     if settings.transport is None:
         settings.transport = Transport()
         db.session.add(settings.transport)
     fill_transport(settings.transport, values)
+    if _tested_part(settings) != before:
+        settings.smtp_tested_at = None  # the test-send proved other settings
     db.session.flush()
     log.info(
         "%s saved the server sending settings (delegate=%s, internal hosts=%s, host=%s:%s %s)",
@@ -123,6 +192,22 @@ def save_server_settings(
         values.security,
     )
     return settings
+
+
+def _tested_part(settings: ServerSettings) -> tuple:
+    """What a test-send proves: the server, how to reach and sign in to it, and the sender."""
+    transport = settings.transport
+    if transport is None:
+        return (settings.sender_address,)
+    return (
+        settings.sender_address,
+        transport.host,
+        transport.port,
+        transport.security,
+        transport.username,
+        transport.secret_encrypted,
+        transport.ca_certificates,
+    )
 
 
 def all_profiles() -> list[SendingProfile]:
@@ -225,3 +310,34 @@ def use_profile(user: User, profile: SendingProfile) -> UserTransport:
     db.session.flush()
     log.info("%s retrieved the sending profile %r", user.login, profile.name)
     return choice
+
+
+@dataclass(frozen=True)
+class ApplicationValues:
+    """The school's application at one provider; ``client_secret`` None keeps the saved one."""
+
+    provider: str
+    tenant: str
+    client_id: str
+    client_secret: str | None = None
+
+
+def save_application(values: ApplicationValues, actor: User) -> OAuthApplication:
+    """Register (or change) the school's OAuth2 application at a provider."""
+    from hpmail.outbox.secrets import encrypt_secret
+
+    row = db.session.get(OAuthApplication, values.provider)
+    if row is None:
+        row = OAuthApplication(provider=values.provider)
+        db.session.add(row)
+    row.tenant = values.tenant
+    row.client_id = values.client_id
+    if values.client_secret:
+        row.client_secret_encrypted = encrypt_secret(values.client_secret)
+    elif not values.client_id:
+        row.client_secret_encrypted = None  # an emptied application is forgotten whole
+    db.session.flush()
+    log.info(
+        "%s saved the %s application (client id %s)", actor.login, values.provider, values.client_id
+    )
+    return row

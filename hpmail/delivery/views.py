@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 from flask import (
     Blueprint,
@@ -20,11 +22,14 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from hpmail.core.forms import INVALID, form_again, show_errors
+from hpmail.core.time import utcnow
 from hpmail.core.web import admin_required, is_htmx, page_number, render
-from hpmail.delivery import mailbox, outbox_admin, transports
+from hpmail.delivery import consent, discovery, mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
 from hpmail.delivery.forms import (
+    AUTH_LABELS,
     SECURITY_LABELS,
+    ApplicationsForm,
     ChooseProfileForm,
     OutboxActionForm,
     PersonalActionForm,
@@ -35,7 +40,7 @@ from hpmail.delivery.forms import (
 )
 from hpmail.extensions import db
 from hpmail.outbox.destinations import restricted_user
-from hpmail.outbox.models import EmailState, SendingProfile
+from hpmail.outbox.models import EmailState, OAuthApplication, SendingProfile, Transport
 from hpmail.outbox.settings import server_settings as load_server_settings
 from hpmail.outbox.settings import user_transport
 
@@ -51,10 +56,13 @@ OUTBOX_STATE_LABELS = {
     EmailState.CANCELLED: _l("Cancelled"),
 }
 bp.add_app_template_global(SECURITY_LABELS, "security_labels")
+bp.add_app_template_global(AUTH_LABELS, "auth_labels")
 bp.add_app_template_global(OUTBOX_STATE_LABELS, "outbox_state_labels")
 
 
 PROFILES_PAGE = "delivery/profiles.html"
+DISCOVERY_PARTIAL = "delivery/_discovery.html"
+FORM_ID = re.compile(r"[a-z][a-z0-9-]{0,40}")
 
 
 # --- Serveur › Paramètres d'envoi des e-mails -------------------------------------------------
@@ -68,12 +76,16 @@ def server_settings():
     if request.method == "GET":
         form.show_transport(settings.transport)
     form.show_saved_password(settings.transport)
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _tested_first(
+        form, settings.transport, form.sender_address.data, form.sender_name.data
+    ):
         transports.save_server_settings(
             settings, form.sender_values(), form.transport_values(), current_user
         )
+        if getattr(form, "tested_to", None):  # a test e-mail just went through these settings
+            settings.smtp_tested_at = utcnow()
         db.session.commit()
-        flash(_("The e-mail sending settings are saved."), "success")
+        flash(_saved_message(form, _("The e-mail sending settings are saved.")), "success")
         return redirect(url_for("delivery.server_settings"))
     status = INVALID if request.method == "POST" else 200
     return render(
@@ -82,7 +94,124 @@ def server_settings():
         settings=settings,
         test_form=TestSendForm(formdata=None),
         test_action=url_for("delivery.test_send"),
+        **_applications_context(),
     ), status
+
+
+def _applications_context(form: ApplicationsForm | None = None) -> dict:
+    """The OAuth2 applications' card of the server settings page, and the URI to register."""
+    if form is None:
+        form = ApplicationsForm(formdata=None)
+    form.show_saved({name: db.session.get(OAuthApplication, name) for name in AUTH_PROVIDERS})
+    return {
+        "applications_form": form,
+        "redirect_uri": url_for("delivery.oauth_return", _external=True),
+    }
+
+
+AUTH_PROVIDERS = ("microsoft", "google")
+
+
+@bp.route("/serveur/parametres-envoi/applications-oauth", methods=["POST"])
+@admin_required
+def oauth_applications():
+    form = ApplicationsForm()
+    if form.validate_on_submit():
+        for values in form.application_values():
+            transports.save_application(values, current_user)
+        db.session.commit()
+        flash(_("The OAuth2 applications are saved."), "success")
+        return redirect(url_for("delivery.server_settings"))
+    settings = load_server_settings()
+    settings_form = ServerSettingsForm(formdata=None, obj=settings)
+    settings_form.show_transport(settings.transport)
+    settings_form.show_saved_password(settings.transport)
+    return render(
+        "delivery/server_settings.html",
+        form=settings_form,
+        settings=settings,
+        test_form=TestSendForm(formdata=None),
+        test_action=url_for("delivery.test_send"),
+        **_applications_context(form),
+    ), INVALID
+
+
+# --- « Se connecter avec Microsoft / Google » (any page that sets an SMTP server) ------------
+
+
+@bp.route("/configuration/serveurs-smtp/<int:transport_id>/connexion", methods=["POST"])
+def oauth_start(transport_id: int):
+    transport = db.get_or_404(Transport, transport_id)
+    page = consent.return_page(transport, current_user)
+    if page is None:
+        abort(404)
+    try:
+        url = consent.start(
+            transport, current_user, url_for("delivery.oauth_return", _external=True)
+        )
+    except consent.ConsentRefused as refused:
+        db.session.rollback()
+        flash(str(refused), "error")
+        return redirect(url_for(page))
+    db.session.commit()
+    # A page that moves on by itself, not a redirect: the Content-Security-Policy lets a form
+    # post to this site only ("form-action 'self'"), which covers the redirects after it too.
+    return render("delivery/oauth_leaving.html", url=url, provider=AUTH_LABELS[transport.auth])
+
+
+@bp.route("/oauth2/retour")
+def oauth_return():
+    try:
+        transport, page = consent.finish(request.args, current_user)
+    except consent.ConsentRefused as refused:
+        db.session.commit()  # the sign-in is used up, whatever went wrong
+        return render("delivery/oauth_refused.html", message=str(refused)), 400
+    waiting = outbox_admin.retry_now(outbox_admin.deferred_through(transport), current_user)
+    db.session.commit()
+    outbox_admin.wake_worker(waiting)  # what waited for this sign-in leaves now
+    flash(
+        _(
+            "Connected to %(provider)s as %(account)s: the e-mails now leave through this account.",
+            provider=AUTH_LABELS[transport.auth],
+            account=transport.oauth_account or "—",
+        ),
+        "success",
+    )
+    return redirect(url_for(page))
+
+
+def _tested_first(form, saved, sender: str | None = None, sender_name: str = "") -> bool:
+    """Say whether the form may be saved: settings found by "Trouver les paramètres" are tried
+    first with a real test e-mail (to the user's address, else to the address they were found
+    for); a failure is shown beside the SMTP server and nothing is saved."""
+    found_for = form.discovered_for.data
+    if not found_for:
+        return True
+    try:
+        form.tested_to = transports.test_before_saving(
+            form.transport_values(),
+            saved,
+            sender or found_for,
+            current_user.email or found_for,
+            sender_name or current_user.display_name,
+            restricted=restricted_user(current_user),
+        )
+    except transports.SettingsNotTested as refused:
+        show_errors(form, refused)
+        return False
+    return True
+
+
+def _saved_message(form, saved: str) -> str:
+    """Say where the test e-mail went when the settings were tried before being saved."""
+    tested_to = getattr(form, "tested_to", None)
+    if not tested_to:
+        return saved
+    return _(
+        "%(saved)s The test e-mail went through them to %(address)s.",
+        saved=saved,
+        address=tested_to,
+    )
 
 
 def _test_send_result(form, diagnosis, problem, action: str, back: str):
@@ -116,6 +245,9 @@ def test_send():
             diagnosis = diagnose(
                 transport, settings.sender_address, recipient, settings.sender_name
             )
+            if diagnosis.succeeded:
+                settings.smtp_tested_at = utcnow()
+                db.session.commit()
             current_app.logger.info("%s ran the server test-send", current_user.login)
     return _test_send_result(
         form, diagnosis, problem, "delivery.test_send", "delivery.server_settings"
@@ -129,7 +261,7 @@ def test_send():
 @admin_required
 def profiles():
     form = ProfileForm()
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _tested_first(form, None):
         try:
             profile = transports.create_profile(
                 form.name.data, form.transport_values(), current_user
@@ -182,7 +314,7 @@ def profile_edit(profile_id: int):
     if request.method == "GET":
         form.show_transport(profile.transport)
     form.show_saved_password(profile.transport)
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _tested_first(form, profile.transport):
         try:
             transports.update_profile(
                 profile, form.name.data, form.transport_values(), current_user
@@ -240,9 +372,14 @@ def personal_transport():
     action = posted.action.data if request.method == "POST" else None
     own_form, profile_form = _personal_forms(action)
     saved = None
-    if action == "own" and own_form.validate_on_submit():
+    choice = transports.user_transport_of(current_user)
+    if (
+        action == "own"
+        and own_form.validate_on_submit()
+        and _tested_first(own_form, choice.transport if choice else None)
+    ):
         transports.set_own_transport(current_user, own_form.transport_values())
-        saved = _("Your SMTP server is saved.")
+        saved = _saved_message(own_form, _("Your SMTP server is saved."))
     elif action == "profile" and profile_form.validate_on_submit():
         chosen = db.session.get(SendingProfile, profile_form.profile_id.data)
         transports.use_profile(current_user, chosen)
@@ -312,6 +449,26 @@ def personal_test_send():
     )
 
 
+# --- Trouver les paramètres: the SMTP settings of an address's domain -------------------------
+
+
+@bp.route("/configuration/trouver-parametres")
+def discover_settings():
+    """Offer the SMTP settings found for the address typed, to copy into the form ``formulaire``."""
+    address = request.args.get("address") or request.args.get("sender_address") or ""
+    target = request.args.get("formulaire", "")
+    if not FORM_ID.fullmatch(target):
+        target = ""
+    try:
+        found = discovery.discover(address, restricted=restricted_user(current_user))
+    except discovery.DiscoveryRefused as refused:
+        current_app.logger.info("%s: discovery refused", current_user.login)
+        return render(
+            DISCOVERY_PARTIAL, "discovery_result", found=None, error=str(refused), target=target
+        ), INVALID
+    return render(DISCOVERY_PARTIAL, "discovery_result", found=found, error=None, target=target)
+
+
 # --- Serveur › File d'envoi ------------------------------------------------------------------
 
 
@@ -331,6 +488,7 @@ def _outbox_context(state: str, page: int, form: OutboxActionForm | None = None)
     counts = outbox_admin.counts_by_state()
     return {
         "listing": listing,
+        "refused_sign_ins": outbox_admin.refused_sign_ins(),
         "state": state,
         "listed_states": outbox_admin.LISTED_STATES,
         "listed_count": sum(counts[listed] for listed in outbox_admin.LISTED_STATES),

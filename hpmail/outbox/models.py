@@ -32,6 +32,19 @@ class Security(StrEnum):
     TLS = "tls"
 
 
+class Auth(StrEnum):
+    """How hpmail signs in to an SMTP server: not at all, a password, or an OAuth2 token."""
+
+    NONE = "none"
+    PASSWORD = "password"  # noqa: S105 - a kind of sign-in, not a password
+    MICROSOFT = "microsoft"
+    GOOGLE = "google"
+
+
+# The kinds that sign in with an OAuth2 access token (SASL XOAUTH2), by provider name.
+OAUTH_KINDS = (Auth.MICROSOFT.value, Auth.GOOGLE.value)
+
+
 class EmailState(StrEnum):
     QUEUED = "queued"
     SENDING = "sending"
@@ -57,12 +70,18 @@ class MailingKind(StrEnum):
 
 
 class Transport(db.Model):
-    """How to reach an SMTP server. The secret is Fernet-encrypted (key in ``instance/``)."""
+    """How to reach an SMTP server. Secrets are Fernet-encrypted (key in ``instance/``).
+
+    ``auth`` says how to sign in: ``password`` uses ``username`` and the secret; ``microsoft``
+    and ``google`` use an access token obtained from ``oauth_refresh_encrypted`` (the refresh
+    token the admin's or user's consent gave, for the mailbox ``oauth_account``).
+    """
 
     __tablename__ = "transport"
     __table_args__ = (
         CheckConstraint("security IN ('none', 'starttls', 'tls')", name="security"),
         CheckConstraint("port BETWEEN 1 AND 65535", name="port"),
+        CheckConstraint("auth IN ('none', 'password', 'microsoft', 'google')", name="auth"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -76,6 +95,31 @@ class Transport(db.Model):
     per_day: Mapped[int | None] = mapped_column(Integer)
     # The school's certificate authority, uploaded as PEM text (never a path on the server).
     ca_certificates: Mapped[str | None] = mapped_column(Text)
+    auth: Mapped[str] = mapped_column(String(10), default=Auth.PASSWORD)
+    oauth_refresh_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    oauth_account: Mapped[str] = mapped_column(String(254), default="")
+    # Why the provider last refused a refresh, in the admin's words; cleared by a new consent.
+    oauth_error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth in OAUTH_KINDS
+
+
+class OAuthApplication(db.Model):
+    """The school's application registered with a provider (Microsoft Entra, Google Cloud).
+
+    One row per provider, set once by the admin; the secret is Fernet-encrypted like passwords.
+    """
+
+    __tablename__ = "oauth_application"
+    __table_args__ = (CheckConstraint("provider IN ('microsoft', 'google')", name="provider"),)
+
+    provider: Mapped[str] = mapped_column(String(10), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(120), default="")  # Microsoft only
+    client_id: Mapped[str] = mapped_column(String(200), default="")
+    client_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
 class ServerSettings(db.Model):
@@ -92,6 +136,9 @@ class ServerSettings(db.Model):
     require_personal_verification: Mapped[bool] = mapped_column(Boolean, default=True)
     # Off: a user's own SMTP server may not be a local, private or reserved address.
     allow_internal_hosts: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When "Tester l'envoi d'e-mails" last got the test e-mail accepted with these settings;
+    # cleared when the SMTP server or the sender changes. ``flask doctor`` reports it.
+    smtp_tested_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     transport: Mapped[Transport | None] = relationship()
 

@@ -14,8 +14,9 @@ from functools import cache
 from flask_babel import gettext as _
 
 from hpmail.core.text import one_line
+from hpmail.outbox import oauth
 from hpmail.outbox.destinations import check_destination
-from hpmail.outbox.models import Security, Transport
+from hpmail.outbox.models import Auth, Security, Transport
 from hpmail.outbox.secrets import decrypt_secret
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ def connect(transport: Transport, timeout: float | None = None) -> smtplib.SMTP:
     """Return an SMTP connection: connected, TLS as configured, logged in, within ``timeout``."""
     timeout = timeout or transport.timeout_seconds or 30
     addresses = check_destination(transport)  # a user's own server: public addresses only
+    # The token first: a provider that refuses needs no SMTP connection to be told so.
+    token = oauth.access_token(transport) if transport.uses_oauth else None
     if transport.security == Security.TLS:
         smtp = DeadlineSMTP_SSL(
             transport.host,
@@ -142,7 +145,9 @@ def connect(transport: Transport, timeout: float | None = None) -> smtplib.SMTP:
         if transport.security == Security.STARTTLS:
             smtp.starttls(context=tls_context(transport))
             smtp.ehlo()
-        if transport.username:
+        if token is not None:
+            sign_in_with_token(smtp, transport, token)
+        elif transport.auth != Auth.NONE and transport.username:
             password = (
                 decrypt_secret(transport.secret_encrypted) if transport.secret_encrypted else ""
             )
@@ -151,6 +156,24 @@ def connect(transport: Transport, timeout: float | None = None) -> smtplib.SMTP:
         close_quietly(smtp)
         raise
     return smtp
+
+
+def sign_in_with_token(smtp: smtplib.SMTP, transport: Transport, token: str) -> tuple[int, bytes]:
+    """Authenticate with SASL XOAUTH2 (``AUTH XOAUTH2`` and the token in one line).
+
+    A refused token is forgotten, so that the next connection asks the provider for a new one.
+    """
+    account = transport.oauth_account or transport.username
+
+    def answer(challenge=None) -> str:
+        # After a refusal the server sends its reasons as a challenge: an empty line ends it.
+        return oauth.xoauth2(account, token) if challenge is None else ""
+
+    try:
+        return smtp.auth("XOAUTH2", answer, initial_response_ok=True)
+    except smtplib.SMTPAuthenticationError:
+        oauth.forget(transport)
+        raise
 
 
 def close_quietly(smtp: smtplib.SMTP | None) -> None:
@@ -185,6 +208,8 @@ def server_answer(code: int, text) -> Failure:
 
 def classify(error: BaseException) -> Failure:
     """Turn an exception of ``connect`` or ``sendmail`` into a ``Failure``."""
+    if isinstance(error, oauth.OAuthProblem):  # the provider's words, said in French already
+        return Failure(False, str(error))
     if isinstance(error, smtplib.SMTPAuthenticationError):
         return Failure(
             True,
