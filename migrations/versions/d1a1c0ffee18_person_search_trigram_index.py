@@ -1,7 +1,7 @@
 """directory: on PostgreSQL, a trigram index for the people's text filter
 
 Revision ID: d1a1c0ffee18
-Revises: b1a1c0ffee16
+Revises: e2a1c0ffee20
 Create Date: 2026-12-02 07:00:00
 
 """
@@ -9,7 +9,7 @@ Create Date: 2026-12-02 07:00:00
 from alembic import op
 
 revision = "d1a1c0ffee18"
-down_revision = "b1a1c0ffee16"
+down_revision = "e2a1c0ffee20"
 branch_labels = None
 depends_on = None
 
