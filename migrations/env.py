@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from hpmail.core.database import schema_objects_of
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -100,6 +102,11 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
+        # Indexes made on one database only (PostgreSQL's trigram indexes) are not asked for on
+        # the other.
+        conf_args = {
+            "include_object": schema_objects_of(connection.dialect.name), **conf_args
+        }
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

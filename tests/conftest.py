@@ -157,7 +157,7 @@ def test_database(schema_file):
 
 @pytest.fixture
 def app(app_config, schema_file, test_database, compiled_templates):
-    if test_database:
+    if test_database and "SQLALCHEMY_DATABASE_URI" not in app_config:  # not `on_sqlite`
         app_config = {"SQLALCHEMY_DATABASE_URI": test_database, **app_config}
         if app_config.get("QUEUE_URL") is None:  # a real queue (worker tests): Redis
             app_config["QUEUE_URL"] = backend.redis_url()
@@ -189,10 +189,11 @@ def flush_redis(url: str) -> None:
 
 def create_schema(app, schema_file: Path | str) -> None:
     """Give the app's new SQLite file the session's schema by copy; create the tables otherwise."""
-    if backend.ON_POSTGRES:
-        return  # the test's database is a copy of the template
+    if _db.engine.dialect.name == "postgresql":
+        return  # the test's database, emptied by ``test_database``
     database = sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"], Path(app.instance_path))
-    if database is not None and database.exists() and database.stat().st_size == 0:
+    copied = not backend.ON_POSTGRES  # the session's schema is a SQLite file
+    if copied and database is not None and database.exists() and database.stat().st_size == 0:
         _db.engine.dispose()
         shutil.copyfile(schema_file, database)  # into the file the app made, keeping its mode
     else:

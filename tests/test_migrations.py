@@ -8,8 +8,10 @@ from sqlalchemy import func, select, text
 
 from hpmail import create_app
 from hpmail.auth.models import User
+from hpmail.core.database import schema_objects_of
 from hpmail.directory.models import Person
 from hpmail.extensions import db
+from tests.fixtures import backend
 
 
 @pytest.fixture
@@ -28,12 +30,44 @@ def empty_app(tmp_path):
         db.engine.dispose()
 
 
+def schema_differences() -> list:
+    """Return what Alembic finds different between the app's database and the models."""
+    with db.engine.connect() as connection:
+        opts = {"compare_type": True, "include_object": schema_objects_of(connection.dialect.name)}
+        context = MigrationContext.configure(connection, opts=opts)
+        return compare_metadata(context, db.metadata)
+
+
 def test_migrations_build_the_schema_of_the_models(empty_app):
     upgrade()
-    with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, db.metadata)
+    differences = schema_differences()
     assert differences == [], f"models and migrations differ: {differences}"
+
+
+@backend.needs_postgres
+def test_migrations_build_the_schema_of_the_models_on_postgresql(tmp_path):
+    """PostgreSQL's schema has more than SQLite's (the trigram index and its extension)."""
+    name = backend.new_database_name("migrations")
+    url = backend.create_database(name)
+    app = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DEMO": False,
+            "QUEUE_URL": "memory",
+            "SQLALCHEMY_DATABASE_URI": url,
+        }
+    )
+    try:
+        with app.app_context():
+            upgrade()
+            differences = schema_differences()
+            indexes = {i["name"] for i in db.inspect(db.engine).get_indexes("person")}
+            db.engine.dispose()
+    finally:
+        backend.drop_database(name)
+    assert differences == [], f"models and migrations differ: {differences}"
+    assert "ix_person_search_trgm" in indexes
 
 
 def test_setup_command_migrates_and_loads_nothing_without_demo(empty_app):

@@ -43,8 +43,12 @@ def template_for(user, template_id: int) -> Template:
     return template
 
 
-def check_label(user, label: str, keep: Template | None = None) -> str:
-    """Return the label stripped, or raise TemplateRefused."""
+def checked_label_text(label: str) -> str:
+    """Return the label stripped if it is a one-line name of the allowed length, or refuse it.
+
+    Checked before any query looks the label up: PostgreSQL refuses a NUL character in a
+    parameter outright, where SQLite would only find nothing.
+    """
     label = (label or "").strip()
     if not label:
         raise TemplateRefused(_("Give the template a name."), field="template_label")
@@ -53,6 +57,12 @@ def check_label(user, label: str, keep: Template | None = None) -> str:
             _("The name must fit on one line (%(max)s characters at most).", max=LABEL_MAX),
             field="template_label",
         )
+    return label
+
+
+def check_label(user, label: str, keep: Template | None = None) -> str:
+    """Return the label stripped, or raise TemplateRefused."""
+    label = checked_label_text(label)
     clash = db.session.scalar(
         select(Template).where(Template.owner_id == user.id, Template.label == label)
     )
@@ -68,7 +78,7 @@ def save_template(
     user, label: str, draft: Draft, uploads: list[Upload], kept: list[KeptFile]
 ) -> Template:
     """Save the composer's content under ``label`` (replacing the user's template of that name)."""
-    label = (label or "").strip()
+    label = checked_label_text(label)
     existing = db.session.scalar(
         select(Template).where(Template.owner_id == user.id, Template.label == label)
     )

@@ -246,7 +246,9 @@ def _interrupted(emails: list[Pending], recorder: Recorder, error: Exception) ->
     """
     log.exception("delivery of %s e-mails interrupted", len(emails))
     db.session.rollback()
-    failure = Failure(False, _("Unexpected error: %(text)s", text=getattr(error, "orig", error)))
+    # A database error's first line only: PostgreSQL adds the statement and a caret under it.
+    words = (str(getattr(error, "orig", error)).splitlines() or [""])[0]
+    failure = Failure(False, _("Unexpected error: %(text)s", text=words))
     for email in emails:
         if email.id not in recorder.recorded:
             recorder.failed(email, failure)

@@ -6,12 +6,14 @@ import pytest
 from sqlalchemy import func, select
 
 from hpmail.accounts.models import MailSettings
+from tests.fixtures import backend
 from tests.outbox.test_locked_database import database_file, locked
 
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "SQLITE_BUSY_TIMEOUT_MS": 200}
+    # SQLite's database-wide write lock, in both runs (see ``backend.on_sqlite``).
+    return backend.on_sqlite({**app_config, "SQLITE_BUSY_TIMEOUT_MS": 200})
 
 
 def test_the_settings_page_opens_while_the_database_is_locked_and_creates_no_row(

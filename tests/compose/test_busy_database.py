@@ -7,12 +7,15 @@ from sqlalchemy import func, select
 
 from hpmail.outbox.models import Mailing, OutboundEmail
 from tests.compose.conftest import FR
+from tests.fixtures import backend
 from tests.outbox.test_locked_database import database_file, locked
 
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "SQLITE_BUSY_TIMEOUT_MS": 200, "OUTBOX_COMMIT_ATTEMPTS": 1}
+    # SQLite's database-wide write lock, in both runs (see ``backend.on_sqlite``).
+    config = {**app_config, "SQLITE_BUSY_TIMEOUT_MS": 200, "OUTBOX_COMMIT_ATTEMPTS": 1}
+    return backend.on_sqlite(config)
 
 
 def test_send_while_the_database_is_locked_changes_nothing_and_says_why(

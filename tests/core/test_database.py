@@ -10,11 +10,13 @@ from sqlalchemy.exc import OperationalError
 
 from hpmail.core.database import retry_while_locked
 from hpmail.directory.models import Cohort
+from tests.fixtures import backend
 
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "SQLITE_BUSY_TIMEOUT_MS": 50}
+    # SQLite's database-wide write lock, in both runs (see ``backend.on_sqlite``).
+    return backend.on_sqlite({**app_config, "SQLITE_BUSY_TIMEOUT_MS": 50})
 
 
 def _locked_for(db, tries: int):

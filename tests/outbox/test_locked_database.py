@@ -20,6 +20,7 @@ from hpmail.outbox.api import (
 )
 from hpmail.outbox.models import EmailState, Mailing, OutboundEmail
 from hpmail.outbox.tasks import sweep
+from tests.fixtures import backend
 from tests.fixtures.worker import wait_until, worker_app_config
 
 SENDER = Sender("ne-pas-repondre@lycee-demo.fr", "Lycée Démo")
@@ -27,7 +28,9 @@ SENDER = Sender("ne-pas-repondre@lycee-demo.fr", "Lycée Démo")
 
 @pytest.fixture
 def app_config(tmp_path):
-    return worker_app_config(tmp_path, SQLITE_BUSY_TIMEOUT_MS=300, OUTBOX_COMMIT_ATTEMPTS=3)
+    # SQLite's database-wide write lock, in both runs (see ``backend.on_sqlite``).
+    config = worker_app_config(tmp_path, SQLITE_BUSY_TIMEOUT_MS=300, OUTBOX_COMMIT_ATTEMPTS=3)
+    return backend.on_sqlite(config)
 
 
 @contextmanager
