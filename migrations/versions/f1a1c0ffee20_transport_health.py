@@ -1,7 +1,7 @@
 """outbox: a transport's health (failing since, last failure, next probe) and e-mails waiting for it
 
 Revision ID: f1a1c0ffee20
-Revises: e2a1c0ffee20
+Revises: d1a1c0ffee18
 Create Date: 2026-12-02 07:20:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "f1a1c0ffee20"
-down_revision = "e2a1c0ffee20"
+down_revision = "d1a1c0ffee18"
 branch_labels = None
 depends_on = None
 
