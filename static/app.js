@@ -66,6 +66,7 @@
     Object.keys(values).forEach(function (name) {
       var input = form.elements.namedItem(name);
       if (input && "value" in input) { input.value = values[name]; }
+      if (input && input.matches && input.matches("[data-auth-choice]")) { applyAuthChoice(input); }
     });
     var foundFor = form.elements.namedItem("discovered_for");
     if (foundFor) { foundFor.value = button.dataset.fillAddress; }

@@ -45,6 +45,9 @@ def test_admin_types_an_address_accepts_the_settings_found_and_saves_them_tested
     assert page.get_by_label("Serveur SMTP").input_value() == "127.0.0.1"
     assert page.get_by_label("Port").input_value() == str(smtp_server.port)
     assert page.get_by_label("Chiffrement").input_value() == "none"
+    # The authentication found is chosen too, and the password follows it (off: none is needed).
+    assert page.get_by_label("Authentification").input_value() == "none"
+    assert page.locator("input[name=password]").is_disabled()
     assert smtp_server.received == []  # nothing sent, nothing saved before "Enregistrer"
 
     page.get_by_role("button", name="Enregistrer", exact=True).click()
