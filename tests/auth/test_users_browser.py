@@ -41,6 +41,8 @@ def test_admin_filters_users_and_links_one_to_a_person_with_suggestions(
         "() => !document.querySelector('#user-rows').innerText.includes('Sophie')"
     )
     page.click("#user-rows a:text-is('paul')")
+    # The user's page loaded (and htmx with it) before typing, or the search would go unheard.
+    page.wait_for_url("**/utilisateurs/*", wait_until="load")
     page.fill("#person-search", "dura")
     page.check("#person-suggestions input[type=radio]")
     page.click("#person-suggestions button[type=submit]")
