@@ -29,22 +29,6 @@ pytestmark = pytest.mark.usefixtures("no_sender_checks")
 SENDER = Sender("secretariat@lycee-demo.fr", "Secrétariat")
 
 
-@pytest.fixture
-def later():
-    """Return ``later(seconds)``: moves the delivery clock forward."""
-    offset = timedelta()
-
-    def move(seconds: float) -> None:
-        nonlocal offset
-        offset += timedelta(seconds=seconds)
-
-    from hpmail.core.time import utcnow
-
-    clock.set_clock(lambda: utcnow() + offset)
-    yield move
-    clock.set_clock(None)
-
-
 def send(db, *addresses, emails=None):
     mailing = queue_mailing(
         author_id=None,
