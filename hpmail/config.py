@@ -97,12 +97,13 @@ class Defaults:
     OAUTH_CONSENT_MINUTES = 15
     # "Trouver les paramètres": the SMTP settings of an address's domain, found in the providers'
     # table, the domain's autoconfiguration file, its SRV, MX and SPF records. Every look-up ends
-    # within DISCOVERY_TIMEOUT_SECONDS in all. DISCOVERY_DNS_SERVERS (IP addresses; empty: the
-    # system's resolver) and DISCOVERY_DNS_PORT choose the DNS servers asked; each URL of
-    # DISCOVERY_AUTOCONFIG_URLS is a Thunderbird autoconfiguration file, {domain} replaced.
+    # within DISCOVERY_TIMEOUT_SECONDS in all. Each URL of DISCOVERY_AUTOCONFIG_URLS is a
+    # Thunderbird autoconfiguration file, {domain} replaced.
     DISCOVERY_TIMEOUT_SECONDS = 8
-    DISCOVERY_DNS_SERVERS: tuple[str, ...] = ()
-    DISCOVERY_DNS_PORT = 53
+    # The DNS servers the admin pages ask (discovery, the checks of the allowed domains): IP
+    # addresses, and their port; empty: the system's resolver.
+    DNS_SERVERS: tuple[str, ...] = ()
+    DNS_PORT = 53
     DISCOVERY_AUTOCONFIG_URLS = (
         "https://autoconfig.{domain}/mail/config-v1.1.xml",
         "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml",

@@ -113,8 +113,23 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        if connection.dialect.name != "sqlite":
+            with context.begin_transaction():
+                context.run_migrations()
+            return
+        # SQLite changes a CHECK constraint by copying the table (Alembic's batch mode), and
+        # dropping the old copy with foreign keys enforced would run their ON DELETE CASCADE:
+        # a person's groups and absences would go with it. SQLite's own procedure for schema
+        # changes: foreign keys off (outside the transaction), then checked before turning on.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"foreign keys broken by the migration: {broken[:5]}")
+        finally:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
 
 if context.is_offline_mode():

@@ -69,8 +69,8 @@ def app_config(tmp_path) -> dict:
         "SERVER_NAME": None,
         # "Trouver les paramètres" never reaches outside: tests serve DNS and files themselves
         # (tests/fixtures/discovery.py); otherwise every look-up finds nothing, at once.
-        "DISCOVERY_DNS_SERVERS": ["127.0.0.1"],
-        "DISCOVERY_DNS_PORT": 9,
+        "DNS_SERVERS": ["127.0.0.1"],
+        "DNS_PORT": 9,
         "DISCOVERY_AUTOCONFIG_URLS": [],
     }
 

@@ -144,3 +144,26 @@ def test_files_already_in_use_are_kept_and_get_their_stored_time_when_upgraded(e
             (1, "2026-01-01 00:00:00")
         ]
         assert connection.execute(text("SELECT count(*) FROM mailing_attachment")).scalar() == 1
+
+
+def test_a_rebuilt_person_table_keeps_the_rows_that_point_at_it(empty_app):
+    """Changing the person's CHECK copies the table on SQLite: no cascade may run meanwhile."""
+    upgrade(revision="f1a1c0ffee20")
+    with db.engine.begin() as connection:
+        for statement in (
+            "INSERT INTO cohort (id, name) VALUES (1, '2nde A')",
+            "INSERT INTO \"group\" (id, cohort_id, name) VALUES (1, 1, 'G1')",
+            "INSERT INTO person (id, kind, last_name, first_name, email, email_status, cohort_id,"
+            " search_text, last_name_key, first_name_key)"
+            " VALUES (1, 'student', 'Durand', 'Léa', 'lea@lycee.fr', 'valid', 1, '', '', '')",
+            "INSERT INTO person_group (person_id, group_id) VALUES (1, 1)",
+        ):
+            connection.execute(text(statement))
+    upgrade()
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT person_id, group_id FROM person_group")).all() == [
+            (1, 1)
+        ]
+        assert connection.execute(text("SELECT email_status FROM person")).scalar() == "valid"
+        connection.execute(text("UPDATE person SET email_status = 'refused'"))
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1

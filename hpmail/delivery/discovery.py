@@ -14,17 +14,12 @@ Every look-up has a share of one deadline. For a user whose own SMTP server must
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import logging
-import time
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import dns.exception
-import dns.name
-import dns.resolver
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -33,6 +28,7 @@ from hpmail.core.addresses import EmailNotValidError, normalized_address
 from hpmail.core.forms import InputRefused
 from hpmail.core.text import is_header_safe
 from hpmail.delivery import autoconfig
+from hpmail.delivery.dns import Lookup
 from hpmail.outbox.destinations import is_internal
 from hpmail.outbox.models import Security
 
@@ -194,66 +190,13 @@ def _suggestion(provider: Provider, address: str, origin: str) -> Suggestion:
     )
 
 
-class _Lookup:
-    """One discovery: the resolver, the deadline, and the rule for the hosts it reaches."""
+class _Lookup(Lookup):
+    """One discovery: the DNS look-ups, their deadline, and the rule for the hosts it reaches."""
 
     def __init__(self, discovery: Discovery, restricted: bool):
-        config = current_app.config
+        super().__init__(current_app.config["DISCOVERY_TIMEOUT_SECONDS"], discovery.notes)
         self.discovery = discovery
         self.restricted = restricted
-        self.deadline = time.monotonic() + float(config["DISCOVERY_TIMEOUT_SECONDS"])
-        self.dns_failed = False
-        servers = list(config["DISCOVERY_DNS_SERVERS"])
-        if servers:
-            self.resolver = dns.resolver.Resolver(configure=False)
-            self.resolver.nameservers = servers
-            self.resolver.port = int(config["DISCOVERY_DNS_PORT"])
-            return
-        try:
-            self.resolver = dns.resolver.Resolver()
-        except dns.resolver.NoResolverConfiguration:
-            self.resolver = dns.resolver.Resolver(configure=False)
-            self.dns_failed = True
-            discovery.notes.append(
-                _(
-                    "This server has no DNS server configured: the domain's records were not "
-                    "read. Ask the administrator to set DISCOVERY_DNS_SERVERS."
-                )
-            )
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def records(self, name: str, kind: str) -> list:
-        """Return the records of ``name``, or none (a timeout is noted once, in French)."""
-        if self.remaining() <= 0 or self.dns_failed:
-            return []
-        try:
-            answer = self.resolver.resolve(name, kind, lifetime=max(self.remaining(), 0.1))
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.name.NameTooLong):
-            return []
-        except dns.exception.Timeout:
-            self.dns_failed = True
-            self.discovery.notes.append(
-                _("The DNS servers did not answer in time: the domain's records were not read.")
-            )
-            return []
-        except (dns.resolver.NoNameservers, dns.exception.DNSException) as error:
-            self.dns_failed = True
-            self.discovery.notes.append(
-                _("The DNS look-up failed (%(reason)s).", reason=str(error)[:200])
-            )
-            return []
-        return list(answer)
-
-    def addresses(self, host: str) -> list[str]:
-        """Return the IP addresses of ``host`` (itself when it is one)."""
-        try:
-            return [str(ipaddress.ip_address(host.strip("[]")))]
-        except ValueError:
-            pass
-        found = [record.address for kind in ("A", "AAAA") for record in self.records(host, kind)]
-        return list(dict.fromkeys(found))
 
     def public_host(self, host: str) -> bool:
         """Say whether ``host`` may be offered; note why not (internal, or not found)."""

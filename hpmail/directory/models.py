@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     String,
     Table,
+    Text,
     Time,
     event,
     func,
@@ -43,6 +44,9 @@ class EmailStatus(StrEnum):
     MISSING = "missing"
     VALID = "valid"
     INVALID = "invalid"
+    # Valid, but the recipient's SMTP server answered that the mailbox does not exist (5.1.1):
+    # unreachable until the address changes or an admin clears the mark.
+    REFUSED = "refused"
 
 
 # What each kind and each address status is called: every page, menu and module reads these.
@@ -60,6 +64,7 @@ EMAIL_STATUS_LABELS = {
     EmailStatus.VALID: _l("Valid address"),
     EmailStatus.INVALID: _l("Invalid address"),
     EmailStatus.MISSING: _l("Address missing"),
+    EmailStatus.REFUSED: _l("Refused by the server"),
 }
 
 
@@ -121,7 +126,9 @@ class Person(db.Model):
     __tablename__ = "person"
     __table_args__ = (
         CheckConstraint("kind IN ('teacher', 'student', 'staff')", name="kind"),
-        CheckConstraint("email_status IN ('missing', 'valid', 'invalid')", name="email_status"),
+        CheckConstraint(
+            "email_status IN ('missing', 'valid', 'invalid', 'refused')", name="email_status"
+        ),
         db.UniqueConstraint("kind", "external_id", name="uq_person_kind_external_id"),
         Index("ix_person_kind_sort", "kind", "last_name", "first_name"),
         # The lists sort on accent-free keys, filtered by kind and often by cohort.
@@ -149,6 +156,9 @@ class Person(db.Model):
     first_name: Mapped[str] = mapped_column(String(120), default="")
     email: Mapped[str | None] = mapped_column(String(254), index=True)
     email_status: Mapped[str] = mapped_column(String(10), default=EmailStatus.MISSING, index=True)
+    # Set with ``EmailStatus.REFUSED``: when the recipient's server refused the address, its words.
+    email_refused_at: Mapped[datetime | None] = mapped_column(DateTime)
+    email_refused_reply: Mapped[str | None] = mapped_column(Text)
     cohort_id: Mapped[int | None] = mapped_column(
         ForeignKey("cohort.id", ondelete="SET NULL"), index=True
     )

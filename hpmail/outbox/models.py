@@ -129,6 +129,43 @@ class OAuthApplication(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+class DkimState(StrEnum):
+    NEW = "new"  # generated, its DNS record not yet published or not yet checked
+    ACTIVE = "active"  # signs every e-mail whose From is in its domain
+    RETIRED = "retired"  # replaced by a newer key; its record may stay published a few days
+
+
+class DkimKey(db.Model):
+    """A DKIM key of an allowed domain: the worker signs with the domain's active keys.
+
+    Rotation uses two selectors: a new key is generated under another selector, published and
+    checked, then activated, which retires the old one. An Ed25519 key may be active alongside
+    an RSA key (both signatures are added, RFC 8463). The private key is Fernet-encrypted like
+    SMTP passwords; ``public_key`` is the base64 ``p=`` value of the DNS record.
+    """
+
+    __tablename__ = "dkim_key"
+    __table_args__ = (
+        CheckConstraint("algorithm IN ('rsa', 'ed25519')", name="algorithm"),
+        CheckConstraint("state IN ('new', 'active', 'retired')", name="state"),
+        db.UniqueConstraint("domain", "selector", name="uq_dkim_key_domain_selector"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    domain: Mapped[str] = mapped_column(String(253), index=True)  # lower-case, IDNA (A-label)
+    selector: Mapped[str] = mapped_column(String(63))
+    algorithm: Mapped[str] = mapped_column(String(10), default="rsa")
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    public_key: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(10), default=DkimState.NEW)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The last look-up of its DNS record: when, and whether it was published and matching.
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class ServerSettings(db.Model):
     """The one row of "Paramètres d'envoi des e-mails" (id 1)."""
 
