@@ -80,6 +80,7 @@ def _load(ids: list[int]) -> list[Pending]:
             EmailRecipient.name,
             EmailRecipient.address,
             EmailRecipient.state,
+            EmailRecipient.person_id,
         )
         .where(EmailRecipient.email_id.in_(ids))
         .order_by(EmailRecipient.id)
@@ -89,6 +90,8 @@ def _load(ids: list[int]) -> list[Pending]:
             email.shown.append((row.field, row.name, row.address))
         if row.state == RecipientState.PENDING:
             email.recipients.append((row.id, row.field, row.name, row.address))
+            if row.person_id is not None:
+                email.people[row.id] = row.person_id
     for row in db.session.execute(
         select(
             EmailAttachment.email_id,
