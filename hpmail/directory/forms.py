@@ -3,7 +3,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import DateTimeField, HiddenField
+from wtforms import DateTimeLocalField, HiddenField
 from wtforms.validators import InputRequired
 
 from hpmail.core.forms import IdsField
@@ -73,7 +73,7 @@ class ClearRefusalForm(FlaskForm):
     """« The address is valid again »: the mark the admin saw (when the server refused it), so
     that a replayed POST does not clear a newer refusal."""
 
-    refused_at = DateTimeField(
+    refused_at = DateTimeLocalField(
         format=["%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"],
         validators=[InputRequired(_l("Which refusal is meant is missing: reload the page."))],
     )
