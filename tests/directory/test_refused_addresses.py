@@ -79,6 +79,8 @@ def test_a_refused_address_is_unreachable_for_the_composer_and_its_document_is_p
     again = page_text(client.get(f"/e-mail/nouveau?selection={token}", headers=FR))
     assert "Étudiants (1)" in again  # Alice alone: Chloé has no address, Bruno's was refused
     assert f"DURAND Bruno — {reason}" in again
+    found = page_text(client.get("/e-mail/personnes?q=durand", headers=HTMX))
+    assert f'value="{bruno.id}" disabled' in found and "Refusée par le serveur" in found
 
     smtp_server.recorder.received.clear()
     selection = create_selection(sender, [p.id for p in school.students])
