@@ -264,3 +264,34 @@ def ids_of(db, mailing) -> list[int]:
             )
         )
     )
+
+
+def test_the_demo_mailbox_refuses_closed_student_mailboxes_and_the_directory_marks_them(
+    db, tmp_path, make_person, make_transport, delivery_settings
+):
+    from aiosmtpd.controller import Controller
+
+    from hpmail.delivery.mailbox import MailboxHandler, list_messages, mailbox_closed
+    from tests.fixtures.smtp import free_port
+
+    addresses = [f"eleve{n}@etu.lycee-demo.fr" for n in range(200)]
+    closed = [a for a in addresses if mailbox_closed(a)]
+    assert 1 <= len(closed) <= 12  # about one in fifty
+    assert not mailbox_closed("admin.demo@lycee-demo.fr")  # the staff's mailboxes all exist
+    gone = make_person("student", email=closed[0])
+    here = make_person("student", email=next(a for a in addresses if not mailbox_closed(a)))
+    controller = Controller(MailboxHandler(tmp_path), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        delivery_settings(transport=make_transport(port=controller.port))
+        send.deliver(ids_of(db, queue_to(db, [gone, here])))
+    finally:
+        controller.stop()
+
+    (arrived,) = list_messages(tmp_path)
+    assert here.email in arrived.recipients and gone.email not in arrived.recipients
+    assert mark_of(db, gone) == (
+        "refused",
+        f"550 5.1.1 <{gone.email}>: Recipient address rejected: User unknown",
+    )
+    assert mark_of(db, here) == ("valid", None)
