@@ -24,8 +24,8 @@ from hpmail.outbox.settings import server_settings
 
 DKIM_PAGE = "delivery/dkim.html"
 DKIM_STATE_LABELS = {
-    DkimState.NEW: _l("New"),
-    DkimState.ACTIVE: _l("Active"),
+    DkimState.NEW: _l("Not active yet"),
+    DkimState.ACTIVE: _l("Active (signing)"),
     DkimState.RETIRED: _l("Retired"),
 }
 
