@@ -154,6 +154,21 @@ def test_activation_is_refused_until_the_record_is_published_and_matching(
     assert "La clé « hpmail2026 » signe désormais les e-mails de lycee-demo.fr." in shown
 
 
+def test_a_silent_dns_server_is_said_in_french_and_activates_nothing(
+    app, client, db, admin, silent_dns
+):
+    app.config["DISCOVERY_TIMEOUT_SECONDS"] = 1
+    generate(client)
+    response = act(client, keys(db)[0], "check")
+    assert "Les serveurs DNS n'ont pas répondu à temps" in page_text(response)
+    response = act(client, keys(db)[0], "activate")
+    assert response.status_code == 422
+    assert "La clé n'a pas été activée. Les serveurs DNS n'ont pas répondu à temps" in page_text(
+        response
+    )
+    assert keys(db)[0].state == DkimState.NEW
+
+
 def publish(dns_zone, key: DkimKey) -> None:
     dns_zone.add(dkim_keys.zone_line(key))
 
