@@ -248,8 +248,13 @@ def _selector_taken(domain: str, selector: str) -> DkimRefused | None:
 
 
 def check(key: DkimKey, lookup: Lookup) -> Publication:
-    """Look the key's record up and remember when, and whether it was published and matching."""
+    """Look the key's record up and remember when, and whether it was published and matching.
+
+    A DNS server that did not answer says nothing of the record: nothing is remembered then.
+    """
     found = publication(key, lookup)
+    if lookup.failed:
+        return found
     key.checked_at = utcnow()
     key.published = found.state == "published"
     db.session.flush()
@@ -265,6 +270,9 @@ def activate(key: DkimKey, lookup: Lookup, actor: User) -> list[DkimKey]:
     """
     if key.state == DkimState.ACTIVE:
         return []
+    # Two activations at once in the same domain take their turns (PostgreSQL): the second sees
+    # the first's key active and retires it, so that one key of an algorithm signs, not two.
+    db.session.execute(select(DkimKey.id).where(DkimKey.domain == key.domain).with_for_update())
     found = check(key, lookup)
     if found.state != "published":
         raise NotPublished(unpublished_reason(key, found, lookup), found)

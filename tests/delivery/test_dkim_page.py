@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 from hpmail.delivery import dkim_keys
 from hpmail.outbox.models import DkimKey, DkimState
 from hpmail.outbox.secrets import decrypt_secret
+from hpmail.outbox.settings import server_settings
 
 FR = {"Accept-Language": "fr"}
 SCHOOL = "lycee-demo.fr"
@@ -167,6 +168,7 @@ def test_a_silent_dns_server_is_said_in_french_and_activates_nothing(
         response
     )
     assert keys(db)[0].state == DkimState.NEW
+    assert keys(db)[0].checked_at is None  # a silent DNS server said nothing of the record
 
 
 def publish(dns_zone, key: DkimKey) -> None:
@@ -284,8 +286,6 @@ def test_hostile_selectors_are_refused_in_french_and_nothing_is_saved(client, db
 
 def test_a_selector_too_long_for_the_domain_name_is_refused(client, db, admin):
     long_domain = ".".join(["a" * 60] * 3) + ".fr"  # 186 characters
-    from hpmail.outbox.settings import server_settings
-
     server_settings().allowed_domains = long_domain
     db.session.commit()
     url = f"/serveur/parametres-envoi/domaines/{long_domain}/dkim"
