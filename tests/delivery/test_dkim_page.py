@@ -344,3 +344,14 @@ def test_a_wildcard_allowed_domain_has_its_parent_domains_page_linked_from_the_s
     page = client.get("/serveur/parametres-envoi/domaines/univ-exemple.fr/dkim", headers=FR)
     assert page.status_code == 200
     assert "Signature DKIM de univ-exemple.fr" in page_text(page)
+
+
+def test_a_domain_holds_a_bounded_number_of_keys(client, db, admin, make_user):
+    someone = make_user("admin")
+    for number in range(dkim_keys.KEYS_PER_DOMAIN):
+        dkim_keys.generate(SCHOOL, f"old{number}", "ed25519", someone)
+    db.session.commit()
+    response = generate(client, "one-more")
+    assert response.status_code == 422
+    assert "Ce domaine a déjà 10 clés : supprimez d'abord une clé retirée." in page_text(response)
+    assert key_count(db) == dkim_keys.KEYS_PER_DOMAIN
