@@ -16,6 +16,9 @@ signature, and the error is logged. Retrying would not help (the same key fails 
 until the admin acts), so the e-mail would wait and then fail after the give-up time: certainly
 lost, whereas unsigned it still passes DMARC through SPF when the school's server is in its SPF
 record, as it usually is. The admin sees the key's problem in the worker's log.
+
+dkimpy is pure Python: a signature costs about 20 ms for an e-mail of 140 kB, and 100 ms more
+for each further MB (its body read again for each e-mail, even where the mailing shares it).
 """
 
 from __future__ import annotations
