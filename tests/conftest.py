@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.oauth",
     "tests.fixtures.discovery",
+    "tests.fixtures.spamassassin",
 ]
 
 PASSWORD = "correct horse battery"

@@ -33,12 +33,10 @@ from hpmail.outbox.api import (
     Sender,
     queue_mailing,
 )
-from hpmail.outbox.models import Mailing, MailingKind
+from hpmail.outbox.models import GENERATED_KINDS, Mailing, MailingKind
 from hpmail.outbox.settings import server_settings
 
 log = logging.getLogger(__name__)
-
-SERVER_KINDS = (MailingKind.TEST, MailingKind.VERIFICATION)
 
 __all__ = [
     "AccountInvalid",
@@ -301,7 +299,7 @@ def visible_accounts(user: User) -> list[Account]:
 
 def sender_check(mailing: Mailing) -> str | None:
     """Return why the worker must not send ``mailing`` now, or None (registered with delivery)."""
-    if mailing.kind in SERVER_KINDS:
+    if mailing.kind in GENERATED_KINDS:
         return None
     with force_locale("fr"):
         if mailing.account_id is None:

@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -156,6 +157,9 @@ def build_test_message(
     message["To"] = recipient
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid("hpmail-test", domain=sender.rpartition("@")[2] or None)
+    # The language it is written in (the admin's page's), and no person wrote it (RFC 3834).
+    message["Content-Language"] = str(get_locale() or "fr")
+    message["Auto-Submitted"] = "auto-generated"
     message.set_content(
         _(
             "Hello,\n\nThis e-mail was sent by hpmail to test the SMTP server %(host)s "

@@ -163,8 +163,7 @@ def prepare_mail(
         # Each e-mail's own content (a letter) goes there, before the signature.
         html, text = f"{html}{OWN_BODY_MARK}", f"{text}\n\n{OWN_BODY_MARK}\n"
     elif job.inline_png:
-        alt = escape(str(DOCUMENT_KIND_LABELS[DocumentKind(job.kind)]))
-        html = f'{html}<p><img src="cid:{DOCUMENT_PREVIEW}" alt="{alt}"></p>'
+        html, text = _with_preview(job, html, text)
     files = []
     signature = compose.signature_of(user.id) if draft.insert_signature else None
     if signature is not None:
@@ -188,6 +187,22 @@ def prepare_mail(
         bcc=[[a.name, a.address, a.person_id] for a in recipients.bcc],
         item_copies=item_copies and _offers_copies(job),
     )
+
+
+def _with_preview(job: DocumentJob, html: str, text: str) -> tuple[str, str]:
+    """Return the bodies with each person's preview in the HTML, and words saying what it is.
+
+    An HTML part that is little more than an image is what spam looks like (SpamAssassin's
+    ``HTML_IMAGE_ONLY`` rules); the caption also tells every reader what the e-mail carries.
+    """
+    label = str(DOCUMENT_KIND_LABELS[DocumentKind(job.kind)])
+    caption = _("Above, the first page of your %(document)s.", document=label.lower())
+    html = f'{html}<p><img src="cid:{DOCUMENT_PREVIEW}" alt="{escape(label)}"></p>'
+    if job.attach_pdf:
+        attached = _("The whole document is attached as a PDF file, to open, print or keep.")
+        caption = f"{caption} {attached}"
+        text = f"{text}\n\n{attached}\n"
+    return f"{html}<p>{escape(caption)}</p>", text
 
 
 def _offers_copies(job: DocumentJob) -> bool:

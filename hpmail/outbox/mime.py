@@ -5,6 +5,11 @@ e-mail then only adds its own headers (To, Cc, Message-ID). An e-mail with files
 recipient's document) pays for a body of its own: the shared content plus its files, its inline
 images given Content-IDs unique to its message. Everything comes out of the ``email`` package's
 generator, so no header or MIME boundary is ever written by hand.
+
+Besides the addresses, every message says its language (``Content-Language``) and, when no person
+wrote it (a verification code, a test), that it was generated (``Auto-Submitted``, RFC 3834), so
+that out-of-office replies do not answer it. SpamAssassin scores each kind of message below one
+point (``tests/test_spam_score.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.headerregistry import Address as HeaderAddress
+from email.headerregistry import Group
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
+from html import escape as html_escape
 
 from hpmail.core.text import InvalidHeader, is_content_type, refuse_unsafe
 from hpmail.outbox.policy import Identity
@@ -23,6 +30,9 @@ from hpmail.outbox.policy import Identity
 # 7bit: text parts get quoted-printable or base64, so any relay accepts them (no 8BITMIME needed).
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
 HEADER_POLICY = email.policy.SMTP
+# The To of a mailing whose recipients are hidden: the empty group of RFC 5322 (A.1.3), as mail
+# programs write it. The sender's own address there instead (To = From) is a spam sign.
+UNDISCLOSED = Group("undisclosed-recipients")
 
 
 def new_message_id(domain: str) -> str:
@@ -75,7 +85,21 @@ def _check_address(address: HeaderAddress | None, header: str) -> None:
         refuse_unsafe(address.addr_spec, header)
 
 
-def build_body(text_body: str, html_body: str | None, parts: list[Part]) -> EmailMessage:
+def html_document(fragment: str, language: str) -> str:
+    """Return the HTML part of a message: ``fragment`` as a whole document in ``language``.
+
+    A text/html part is a document (RFC 2854), and its ``lang`` makes a screen reader read it in
+    the right voice, as ``Content-Language`` says it to mail programs.
+    """
+    return (
+        f'<!DOCTYPE html>\n<html lang="{html_escape(language)}">\n'
+        f'<head><meta charset="utf-8"></head>\n<body>\n{fragment}\n</body>\n</html>\n'
+    )
+
+
+def build_body(
+    text_body: str, html_body: str | None, parts: list[Part], language: str
+) -> EmailMessage:
     """Return the MIME entity of a mailing's content: text, HTML, inline images, attachments."""
     for part in parts:
         _check_part(part)
@@ -84,7 +108,7 @@ def build_body(text_body: str, html_body: str | None, parts: list[Part]) -> Emai
     inline = [part for part in parts if part.content_id]
     attached = [part for part in parts if not part.content_id]
     if html_body:
-        body.add_alternative(html_body, subtype="html", charset="utf-8")
+        body.add_alternative(html_document(html_body, language), subtype="html", charset="utf-8")
         html_part = body.get_payload()[-1]
         for part in inline:
             maintype, subtype = _split(part.content_type)
@@ -137,27 +161,32 @@ class MailingMessages:
         parts: list[Part],
         date: datetime,
         hide_recipients: bool = False,
-        account: HeaderAddress | None = None,
+        language: str = "fr",
+        generated: bool = False,
     ) -> None:
         # The last line of defence: whatever the input checks missed, no value written below may
         # hold a character that a reader would take as the end of the header line.
         _check_address(identity.from_address, "From")
         _check_address(identity.reply_to, "Reply-To")
-        _check_address(account, "To")
         refuse_unsafe(subject, "Subject")
+        refuse_unsafe(language, "Content-Language")
         self.identity = identity
         self.hide_recipients = hide_recipients
+        self.language = language
         shared = EmailMessage(policy=HEADER_POLICY)
         shared["From"] = identity.from_address
         if hide_recipients:
-            shared["To"] = account or identity.from_address
+            shared["To"] = UNDISCLOSED
         if identity.reply_to is not None:
             shared["Reply-To"] = identity.reply_to
         shared["Subject"] = subject
         shared["Date"] = format_datetime(date.replace(tzinfo=UTC) if date.tzinfo is None else date)
+        shared["Content-Language"] = language
+        if generated:
+            shared["Auto-Submitted"] = "auto-generated"
         self._shared = _headers_bytes(shared)
         self._content = (text_body, html_body, parts)
-        self._body = build_body(text_body, html_body, parts).as_bytes(policy=POLICY)
+        self._body = build_body(text_body, html_body, parts, language).as_bytes(policy=POLICY)
 
     def _own_body(self, message_id: str, own_parts: list[Part]) -> bytes:
         """Return the body of an e-mail with files of its own: the shared content, then them.
@@ -184,7 +213,9 @@ class MailingMessages:
                     html_body = _cid_reference(name).sub(lambda _m, to=reference: to, html_body)
                 part = replace(part, content_id=content_id)
             renamed.append(part)
-        return build_body(text_body, html_body, [*parts, *renamed]).as_bytes(policy=POLICY)
+        return build_body(text_body, html_body, [*parts, *renamed], self.language).as_bytes(
+            policy=POLICY
+        )
 
     def message_bytes(
         self,

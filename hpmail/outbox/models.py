@@ -69,6 +69,10 @@ class MailingKind(StrEnum):
     VERIFICATION = "verification"
 
 
+# The server's own e-mails, written by no person: a test-send, a verification code.
+GENERATED_KINDS = (MailingKind.TEST, MailingKind.VERIFICATION)
+
+
 class Transport(db.Model):
     """How to reach an SMTP server. Secrets are Fernet-encrypted (key in ``instance/``).
 

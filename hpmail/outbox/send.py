@@ -15,7 +15,6 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from dataclasses import replace
-from email.headerregistry import Address as HeaderAddress
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -29,6 +28,7 @@ from hpmail.outbox.claim import claim, give_back
 from hpmail.outbox.limits import reserve
 from hpmail.outbox.mime import MailingMessages, Part
 from hpmail.outbox.models import (
+    GENERATED_KINDS,
     Attachment,
     EmailAttachment,
     EmailRecipient,
@@ -147,7 +147,9 @@ def mailing_messages(
         parts=parts or [],
         date=mailing.created_at,
         hide_recipients=mailing.hide_recipients,
-        account=HeaderAddress(display_name=mailing.sender_name, addr_spec=mailing.sender_address),
+        # The app's language: the composer's text and the generated ones are the school's.
+        language=current_app.config["BABEL_DEFAULT_LOCALE"],
+        generated=mailing.kind in GENERATED_KINDS,
     )
 
 
