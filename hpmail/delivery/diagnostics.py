@@ -157,9 +157,6 @@ def build_test_message(
     message["To"] = recipient
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid("hpmail-test", domain=sender.rpartition("@")[2] or None)
-    # The language it is written in (the admin's page's), and no person wrote it (RFC 3834).
-    message["Content-Language"] = str(get_locale() or "fr")
-    message["Auto-Submitted"] = "auto-generated"
     message.set_content(
         _(
             "Hello,\n\nThis e-mail was sent by hpmail to test the SMTP server %(host)s "
@@ -168,6 +165,9 @@ def build_test_message(
             port=transport.port,
         )
     )
+    # The language it is written in (the admin's page's), and no person wrote it (RFC 3834).
+    message["Content-Language"] = str(get_locale())
+    message["Auto-Submitted"] = "auto-generated"
     domain = sender.rpartition("@")[2]
     return dkim.sign(message.as_bytes(policy=SMTP), dkim.signing_keys(domain))
 

@@ -80,6 +80,24 @@ def test_plain_server_receives_the_test_email_and_every_step_is_ok(app, smtp_ser
     assert "l'envoi fonctionne" in received.message.get_content()
 
 
+@pytest.mark.parametrize(
+    ("language", "subject"),
+    [("fr", "hpmail : essai d'envoi d'e-mails"), ("en", "hpmail: test of e-mail sending")],
+)
+def test_the_test_email_is_marked_generated_and_says_the_language_of_the_admin_s_page(
+    client, login_as, delivery_settings, smtp_server, language, subject
+):
+    login_as("admin", email=ADMIN)
+    delivery_settings(smtp_server)
+
+    client.post("/serveur/parametres-envoi/essai", headers={"Accept-Language": language})
+
+    [received] = smtp_server.received
+    assert received.message["Subject"] == subject
+    assert received.message["Content-Language"] == language
+    assert received.message["Auto-Submitted"] == "auto-generated"
+
+
 def test_starttls_with_the_schools_ca_and_a_login_delivers(app, make_smtp_server, test_ca):
     server = make_smtp_server("starttls", users={"secretariat": "s3cret"})
     transport = transport_to(

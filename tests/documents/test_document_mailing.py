@@ -105,6 +105,11 @@ def test_each_person_gets_their_own_pdf_and_preview_and_the_copy_holds_those_wit
         darkest, lightest = image.convert("L").getextrema()
         assert darkest < 128 < lightest  # text on a page, not a blank image
         assert message["Subject"] == "Emploi du temps — semaine du 7 décembre 2026"
+        # Words say what the image is (an HTML part of little more than an image looks like spam)
+        # and the text part, which has no image, where the document is.
+        assert "Ci-dessus, la première page de votre emploi du temps." in html
+        text = message.get_body(("plain",)).get_content()
+        assert "Le document complet est joint au format PDF" in text
     job = latest_job(db)
     assert db.session.get(Mailing, job.mailing_id).kind == "document"
     copy = pdf_text(read_attachment(job.output_file))

@@ -124,7 +124,7 @@ def test_an_address_inside_the_allowed_domains_sends_as_itself(db, smtp_server, 
     assert smtp_server.received[0].mail_from == "sophie@math.univ-exemple.fr"
 
 
-def test_hidden_recipients_all_go_in_bcc_and_to_shows_the_sending_account(
+def test_hidden_recipients_all_go_in_bcc_and_to_is_the_empty_undisclosed_recipients_group(
     db, smtp_server, delivery_settings
 ):
     delivery_settings(smtp_server)
@@ -137,7 +137,10 @@ def test_hidden_recipients_all_go_in_bcc_and_to_shows_the_sending_account(
 
     (arrived,) = smtp_server.received
     assert sorted(arrived.rcpt_tos) == ["a@example.org", "b@example.org"]
-    assert arrived.message["To"].addresses[0].addr_spec == "secretariat@lycee-demo.fr"
+    # RFC 5322's empty group: the sending account is in From, and To = From looks like spam.
+    assert str(arrived.message["To"]) == "undisclosed-recipients:;"
+    assert arrived.message["To"].addresses == ()
+    assert arrived.message["From"].addresses[0].addr_spec == "secretariat@lycee-demo.fr"
     assert b"a@example.org" not in arrived.data and b"b@example.org" not in arrived.data
     assert "Cc" not in arrived.message and "Bcc" not in arrived.message
 
