@@ -313,7 +313,16 @@ def test_cleaned_names_files_and_types_are_delivered_with_exactly_the_headers_st
     for received in smtp_server.received:
         message = BytesParser(policy=email.policy.default).parsebytes(received.data)
         assert sorted(message.keys()) == sorted(
-            ["Message-ID", "To", "From", "Subject", "Date", "MIME-Version", "Content-Type"]
+            [
+                "Message-ID",
+                "To",
+                "From",
+                "Subject",
+                "Date",
+                "Content-Language",
+                "MIME-Version",
+                "Content-Type",
+            ]
         ), message.keys()
         assert message["Subject"] == "Convocation"
         (author,) = message["From"].addresses

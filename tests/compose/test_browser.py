@@ -77,7 +77,7 @@ def test_secretary_sends_to_a_cohort_and_finds_the_email_in_the_archive(
     assert sorted(received.rcpt_tos) == sorted(p.email for p in good)
     assert message["From"] == f"Sophie Martin <{account.address}>"
     assert message["Reply-To"] == "sophie.reponses@exemple.fr"
-    assert message["To"] == f"Sophie Martin <{account.address}>"  # recipients hidden (Bcc)
+    assert message["To"] == "undisclosed-recipients:;"  # recipients hidden (Bcc)
     assert not any(p.email in received.data.decode() for p in good)
     assert message["Subject"] == "Visite de l'entreprise"
     text = message.get_body(("plain",)).get_content()
