@@ -115,7 +115,11 @@ def check_dmarc(domain: str, authenticated: Authentication, lookup: Lookup) -> C
     passes = dmarc_passes(domain, authenticated, values)
     if passes is None:
         findings.append(
-            _("Whether SPF or DKIM authenticates %(domain)s could not be told.", domain=domain)
+            _(
+                "Whether the e-mails of %(domain)s pass DMARC depends on what could not be "
+                "checked above.",
+                domain=domain,
+            )
         )
         return Check("dmarc", UNKNOWN, findings)
     if not passes:

@@ -219,7 +219,11 @@ def _relay_verdict(domain: str, record: str | None, relay: Relay, lookup: Lookup
             "The SMTP server %(host)s is not in the DNS: it was not checked.", host=relay.host
         )
         return _Verdict(UNKNOWN, finding)
-    shown = _("%(host)s (%(addresses)s)", host=relay.host, addresses=", ".join(addresses))
+    shown = (
+        relay.host
+        if addresses == [relay.host]  # an address typed as the server's name
+        else _("%(host)s (%(addresses)s)", host=relay.host, addresses=", ".join(addresses))
+    )
     if any(is_internal(address) for address in addresses):
         if record is None:
             return _Verdict(ERROR, _no_record(domain, shown), passes=False)

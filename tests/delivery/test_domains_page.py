@@ -162,7 +162,9 @@ def test_the_test_send_shows_the_sender_domain_after_the_smtp_steps(
     assert page.index("Données (DATA)") < page.index("Domaine de l'expéditeur : lycee-demo.fr")
     # aiosmtpd listens on 127.0.0.1: the public address it sends from cannot be known here.
     assert 'data-check="spf" data-state="warning"' in page
-    assert "Le serveur SMTP 127.0.0.1 (127.0.0.1) est dans le réseau de l'établissement" in page
+    assert "Le serveur SMTP 127.0.0.1 est dans le réseau de l'établissement" in page
+    assert 'data-check="dmarc" data-state="unknown"' in page
+    assert "dépend de ce qui n'a pas pu être vérifié ci-dessus" in page
     assert 'data-check="mx" data-state="warning"' in page
     assert ("lycee-demo.fr", "TXT") in dns_zone.queries
 
