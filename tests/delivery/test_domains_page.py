@@ -182,3 +182,34 @@ def test_a_silent_dns_does_not_fail_nor_hold_the_test_send(
     assert "Le serveur a accepté l'e-mail d'essai" in page
     assert len(smtp_server.received) == 1
     assert page.count('data-state="unknown"') == 4
+
+
+def test_an_accented_domain_is_checked_under_its_dns_name(
+    client, login_as, delivery_settings, dns_zone
+):
+    delivery_settings(allowed_domains="lycée-demo.fr")
+    login_as("admin")
+    page = text(client.get(PAGE, headers=FR))
+    assert "lycée-demo.fr" in page
+    assert f'hx-get="{PAGE}/xn--lyce-demo-d4a.fr"' in page
+    response = client.get(f"{PAGE}/xn--lyce-demo-d4a.fr", headers=HTMX)
+    assert response.status_code == 200
+    assert ("xn--lyce-demo-d4a.fr", "TXT") in dns_zone.queries
+
+
+def test_when_users_send_themselves_the_profiles_servers_are_checked_too(
+    client, login_as, db, delivery_settings, relay, make_transport, published
+):
+    from hpmail.outbox.models import SendingProfile
+
+    published.add('spf.protection.outlook.com. 60 IN TXT "v=spf1 ip4:40.92.0.0/15 -all"')
+    delivery_settings(transport=relay, delegate=False)
+    office = make_transport(host="smtp.office365.com", port=587, auth="microsoft")
+    db.session.add(SendingProfile(name="Microsoft 365 du lycée", transport=office))
+    db.session.commit()
+    login_as("admin")
+    page = text(client.get(f"{PAGE}/{DOMAIN}", headers=HTMX))
+    assert "Le SPF de lycee-demo.fr autorise smtp.lycee-demo.fr (193.51.24.5)." in page
+    assert "Le SPF de lycee-demo.fr n'inclut pas spf.protection.outlook.com" in page
+    assert 'data-check="spf" data-state="error"' in page
+    assert "v=spf1 include:spf.protection.outlook.com ip4:193.51.24.5 -all" in page
