@@ -166,8 +166,7 @@ def _letter(walk: Walk):
 def _allowed_domain(walk: Walk) -> str:
     from hpmail.outbox.settings import server_settings
 
-    settings = server_settings()
-    settings.sender_address = "ne-pas-repondre@lycee.example"
+    server_settings().allowed_domains = "lycee.example"
     walk.db.session.commit()
     return "lycee.example"
 

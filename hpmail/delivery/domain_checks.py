@@ -7,9 +7,10 @@ one ``Lookup`` (one deadline for the four) and says ok (green), warning (orange)
 unknown (grey: the DNS did not answer), what it found, and the exact record to publish.
 
 hpmail's envelope sender is the From address itself (``outbox.policy.sending_identity``): the
-domain SPF checks is the From's domain. DKIM signs with ``d=`` the From's domain when hpmail's
-key (``dkim_keys``) or the provider's custom-domain key is published; a provider that signs with
-its own domain instead (onmicrosoft.com, gappssmtp.com) does not align.
+domain SPF checks is the From's domain. hpmail signs with ``d=`` the domain whose keys the worker
+takes (``outbox.dkim.signing_keys``: the From's domain, else its closest parent with keys); a
+provider signs with ``d=`` the From's domain once its custom-domain key is published, else with
+its own domain (onmicrosoft.com, gappssmtp.com), which does not align.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from hpmail.delivery.findings import (
 from hpmail.delivery.spf_check import Relay, check_spf, relays_of
 from hpmail.delivery.transports import all_profiles
 from hpmail.extensions import db
+from hpmail.outbox.dkim import ascii_domain, signing_keys
 from hpmail.outbox.models import DkimKey, DkimState, ServerSettings, Transport
 from hpmail.outbox.policy import domain_of
 
@@ -62,15 +64,6 @@ class CheckedDomain:
     label: str
 
 
-def ascii_domain(value: str) -> str:
-    """Return ``value`` as the DNS writes it (IDNA A-labels, lower case), "" when it cannot be."""
-    value = value.strip().lower().lstrip("@").rstrip(".")
-    try:
-        return value.encode("idna").decode("ascii")
-    except UnicodeError:
-        return ""
-
-
 def checked_domains(settings: ServerSettings) -> list[CheckedDomain]:
     """Return the sender address's domain, then each allowed domain (``*.x`` lines left out:
     each subdomain that sends is a domain of its own)."""
@@ -78,7 +71,7 @@ def checked_domains(settings: ServerSettings) -> list[CheckedDomain]:
     labels += [line.strip() for line in (settings.allowed_domains or "").splitlines()]
     found: dict[str, CheckedDomain] = {}
     for label in labels:
-        name = ascii_domain(label)
+        name = ascii_domain(label.lstrip("@"))
         if name and not label.startswith("*") and name not in found:
             found[name] = CheckedDomain(name, label.lstrip("@"))
     return list(found.values())
@@ -129,14 +122,18 @@ class _Signature:
     state: str
     finding: str
     record: Record | None = None
+    own: bool = False  # hpmail's key (``d=`` its domain), not the provider's
 
 
 def check_dkim(domain: str, relays: Sequence[Relay], lookup: Lookup) -> tuple[Check, list[str]]:
     """Check hpmail's keys of ``domain`` and the providers' signatures; return the domains whose
     valid signatures receivers will find (``d=``)."""
+    # The worker signs with the domain's active keys, else its closest parent's (``d=`` parent).
+    signing = signing_keys(domain)
+    signer = signing[0].domain if signing else domain
     keys = db.session.scalars(
         select(DkimKey)
-        .where(DkimKey.domain == domain, DkimKey.state != DkimState.RETIRED)
+        .where(DkimKey.domain == signer, DkimKey.state != DkimState.RETIRED)
         .order_by(DkimKey.created_at, DkimKey.id)
     ).all()
     signatures = [_own_signature(key, lookup) for key in keys if key.state == DkimState.ACTIVE]
@@ -171,7 +168,9 @@ def check_dkim(domain: str, relays: Sequence[Relay], lookup: Lookup) -> tuple[Ch
         [signature.record for signature in signatures if signature.record],
         dkim_page=not advice and worst(states) != OK,
     )
-    return check, [domain] if OK in states else []
+    own = OK in [signature.state for signature in signatures if signature.own]
+    providers_sign = OK in [signature.state for signature in signatures if not signature.own]
+    return check, [signer] * own + [domain] * providers_sign
 
 
 def _record_of(key: DkimKey) -> Record:
@@ -186,7 +185,7 @@ def _own_signature(key: DkimKey, lookup: Lookup) -> _Signature:
         finding = _(
             "hpmail signs with the key “%(key)s” (%(algorithm)s), published at %(name)s.", **names
         )
-        return _Signature(OK, finding)
+        return _Signature(OK, finding, own=True)
     if found.state == "mismatch":
         finding = _(
             "hpmail signs with the key “%(key)s”, but %(name)s publishes another one: receivers "
@@ -199,7 +198,7 @@ def _own_signature(key: DkimKey, lookup: Lookup) -> _Signature:
             "cannot check the signatures.",
             **names,
         )
-    return _Signature(ERROR, finding, _record_of(key))
+    return _Signature(ERROR, finding, _record_of(key), own=True)
 
 
 def _provider_signature(provider: Provider, domain: str, lookup: Lookup) -> _Signature:

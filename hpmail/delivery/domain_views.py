@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import abort, current_app, url_for
 
 from hpmail.core.web import admin_required, render
+from hpmail.delivery.dkim_keys import dkim_domain
 from hpmail.delivery.domain_checks import check_domain, checked_domains, sending_transports
 from hpmail.delivery.views import bp
 from hpmail.outbox.settings import server_settings as load_server_settings
@@ -20,12 +21,9 @@ PAGE = "delivery/domains.html"
 
 @bp.app_template_global()
 def dkim_page_url(domain: str) -> str | None:
-    """Return the URL of hpmail's DKIM key page of ``domain``, None while it does not exist.
-
-    That page (endpoint ``delivery.dkim``) comes with the DKIM signing; until it is there, the
-    checks show no link rather than a broken one.
-    """
-    if "delivery.dkim" not in current_app.view_functions:
+    """Return the URL of hpmail's DKIM key page of ``domain``; None when the domain has none
+    (the sender address's domain, when it is not an allowed domain)."""
+    if dkim_domain(domain, load_server_settings().allowed_domains or "") != domain:
         return None
     return url_for("delivery.dkim", domain=domain)
 

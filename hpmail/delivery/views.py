@@ -26,7 +26,7 @@ from hpmail.core.time import utcnow
 from hpmail.core.web import admin_required, is_htmx, page_number, render
 from hpmail.delivery import consent, discovery, mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
-from hpmail.delivery.domain_checks import ascii_domain, check_domain
+from hpmail.delivery.domain_checks import check_domain
 from hpmail.delivery.forms import (
     AUTH_LABELS,
     SECURITY_LABELS,
@@ -41,6 +41,7 @@ from hpmail.delivery.forms import (
 )
 from hpmail.extensions import db
 from hpmail.outbox.destinations import restricted_user
+from hpmail.outbox.dkim import ascii_domain
 from hpmail.outbox.models import EmailState, OAuthApplication, SendingProfile, Transport
 from hpmail.outbox.policy import domain_of
 from hpmail.outbox.settings import server_settings as load_server_settings
@@ -253,7 +254,7 @@ def test_send():
                 db.session.commit()
             # The sender's domain, as receivers will judge it (within its own DNS deadline).
             domain_report = check_domain(
-                ascii_domain(domain_of(settings.sender_address)), [transport]
+                ascii_domain(domain_of(settings.sender_address)) or "", [transport]
             )
             current_app.logger.info("%s ran the server test-send", current_user.login)
     return _test_send_result(
@@ -617,5 +618,6 @@ def init_app(app: Flask) -> None:
         )
 
 
-# The allowed domains' checks register their pages on ``bp`` too (imported last: they import it).
-from hpmail.delivery import domain_views  # noqa: E402, F401
+# The DKIM pages and the allowed domains' checks live in modules of their own, on this blueprint:
+# imported once ``bp`` exists.
+from hpmail.delivery import dkim_views, domain_views  # noqa: E402, F401

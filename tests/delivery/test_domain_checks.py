@@ -8,11 +8,13 @@ import time
 
 import pytest
 
+from hpmail.delivery.dkim_keys import new_key_pair
 from hpmail.delivery.dmarc import Authentication, aligned, check_dmarc, organizational_domain
 from hpmail.delivery.dns import Lookup
 from hpmail.delivery.domain_checks import check_domain
 from hpmail.delivery.spf_check import evaluate
 from hpmail.outbox.models import DkimKey, Transport
+from hpmail.outbox.secrets import encrypt_secret
 
 DOMAIN = "lycee-exemple.fr"
 RELAY = "smtp.lycee-exemple.fr"
@@ -190,13 +192,15 @@ def test_each_evaluation_asks_its_own_dns_servers_even_from_two_threads_at_once(
 # --- DKIM ----------------------------------------------------------------------------------------
 
 
-def dkim_key(db, selector="hpmail1", state="active", public_key=PUBLIC_KEY) -> DkimKey:
+def dkim_key(db, selector="hpmail1", state="active", domain=DOMAIN) -> DkimKey:
+    """A key as the DKIM page makes it (Ed25519: quick to generate), its private key encrypted."""
+    private, public = new_key_pair("ed25519")
     key = DkimKey(
-        domain=DOMAIN,
+        domain=domain,
         selector=selector,
-        algorithm="rsa",
-        private_key_encrypted=b"not used here",
-        public_key=public_key,
+        algorithm="ed25519",
+        private_key_encrypted=encrypt_secret(private),
+        public_key=public,
         state=state,
     )
     db.session.add(key)
@@ -204,13 +208,17 @@ def dkim_key(db, selector="hpmail1", state="active", public_key=PUBLIC_KEY) -> D
     return key
 
 
+def publish(zone, key: DkimKey, public_key: str | None = None) -> None:
+    value = public_key or key.public_key
+    zone.add(f'{key.selector}._domainkey.{key.domain}. 60 IN TXT "v=DKIM1; k=ed25519; p={value}"')
+
+
 def test_an_active_key_of_hpmail_published_and_matching_is_green(app, db, dns_zone, relay):
-    dkim_key(db)
-    dns_zone.add(f'hpmail1._domainkey.{DOMAIN}. 60 IN TXT "v=DKIM1; k=rsa; p={PUBLIC_KEY}"')
+    publish(dns_zone, dkim_key(db))
     dkim = checks_of(app, DOMAIN, relay)["dkim"]
     assert dkim.state == "ok"
     assert dkim.findings == [
-        "hpmail signe avec la clé « hpmail1 » (RSA), publiée en "
+        "hpmail signe avec la clé « hpmail1 » (ED25519), publiée en "
         "hpmail1._domainkey.lycee-exemple.fr."
     ]
 
@@ -218,14 +226,33 @@ def test_an_active_key_of_hpmail_published_and_matching_is_green(app, db, dns_zo
 def test_an_active_key_whose_record_holds_another_key_is_red_with_the_right_record(
     app, db, dns_zone, relay
 ):
-    dkim_key(db)
-    dns_zone.add(f'hpmail1._domainkey.{DOMAIN}. 60 IN TXT "v=DKIM1; k=rsa; p={OTHER_KEY}"')
+    key = dkim_key(db)
+    publish(dns_zone, key, OTHER_KEY)
     dkim = checks_of(app, DOMAIN, relay)["dkim"]
     assert dkim.state == "error"
     assert "en publie une autre" in dkim.findings[0]
     [record] = dkim.records
     assert record.name == f"hpmail1._domainkey.{DOMAIN}"
-    assert record.value == f"v=DKIM1; k=rsa; p={PUBLIC_KEY}"
+    assert record.value == f"v=DKIM1; k=ed25519; p={key.public_key}"
+
+
+@pytest.mark.parametrize(("alignment", "state"), [("r", "ok"), ("s", "error")])
+def test_a_subdomain_signed_with_its_parents_key_aligns_only_under_relaxed_dmarc(
+    app, db, dns_zone, relay, alignment, state
+):
+    """The worker signs ent.lycee-exemple.fr with lycee-exemple.fr's key: d= is the parent."""
+    sub = f"ent.{DOMAIN}"
+    publish(dns_zone, dkim_key(db))
+    dns_zone.add(f'_dmarc.{DOMAIN}. 60 IN TXT "v=DMARC1; p=reject; adkim={alignment}"')
+    checks = checks_of(app, sub, relay)  # no SPF record at the subdomain: DKIM alone decides
+    assert checks["dkim"].state == "ok"
+    assert "hpmail1._domainkey.lycee-exemple.fr" in checks["dkim"].findings[0]
+    assert checks["dmarc"].state == state
+    if state == "error":
+        assert (
+            "DKIM signe pour : lycee-exemple.fr (alignement : aspf=r, adkim=s)"
+            in (checks["dmarc"].findings[2])
+        )
 
 
 def test_an_active_key_not_published_is_red(app, db, dns_zone, relay):

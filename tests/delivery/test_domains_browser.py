@@ -32,6 +32,8 @@ def test_admin_publishes_the_spf_record_given_and_checks_again(
     assert "À corriger" in spf.inner_text()
     record = spf.locator("code.record-value").inner_text()
     assert record == "v=spf1 ip4:193.51.24.5 ~all"
+    spf.get_by_role("button", name="Copier la valeur").click()
+    spf.get_by_role("button", name="Copié").wait_for()
 
     dns_zone.add(f'lycee-demo.fr. 60 IN TXT "{record}"')  # the admin publishes it
     lycee.get_by_role("link", name="Vérifier à nouveau").click()

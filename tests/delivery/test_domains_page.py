@@ -78,6 +78,7 @@ def test_the_fragment_of_a_domain_shows_its_checks_in_french(
     assert 'data-check="dmarc" data-state="ok"' in page
     assert 'data-check="mx" data-state="ok"' in page
     assert 'data-check="dkim" data-state="warning"' in page
+    assert f'<a href="{PAGE}/{DOMAIN}/dkim">Signature DKIM de lycee-demo.fr</a>' in page
     assert "Vérifier à nouveau" in page
     assert f'hx-get="{PAGE}/{DOMAIN}"' in page
 
@@ -93,9 +94,10 @@ def test_without_javascript_a_domain_opens_as_a_page_with_the_record_to_publish(
     assert response.status_code == 200
     assert "<html" in page
     assert "lycee-demo.fr ne publie aucun enregistrement SPF" in page
-    assert '<code class="record-value">v=spf1 ip4:193.51.24.5 ~all</code>' in page
+    assert 'id="record-lycee-demo.fr-spf-1-value">v=spf1 ip4:193.51.24.5 ~all</code>' in page
     starting = "v=DMARC1; p=none; rua=mailto:postmaster@lycee-demo.fr"
-    assert f'<code class="record-value">{starting}</code>' in page
+    assert f'id="record-lycee-demo.fr-dmarc-1-value">{starting}</code>' in page
+    assert page.count("Copier la valeur") == 2
 
 
 @pytest.mark.parametrize(
