@@ -104,6 +104,9 @@ class Defaults:
     # addresses, and their port; empty: the system's resolver.
     DNS_SERVERS: tuple[str, ...] = ()
     DNS_PORT = 53
+    # The checks of an allowed domain (SPF, DKIM, DMARC, MX) share this deadline, on its page and
+    # in "Tester l'envoi d'e-mails": a DNS server that does not answer makes them "unknown".
+    DOMAIN_CHECK_TIMEOUT_SECONDS = 5
     DISCOVERY_AUTOCONFIG_URLS = (
         "https://autoconfig.{domain}/mail/config-v1.1.xml",
         "https://{domain}/.well-known/autoconfig/mail/config-v1.1.xml",

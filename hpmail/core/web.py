@@ -173,6 +173,7 @@ MENUS = (
         _l("Server"),
         (
             (_l("E-mail sending settings"), "delivery.server_settings", {}, "admin"),
+            (_l("Allowed domains: SPF, DKIM, DMARC"), "delivery.domains", {}, "admin"),
             (_l("Outbox"), "delivery.outbox", {}, "admin"),
             (_l("Test mailbox"), "delivery.demo_mailbox", {}, "admin"),
         ),

@@ -72,6 +72,7 @@ class Provider:
     domains: tuple[str, ...] = ()
     mx: tuple[str, ...] = ()
     spf: tuple[str, ...] = ()
+    dkim: tuple[str, ...] = ()  # the selectors it signs a customer's domain with (domain_checks)
 
     def serves_domain(self, domain: str) -> bool:
         return any(_within(domain, pattern) for pattern in self.domains)

@@ -26,6 +26,7 @@ from hpmail.core.time import utcnow
 from hpmail.core.web import admin_required, is_htmx, page_number, render
 from hpmail.delivery import consent, discovery, mailbox, outbox_admin, transports
 from hpmail.delivery.diagnostics import diagnose
+from hpmail.delivery.domain_checks import check_domain
 from hpmail.delivery.forms import (
     AUTH_LABELS,
     SECURITY_LABELS,
@@ -40,7 +41,9 @@ from hpmail.delivery.forms import (
 )
 from hpmail.extensions import db
 from hpmail.outbox.destinations import restricted_user
+from hpmail.outbox.dkim import ascii_domain
 from hpmail.outbox.models import EmailState, OAuthApplication, SendingProfile, Transport
+from hpmail.outbox.policy import domain_of
 from hpmail.outbox.settings import server_settings as load_server_settings
 from hpmail.outbox.settings import user_transport
 
@@ -214,7 +217,7 @@ def _saved_message(form, saved: str) -> str:
     )
 
 
-def _test_send_result(form, diagnosis, problem, action: str, back: str):
+def _test_send_result(form, diagnosis, problem, action: str, back: str, domain_report=None):
     """Show the outcome of a test-send (or the form again with its errors)."""
     return render(
         "delivery/test_send.html",
@@ -222,6 +225,7 @@ def _test_send_result(form, diagnosis, problem, action: str, back: str):
         test_form=form,
         diagnosis=diagnosis,
         problem=problem,
+        domain_report=domain_report,
         test_action=url_for(action),
         back=url_for(back),
         title=_("Test e-mail sending"),
@@ -233,7 +237,7 @@ def _test_send_result(form, diagnosis, problem, action: str, back: str):
 def test_send():
     settings = load_server_settings()
     form = TestSendForm()
-    diagnosis, problem = None, None
+    diagnosis, problem, domain_report = None, None, None
     if form.validate_on_submit():
         recipient = current_user.email or form.recipient.data
         transport = settings.transport
@@ -248,9 +252,13 @@ def test_send():
             if diagnosis.succeeded:
                 settings.smtp_tested_at = utcnow()
                 db.session.commit()
+            # The sender's domain, as receivers will judge it (within its own DNS deadline).
+            domain_report = check_domain(
+                ascii_domain(domain_of(settings.sender_address)) or "", [transport]
+            )
             current_app.logger.info("%s ran the server test-send", current_user.login)
     return _test_send_result(
-        form, diagnosis, problem, "delivery.test_send", "delivery.server_settings"
+        form, diagnosis, problem, "delivery.test_send", "delivery.server_settings", domain_report
     )
 
 
@@ -610,5 +618,6 @@ def init_app(app: Flask) -> None:
         )
 
 
-# The DKIM pages live in a module of their own, on this blueprint: imported once ``bp`` exists.
-from hpmail.delivery import dkim_views  # noqa: E402, F401
+# The DKIM pages and the allowed domains' checks live in modules of their own, on this blueprint:
+# imported once ``bp`` exists.
+from hpmail.delivery import dkim_views, domain_views  # noqa: E402, F401
