@@ -286,8 +286,8 @@ def pytest_xdist_auto_num_workers(config):
     """``-n auto``: two pytest processes per core, not one.
 
     A third of the suite's time is spent waiting (on a consumer, an SMTP answer, the browser),
-    not computing: with one process per core the cores idle meanwhile. On the 2-core machine,
-    4 processes ran the suite in less time than 2 (bench/README.md, "Test suite time").
+    not computing: with one process per core the cores idle meanwhile. What it gained and cost on
+    the shared 2-core machine: bench/README.md, "Test suite time".
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set.
     """
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
