@@ -30,6 +30,11 @@ run: setup ## Start the web server and the worker (and the demo mailbox in demo 
 	@if [ "$${HPMAIL_DEMO:-1}" = "0" ]; then procs="web worker"; else procs="web worker mailbox"; fi; \
 		exec $(BIN)/honcho start -p $(PORT) $$procs
 
+# The suite starts a Python process per pytest worker, per real consumer and per deploy check:
+# each would compile hpmail and rewrite every test module again without their cached bytecode
+# (about 4 s of CPU per pytest process), so the tests keep it even where the shell says not to.
+test test-postgres: export PYTHONDONTWRITEBYTECODE :=
+
 test: $(STAMP) translations ## Run the whole test suite (browser and worker tests included)
 	@bash .ci/system-deps
 	$(BIN)/pytest

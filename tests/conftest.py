@@ -12,6 +12,7 @@ from flask import g
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from jinja2 import FileSystemBytecodeCache
+from sqlalchemy.util import LRUCache
 from werkzeug.routing import Rule
 
 from hpmail import create_app
@@ -147,6 +148,36 @@ def compiled_templates(tmp_path_factory) -> FileSystemBytecodeCache:
     return FileSystemBytecodeCache(str(tmp_path_factory.mktemp("templates")))
 
 
+class CompiledStatements:
+    """The compiled SQL of every test engine of this pytest process, shared.
+
+    Each test's app has a new engine whose cache of compiled statements starts empty, so every
+    query was compiled again in every test: about a quarter of a plain test's time. A server's
+    engine lives for days and compiles each statement once; so do the tests now. SQLAlchemy keys
+    its cache by the dialect object, one per engine: here by the dialect's kind and server
+    version instead, which is all that shapes the SQL of engines made from the same settings.
+    """
+
+    def __init__(self, size: int = 5000) -> None:
+        self.compiled = LRUCache(size)
+
+    @staticmethod
+    def shared_key(key: tuple) -> tuple:
+        dialect, *rest = key
+        return (type(dialect), dialect.server_version_info, *rest)
+
+    def get(self, key: tuple, default=None):
+        return self.compiled.get(self.shared_key(key), default)
+
+    def __setitem__(self, key: tuple, statement) -> None:
+        self.compiled[self.shared_key(key)] = statement
+
+
+@pytest.fixture(scope="session")
+def compiled_statements() -> CompiledStatements:
+    return CompiledStatements()
+
+
 @pytest.fixture
 def test_database(schema_file):
     """The URL of the PostgreSQL database this test has to itself, emptied (None on SQLite)."""
@@ -157,7 +188,7 @@ def test_database(schema_file):
 
 
 @pytest.fixture
-def app(app_config, schema_file, test_database, compiled_templates):
+def app(app_config, schema_file, test_database, compiled_templates, compiled_statements):
     if test_database and "SQLALCHEMY_DATABASE_URI" not in app_config:  # not `on_sqlite`
         app_config = {"SQLALCHEMY_DATABASE_URI": test_database, **app_config}
         if app_config.get("QUEUE_URL") is None:  # a real queue (worker tests): Redis
@@ -174,6 +205,7 @@ def app(app_config, schema_file, test_database, compiled_templates):
 
     app.before_request_funcs.setdefault(None, []).insert(0, forget_cached_user)
     with app.app_context():
+        _db.engine.update_execution_options(compiled_cache=compiled_statements)
         create_schema(app, schema_file)
         yield app
         _db.session.remove()
@@ -249,3 +281,49 @@ def pytest_collection_finish(session):
     """
     gc.collect()
     gc.freeze()
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: two pytest processes per core, not one.
+
+    A third of the suite's time is spent waiting (on a consumer, an SMTP answer, the browser),
+    not computing: with one process per core the cores idle meanwhile. What it gained and cost on
+    the shared 2-core machine: bench/README.md, "Test suite time".
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when it is set.
+    """
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return 2 * (os.cpu_count() or 1)
+
+
+def slowness(item) -> int:
+    """0 for a test with a real consumer, 1 for a browser test, 2 for the others."""
+    names = {mark.name for mark in item.iter_markers()}
+    return 0 if "worker" in names else 1 if "browser" in names else 2
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, start each process's share of the suite with its part of the slow tests.
+
+    worksteal gives each process an equal run of the collection and lets an idle process take
+    the second half of another's queue. The tests that wait on a real consumer or drive the
+    browser (seconds each) were together, in a few files: one process ran them one after the
+    other while the others, done, had nothing left to take. Dealt out like cards at the head of
+    each run, they wait at the same time as the others compute, and the runs end with short tests.
+    """
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if processes < 2:
+        return
+    slow = [item for item in items if slowness(item) < 2]
+    slow.sort(key=slowness)  # the consumers' tests first: they wait the longest
+    slow_ids = {id(item) for item in slow}
+    fast = iter([item for item in items if id(item) not in slow_ids])
+    ordered = []
+    remaining = len(items)
+    for process in range(processes):
+        share = remaining // (processes - process)  # what worksteal's first round sends it
+        run = slow[process::processes]
+        run += [next(fast) for _ in range(share - len(run))]
+        ordered += run
+        remaining -= share
+    items[:] = ordered
