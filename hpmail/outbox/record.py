@@ -11,7 +11,7 @@ from functools import cache
 
 from flask import current_app
 from sqlalchemy import bindparam, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hpmail.core.database import retry_while_locked
 from hpmail.core.text import one_line
@@ -99,7 +99,13 @@ class Recorder:
     """Writes each answer to the outbox in batches: a few statements and one commit per N e-mails.
 
     A crash before the commit only means those e-mails are sent again (at least once, bounded
-    by ``DELIVERY_RECORD_EVERY``), never that one is lost.
+    by ``DELIVERY_RECORD_EVERY``), never that one is lost. By default each answer is committed
+    before the next e-mail goes, so a killed worker resends only the e-mail in flight.
+
+    On PostgreSQL a commit is a round trip to another process, and sent one after the other an
+    answer's ``BEGIN``, two ``UPDATE`` and ``COMMIT`` were four: recording took 42 % of a worker's
+    time. There they go together and one Sync commits them (``_write_in_one_round_trip``): the
+    same guarantee for one round trip. SQLite writes in the worker's own process.
     """
 
     def __init__(self, now: datetime, final: bool, delivery: Delivery) -> None:
@@ -260,6 +266,11 @@ class Recorder:
         self.flush()
 
     def _write(self) -> None:
+        """Write what was recorded, uncommitted: the caller commits (``flush``).
+
+        Whatever else is written here (a listener of refused recipients) is in the same
+        transaction, and on PostgreSQL in the same round trip as long as it reads nothing back.
+        """
         connection = db.session.connection()  # Core statements: no ORM work per e-mail
         if self.renewals:
             lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
@@ -277,14 +288,37 @@ class Recorder:
         for columns, rows in by_columns.items():
             connection.execute(_email_update(columns), rows)
 
+    def _write_in_one_round_trip(self) -> None:
+        """Write and commit on PostgreSQL in one round trip: one implicit transaction, one Sync.
+
+        The connection is in autocommit and in psycopg's pipeline mode: the statements are sent
+        without waiting for their answers, and the Sync at the block's end makes the server run
+        them as one transaction (all or nothing) and answer once. Reads inside the block (a
+        RETURNING) ask the server to flush its answers without a Sync: still one transaction.
+        """
+        if db.session().in_transaction():
+            db.session.commit()  # what was read since the last answer (the batch's rows) ends apart
+        connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        driver = connection.connection.driver_connection
+        try:
+            with driver.pipeline():
+                self._write()
+                db.session.flush()  # what a listener added to the session goes before the Sync
+        except driver.Error as error:  # raised at the Sync, outside SQLAlchemy: wrapped as it would
+            raise DBAPIError.instance(None, None, error, driver.Error) from error
+        db.session.commit()  # the session's end: the server committed at the Sync
+
     def flush(self, attempts: int = 5) -> None:
         """Write and commit what was recorded, retrying while another connection holds the lock."""
         if not (self.emails or self.refused or self.accepted or self.renewals):
             return
 
         def write_and_commit() -> None:
-            self._write()
-            db.session.commit()
+            if db.session.get_bind().dialect.name == "postgresql":
+                self._write_in_one_round_trip()
+            else:  # SQLite writes in this process: a round trip costs nothing
+                self._write()
+                db.session.commit()
 
         retry_while_locked(write_and_commit, attempts=attempts, what="recording delivery")
         self.emails, self.refused, self.accepted, self.renewals = [], [], [], []
