@@ -109,3 +109,16 @@ def test_an_answer_is_written_whole_or_not_at_all(db, smtp_server, delivery_sett
     db.session.rollback()
     assert db.session.scalar(select(EmailRecipient.state)) == RecipientState.PENDING
     assert db.session.scalar(select(OutboundEmail.state)) == EmailState.SENDING
+
+
+def test_a_refusal_whose_reply_holds_a_nul_byte_is_recorded(db, smtp_server, delivery_settings):
+    delivery_settings(smtp_server)
+    ids = queue(db, 1)
+    smtp_server.refuse("parent0@example.org", "550 5.1.1 User\x00unknown")
+
+    delivery = deliver(ids)
+
+    assert delivery.failed == 1
+    recipient = db.session.scalar(select(EmailRecipient))
+    assert (recipient.state, recipient.code) == (RecipientState.REFUSED, 550)
+    assert recipient.reply == "5.1.1 User unknown"
