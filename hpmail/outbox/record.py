@@ -289,12 +289,14 @@ class Recorder:
             connection.execute(_email_update(columns), rows)
 
     def _write_in_one_round_trip(self) -> None:
-        """Write and commit on PostgreSQL in one round trip: one implicit transaction, one Sync.
+        """Write and commit on PostgreSQL in one round trip: ``BEGIN``, the writes, ``COMMIT``.
 
-        The connection is in autocommit and in psycopg's pipeline mode: the statements are sent
-        without waiting for their answers, and the Sync at the block's end makes the server run
-        them as one transaction (all or nothing) and answer once. Reads inside the block (a
-        RETURNING) ask the server to flush its answers without a Sync: still one transaction.
+        psycopg's pipeline mode sends the statements without waiting for their answers, and the
+        Sync at the block's end waits for them all at once. The connection is in autocommit so
+        that psycopg adds no ``BEGIN`` of its own (it would wait for its answer); the block's own
+        ``BEGIN`` and ``COMMIT`` make it one transaction. An error on the way (the server's, or
+        psycopg refusing a value before sending it) leaves the ``COMMIT`` unsent: the Sync then
+        commits nothing, and the rollback that follows undoes what was sent.
         """
         if db.session().in_transaction():
             db.session.commit()  # what was read since the last answer (the batch's rows) ends apart
@@ -302,8 +304,10 @@ class Recorder:
         driver = connection.connection.driver_connection
         try:
             with driver.pipeline():
+                driver.execute("BEGIN")
                 self._write()
-                db.session.flush()  # what a listener added to the session goes before the Sync
+                db.session.flush()  # what a listener added to the session goes before the COMMIT
+                driver.execute("COMMIT")
         except driver.Error as error:  # raised at the Sync, outside SQLAlchemy: wrapped as it would
             raise DBAPIError.instance(None, None, error, driver.Error) from error
         db.session.commit()  # the session's end: the server committed at the Sync

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import event, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from hpmail.outbox import api, clock
 from hpmail.outbox.claim import claim
@@ -105,6 +105,26 @@ def test_an_answer_is_written_whole_or_not_at_all(db, smtp_server, delivery_sett
     # The recipient's UPDATE goes first and succeeds; the e-mail's breaks a check constraint.
     with pytest.raises(IntegrityError, match="state"):
         recorder._save(email, {"state": "lost"})
+
+    db.session.rollback()
+    assert db.session.scalar(select(EmailRecipient.state)) == RecipientState.PENDING
+    assert db.session.scalar(select(OutboundEmail.state)) == EmailState.SENDING
+
+
+def test_an_answer_refused_before_it_reaches_the_server_leaves_nothing(
+    db, smtp_server, delivery_settings
+):
+    delivery_settings(smtp_server)
+    ids = queue(db, 1)
+    now = clock.now()
+    (email,) = _load(claim(ids, now))
+    recorder = Recorder(now, False, Delivery())
+    recorder.accepted.append(email.recipients[0][0])
+
+    # The recipient's UPDATE is sent; the e-mail's is refused by psycopg itself (PostgreSQL takes
+    # no NUL byte in text): the Sync that ends the block must not commit the first one alone.
+    with pytest.raises(DataError):
+        recorder._save(email, {"state": EmailState.SENT, "last_error": "\x00"})
 
     db.session.rollback()
     assert db.session.scalar(select(EmailRecipient.state)) == RecipientState.PENDING
