@@ -254,6 +254,7 @@ def test_ten_thousand_emails_through_two_machines_arrive_once_despite_a_killed_m
             machine.ask_to_stop()
         for machine in machines:
             machine.stop()
+    timings["workers stopped"] = time.monotonic() - started
     print(", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
 
     received = message_ids(smtp_server)
