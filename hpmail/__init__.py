@@ -53,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     configure_extensions(app)
     configure_blueprints(app)
     configure_sender_checks(app)
+    configure_mailbox_listeners(app)
     configure_job_kinds(app)
     configure_cli(app)
     return app
@@ -132,6 +133,14 @@ def configure_sender_checks(app: Flask) -> None:
     from hpmail.outbox.api import register_sender_check
 
     register_sender_check(app, sender_check)
+
+
+def configure_mailbox_listeners(app: Flask) -> None:
+    """Let the worker mark in the directory the addresses whose mailbox a server says is unknown."""
+    from hpmail.directory.refusals import mark_refused
+    from hpmail.outbox.api import register_mailbox_listener
+
+    register_mailbox_listener(app, mark_refused)
 
 
 def configure_job_kinds(app: Flask) -> None:

@@ -9,7 +9,10 @@
                                fields are off unless it says "password"
      data-fill-form="ID"       a button that copies its data-fill-values (JSON: field name ->
                                value) into the form ID, and data-fill-address into its
-                               "discovered_for" field (such settings are tested before saving) */
+                               "discovered_for" field (such settings are tested before saving)
+     data-copy="ID"            a button that copies the text (or value) of the element ID, then
+                               says its data-copied words
+     data-confirm="QUESTION"   a form that is sent only once the question is answered yes */
 (function () {
   "use strict";
 
@@ -73,6 +76,23 @@
     button.textContent = button.dataset.filledLabel;
     var password = form.elements.namedItem("password");
     if (password) { password.focus(); }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-copy]");
+    var source = button && document.getElementById(button.dataset.copy);
+    if (!source || !navigator.clipboard) { return; }
+    var text = "value" in source ? source.value : source.textContent;
+    navigator.clipboard.writeText(text).then(function () {
+      button.textContent = button.dataset.copied;
+    });
+  });
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+    }
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {

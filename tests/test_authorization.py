@@ -163,6 +163,14 @@ def _letter(walk: Walk):
     return walk.add(letter)
 
 
+def _allowed_domain(walk: Walk) -> str:
+    from hpmail.outbox.settings import server_settings
+
+    server_settings().allowed_domains = "lycee.example"
+    walk.db.session.commit()
+    return "lycee.example"
+
+
 def _model(module: str, name: str):
     from importlib import import_module
 
@@ -188,6 +196,7 @@ ARGUMENTS: dict[str, Callable[[Walk], object]] = {
     "email_id": lambda walk: _mailing_part(walk, "emails"),
     "item_id": lambda walk: _mailing_part(walk, "attachments"),
     "job_id": lambda walk: _print_job(walk).id,
+    "domain": _allowed_domain,
 }
 
 

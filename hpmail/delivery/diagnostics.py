@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from hpmail.core.text import one_line
+from hpmail.outbox import dkim
 from hpmail.outbox.destinations import (
     USER_TIMEOUT_CAP,
     InternalAddressRefused,
@@ -147,7 +148,8 @@ def _timeout_advice(transport: Transport) -> str:
 def build_test_message(
     sender: str, sender_name: str, recipient: str, transport: Transport
 ) -> bytes:
-    """Build the test e-mail (standard library MIME, never hand-made headers)."""
+    """Build the test e-mail (standard library MIME, never hand-made headers), signed with the
+    sender's domain's active DKIM keys like every e-mail the worker sends."""
     message = EmailMessage()
     message["Subject"] = _("hpmail: test of e-mail sending")
     message["From"] = Address(display_name=sender_name, addr_spec=sender)
@@ -162,7 +164,8 @@ def build_test_message(
             port=transport.port,
         )
     )
-    return message.as_bytes(policy=SMTP)
+    domain = sender.rpartition("@")[2]
+    return dkim.sign(message.as_bytes(policy=SMTP), dkim.signing_keys(domain))
 
 
 def diagnose(

@@ -579,3 +579,78 @@ class OutboxActionForm(FlaskForm):
         if field.data and number is None:
             raise ValidationError(_l("Unknown page."))
         field.data = number
+
+
+# --- Serveur › Paramètres d'envoi › Domaines autorisés › Signature DKIM ------------------------
+
+DKIM_ALGORITHMS = {
+    "rsa": _l("RSA 2048 bits (read by every receiver)"),
+    "ed25519": _l("Ed25519 (in addition to an RSA key)"),
+}
+DKIM_ACTIONS = ("generate", "check", "activate", "retire", "delete")
+
+
+def dkim_selector(form, field) -> None:
+    """Accept a DKIM selector: DNS labels of letters, digits and hyphens, dots between them.
+
+    Kept lower-case; ASCII only (a case-insensitive ``[a-z]`` would also take the long s « ſ »).
+    """
+    value = (field.data or "").strip().lower()
+    field.data = value
+    if value and not (value.isascii() and HOSTNAME.fullmatch(value) and value[-1] != "."):
+        raise ValidationError(
+            _l(
+                "A selector is made of letters without accents, digits and hyphens, with dots "
+                "between its parts (at most 63 characters each), such as hpmail2026."
+            )
+        )
+
+
+class DkimKeyForm(FlaskForm):
+    """A new DKIM key: its selector (chosen by the admin) and its algorithm."""
+
+    selector = StringField(
+        _l("Selector"),
+        validators=[
+            DataRequired(_l("Enter a selector, such as hpmail2026.")),
+            Length(max=63, message=_l("At most %(max)d characters.")),
+            header_safe,
+            dkim_selector,
+        ],
+        description=_l(
+            "The name of the key in the DNS, chosen by you: the date it was made, such as "
+            "hpmail2026, tells keys apart at the next rotation."
+        ),
+    )
+    algorithm = SelectField(
+        _l("Algorithm"),
+        choices=[SelectChoice(value, label) for value, label in DKIM_ALGORITHMS.items()],
+        default="rsa",
+        validate_choice=False,
+    )
+
+    def validate_algorithm(self, field) -> None:
+        if field.data not in DKIM_ALGORITHMS:
+            raise ValidationError(_l("Choose RSA or Ed25519."))
+
+
+class DkimActionForm(FlaskForm):
+    """What a button of the DKIM page asks: generate, or an action on one key.
+
+    ``version`` is the key's state as the page showed it (``dkim_keys.version``): a button
+    replayed after the key changed does nothing.
+    """
+
+    action = StringField()
+    key_id = StringField()
+    version = StringField(validators=[Length(max=60)])
+
+    def validate_action(self, field) -> None:
+        if field.data not in DKIM_ACTIONS:
+            raise ValidationError(_l("Unknown action."))
+
+    def validate_key_id(self, field) -> None:
+        number = whole_number(field.data, minimum=1)
+        if self.action.data != "generate" and number is None:
+            raise ValidationError(_l("Unknown key."))
+        field.data = number

@@ -13,6 +13,7 @@ import re
 import secrets
 import signal
 import threading
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
@@ -22,6 +23,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+
+from hpmail.directory.demo import STUDENT_DOMAIN
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +43,32 @@ class Envelope:
     rcpt_tos: tuple[str, ...] = ()
 
 
+# Like a real school's mail, the demo knows no mailbox for about one student address in fifty
+# (closed accounts): a mailing to a cohort shows how a server's "user unknown" is fed back to the
+# directory (« Refusée par le serveur »). Chosen by the address alone, the same at every start.
+CLOSED_MAILBOX_EVERY = 50
+
+
+def mailbox_closed(address: str) -> bool:
+    """Tell whether the demo mailbox answers that ``address``'s mailbox does not exist."""
+    address = address.lower()
+    return (
+        address.endswith("@" + STUDENT_DOMAIN)
+        and zlib.crc32(address.encode()) % CLOSED_MAILBOX_EVERY == 0
+    )
+
+
 class MailboxHandler:
     """aiosmtpd handler: write each message to ``folder`` (temporary name, then rename)."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if mailbox_closed(address):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         save_message(

@@ -608,3 +608,7 @@ def init_app(app: Flask) -> None:
         app.add_url_rule(
             "/serveur/boite-de-test/<name>/html", "delivery.demo_mailbox_html", demo_mailbox_html
         )
+
+
+# The DKIM pages live in a module of their own, on this blueprint: imported once ``bp`` exists.
+from hpmail.delivery import dkim_views  # noqa: E402, F401

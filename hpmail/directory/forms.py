@@ -3,7 +3,8 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import HiddenField
+from wtforms import DateTimeLocalField, HiddenField
+from wtforms.validators import InputRequired
 
 from hpmail.core.forms import IdsField
 from hpmail.directory.people import positive_int
@@ -66,3 +67,13 @@ class RecordSelectionForm(SelectionForm):
     """What the absences or internships list posts to its selection: ``item_id`` is ticked."""
 
     item_id = IdsField(limit=MAX_IDS_PER_POST, parse=positive_int)
+
+
+class ClearRefusalForm(FlaskForm):
+    """« The address is valid again »: the mark the admin saw (when the server refused it), so
+    that a replayed POST does not clear a newer refusal."""
+
+    refused_at = DateTimeLocalField(
+        format=["%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S"],
+        validators=[InputRequired(_l("Which refusal is meant is missing: reload the page."))],
+    )

@@ -15,7 +15,15 @@ from sqlalchemy import delete, insert, select, update
 
 from hpmail.core.text import fold
 from hpmail.directory.csv_file import PEOPLE, FileRefused, Layout, RowReport, read_rows
-from hpmail.directory.models import Cohort, Group, Person, insert_many, person_group
+from hpmail.directory.models import (
+    Cohort,
+    EmailStatus,
+    Group,
+    Person,
+    insert_many,
+    person_group,
+)
+from hpmail.directory.refusals import kept_mark
 from hpmail.directory.text import search_text_for
 from hpmail.extensions import db
 
@@ -193,6 +201,11 @@ def _plan(report: ImportReport, existing: _Existing, write: bool) -> None:
             creates.append((row, values, groups))
             continue
         before = existing.people[row.person_id]
+        if kept_mark(before.email_status, before.email, values["email"]):
+            values["email_status"] = EmailStatus.REFUSED  # the same mailbox: still unknown
+            row.messages.append(_("Address refused by the server: it stays marked as such."))
+        elif before.email_status == EmailStatus.REFUSED:
+            values.update(email_refused_at=None, email_refused_reply=None)  # a new address
         changed = any(
             getattr(before, key) != values[key]
             for key in (

@@ -9,7 +9,7 @@ from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import selectinload
 
 from hpmail.core.text import fold
-from hpmail.directory.models import Cohort, Group, Person, PersonKind, person_group
+from hpmail.directory.models import Cohort, EmailStatus, Group, Person, PersonKind, person_group
 from hpmail.extensions import db
 
 SORTS = ("last_name", "first_name", "email", "cohort")
@@ -27,12 +27,14 @@ def positive_int(raw: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class PeopleFilter:
-    """What a list shows: kind, text, cohort, group, sort column and direction, page."""
+    """What a list shows: kind, text, cohort, group, address status, sort column and direction,
+    page."""
 
     kind: str
     q: str = ""
     cohort_id: int | None = None
     group_id: int | None = None
+    email_status: str | None = None
     sort: str = "last_name"
     descending: bool = False
     page: int = 1
@@ -41,11 +43,13 @@ class PeopleFilter:
     def from_args(cls, kind: str, args) -> PeopleFilter:
         """Read a filter from query-string or form values, ignoring what makes no sense."""
         sort = args.get("sort", "last_name")
+        status = args.get("address")
         return cls(
             kind=kind,
             q=(args.get("q") or "").strip()[:MAX_QUERY_LENGTH],
             cohort_id=positive_int(args.get("cohort")) if kind == PersonKind.STUDENT else None,
             group_id=positive_int(args.get("group")) if kind == PersonKind.STUDENT else None,
+            email_status=status if status in set(EmailStatus) else None,
             sort=sort if sort in SORTS else "last_name",
             descending=args.get("order") == "desc",
             page=positive_int(args.get("page")) or 1,
@@ -58,6 +62,7 @@ class PeopleFilter:
             "q": that.q,
             "cohort": that.cohort_id,
             "group": that.group_id,
+            "address": that.email_status,
             "sort": that.sort if that.sort != "last_name" else None,
             "order": "desc" if that.descending else None,
             "page": that.page if that.page != 1 else None,
@@ -76,6 +81,8 @@ def _where(query: Select, flt: PeopleFilter) -> Select:
         query = query.where(Person.search_text.contains(word, autoescape=True))
     if flt.cohort_id:
         query = query.where(Person.cohort_id == flt.cohort_id)
+    if flt.email_status:
+        query = query.where(Person.email_status == flt.email_status)
     if flt.group_id:
         member = exists().where(
             person_group.c.person_id == Person.id, person_group.c.group_id == flt.group_id

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 
 from hpmail.directory.models import EmailStatus, Person, PersonKind
+from hpmail.directory.refusals import refusal_note
 
 
 @dataclass
@@ -39,6 +40,12 @@ def unreachable_reason(person: Person) -> str | None:
         return None
     if person.email_status == EmailStatus.INVALID:
         return _("Invalid e-mail address: %(address)s", address=person.email or "")
+    if person.email_status == EmailStatus.REFUSED:
+        return _(
+            "Address refused by the server (%(address)s) %(when_and_words)s",
+            address=person.email or "",
+            when_and_words=refusal_note(person),
+        )
     return _("No e-mail address")
 
 

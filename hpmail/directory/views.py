@@ -7,11 +7,21 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from hpmail.core.forms import INVALID
 from hpmail.core.web import admin_required, is_htmx, render
-from hpmail.directory import absences, importer, internships, record_import, service, uploads
+from hpmail.directory import (
+    absences,
+    importer,
+    internships,
+    record_import,
+    refusals,
+    service,
+    uploads,
+)
 from hpmail.directory import selection as selections
 from hpmail.directory.forms import (
     AbsenceImportForm,
+    ClearRefusalForm,
     ImportForm,
     InternshipImportForm,
     RecordSelectionForm,
@@ -24,6 +34,7 @@ from hpmail.directory.models import (
     KIND_PLURALS,
     Cohort,
     Course,
+    Person,
     SelectionKind,
 )
 from hpmail.directory.people import PeopleFilter, checked_filter, cohort_choices, matching_ids
@@ -34,6 +45,7 @@ bp = Blueprint("directory", __name__, cli_group=None)
 bp.add_app_template_global(KIND_PLURALS, "kind_plurals")
 bp.add_app_template_global(KIND_NAMES, "kind_names")
 bp.add_app_template_global(EMAIL_STATUS_LABELS, "email_status_labels")
+bp.add_app_template_global(refusals.refusal_note, "email_refusal_note")
 
 
 def _kind_or_404(kind: str) -> str:
@@ -107,6 +119,40 @@ def select(kind: str, token: str):
     args = {**flt.as_args(), **kept}
     back = url_for(list_page.endpoint, kind=kind, selection=selection.token, **args)
     return redirect(back, 303)
+
+
+@bp.route("/personnes/<int:person_id>/adresse-valide", methods=["POST"])
+@admin_required
+def clear_refusal(person_id: int):
+    """« The address is valid again »: take off the mark a server's refusal put on it.
+
+    Posted from a people list (its form carries the CSRF token and the filter): htmx gets the
+    address cell again, a plain POST goes back to the list. Only the mark the admin saw is
+    cleared: a replay, or a POST naming an older refusal, changes nothing and says so.
+    """
+    person = db.session.get(Person, person_id) or abort(404)
+    form = ClearRefusalForm()
+    seen = form.refused_at.data if form.validate_on_submit() else None
+    cleared = seen is not None and seen == person.email_refused_at
+    if cleared:
+        refusals.clear_refusal(person, current_user.login)
+        db.session.commit()
+        message = _("The address of %(name)s is valid again.", name=person.full_name)
+    else:
+        message = _(
+            "The address of %(name)s was not changed: it is no longer marked as the page "
+            "showed it. Reload the page.",
+            name=person.full_name,
+        )
+    if is_htmx():
+        response = render(
+            "directory/people.html", fragment="address_cell", person=person, message=message
+        )
+        response.status_code = 200 if cleared else INVALID
+        return response
+    flash(message, "success" if cleared else "error")
+    flt = PeopleFilter.from_args(person.kind, request.form)
+    return redirect(url_for(".people", kind=person.kind, **flt.as_args()), 303)
 
 
 # The students' absences and internships: each list is its filter, its page and its template.

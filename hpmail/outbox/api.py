@@ -46,7 +46,7 @@ from hpmail.outbox.queue import (
     queue_more_emails,
     resend_failed_recipients,
 )
-from hpmail.outbox.record import Delivery
+from hpmail.outbox.record import MAILBOX_LISTENERS, Delivery, UnknownMailbox
 from hpmail.outbox.send import mailing_messages  # the archive rebuilds headers with it
 from hpmail.outbox.settings import server_settings
 
@@ -64,6 +64,7 @@ __all__ = [
     "NoTransport",
     "OutboxBusy",
     "Sender",
+    "UnknownMailbox",
     "cancel",
     "counts_by_state",
     "dispatch",
@@ -72,6 +73,7 @@ __all__ = [
     "queue_and_dispatch",
     "queue_mailing",
     "queue_more_emails",
+    "register_mailbox_listener",
     "register_sender_check",
     "resend_failed_recipients",
     "retry_now",
@@ -88,6 +90,19 @@ def register_sender_check(app: Flask, check: Callable[[Mailing], str | None]) ->
     checks = app.extensions.setdefault(send.SENDER_CHECKS, [])
     if check not in checks:
         checks.append(check)
+
+
+def register_mailbox_listener(app: Flask, listener: Callable[[list[UnknownMailbox]], None]) -> None:
+    """Make ``app``'s deliveries call ``listener(refusals)`` when a server says no such mailbox.
+
+    The engine stays generic: it knows the person a recipient was written for, not what the
+    directory makes of a refusal, so ``create_app`` hands that rule in, as for the sender
+    checks. The listener runs in the transaction that records the refusals
+    (``record.Recorder._tell_listeners``).
+    """
+    listeners = app.extensions.setdefault(MAILBOX_LISTENERS, [])
+    if listener not in listeners:
+        listeners.append(listener)
 
 
 def dispatch(mailing: Mailing) -> Delivery:

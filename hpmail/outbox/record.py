@@ -1,4 +1,8 @@
-"""Record what SMTP servers answered: e-mail and recipient states, written in batches."""
+"""Record what SMTP servers answered: e-mail and recipient states, written in batches.
+
+A recipient refused because its mailbox does not exist (``smtp.mailbox_unknown``) is also handed
+to the app's listeners (``MAILBOX_LISTENERS``), in the transaction that writes the refusal.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +23,17 @@ from hpmail.extensions import db
 from hpmail.outbox import clock
 from hpmail.outbox.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
 from hpmail.outbox.retry import next_attempt
-from hpmail.outbox.smtp import Failure, server_answer
+from hpmail.outbox.smtp import Failure, mailbox_unknown, server_answer
 
 log = logging.getLogger(__name__)
 
 # Answers are committed at least this often (seconds), however few e-mails were sent meanwhile.
 RECORD_SECONDS = 0.25
+
+# The app's listeners (``api.register_mailbox_listener``): fn(list[UnknownMailbox]) -> None.
+MAILBOX_LISTENERS = "hpmail.mailbox_listeners"
+# The server's words kept for a listener, at most (a multi-line answer can be long).
+UNKNOWN_MAILBOX_REPLY_LIMIT = 300
 
 
 @dataclass
@@ -62,6 +71,18 @@ class Pending:
     shown: list[tuple[str, str, str]] = field(default_factory=list)
     # (file name, content type, Content-ID, SHA-256 of the stored file) of the e-mail's own files
     files: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+    # recipient id -> the directory person it was written for (``EmailRecipient.person_id``)
+    people: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UnknownMailbox:
+    """A person's address that a server refused for good because its mailbox does not exist."""
+
+    person_id: int
+    address: str
+    refused_at: datetime
+    reply: str  # the server's code and words, on one line, capped
 
 
 # Statements built once: the worker writes after every e-mail.
@@ -116,6 +137,7 @@ class Recorder:
         self.flushed_at = time.monotonic()
         self.emails: list[tuple[int, dict]] = []
         self.refused: list[dict] = []
+        self.unknown_mailboxes: list[UnknownMailbox] = []
         self.accepted: list[int] = []  # recipient ids
         self.renewals: list[int] = []
         self.recorded: set[int] = set()  # e-mails whose outcome is recorded (written or not yet)
@@ -153,6 +175,7 @@ class Recorder:
             else:
                 self._refuse(recipient_id, code, text)
                 refusals.append((code, text))
+                self._unknown_mailbox(email, recipient_id, address, code, text)
         retry_at = None
         if waiting:
             retry_at = next_attempt(email.created_at, email.attempts, self.now)
@@ -182,6 +205,16 @@ class Recorder:
 
     def _refuse(self, recipient_id: int, code: int, text) -> None:
         self.refused.append({"r_id": recipient_id, "r_code": code, "r_reply": one_line(text)})
+
+    def _unknown_mailbox(self, email: Pending, recipient_id: int, address, code, text) -> None:
+        """Keep a "no such user" refusal of a person's address for the listeners."""
+        person_id = email.people.get(recipient_id)
+        if person_id is None or not mailbox_unknown(code, text):
+            return
+        reply = f"{code} {one_line(text)}".strip()
+        if len(reply) > UNKNOWN_MAILBOX_REPLY_LIMIT:
+            reply = reply[: UNKNOWN_MAILBOX_REPLY_LIMIT - 1] + "…"
+        self.unknown_mailboxes.append(UnknownMailbox(person_id, address, self.now, reply))
 
     def failed(self, email: Pending, failure: Failure) -> None:
         """Record a failure: permanent (or too old, or in a request) fails, transient defers.
@@ -268,8 +301,9 @@ class Recorder:
     def _write(self) -> None:
         """Write what was recorded, uncommitted: the caller commits (``flush``).
 
-        Whatever else is written here (a listener of refused recipients) is in the same
-        transaction, and on PostgreSQL in the same round trip as long as it reads nothing back.
+        The listeners (``_tell_listeners``) write in the same transaction, and on PostgreSQL in
+        the same round trip as long as they read nothing back (a read costs a round trip more,
+        still in the transaction).
         """
         connection = db.session.connection()  # Core statements: no ORM work per e-mail
         if self.renewals:
@@ -279,6 +313,8 @@ class Recorder:
             )
         if self.refused:
             connection.execute(REFUSE_RECIPIENT, self.refused)
+        if self.unknown_mailboxes:
+            self._tell_listeners()
         if self.accepted:
             connection.execute(ACCEPT_RECIPIENTS, {"ids": self.accepted})
         by_columns: dict[tuple, list[dict]] = defaultdict(list)
@@ -287,6 +323,18 @@ class Recorder:
             by_columns[columns].append({"e_id": email_id, **{f"v_{k}": values[k] for k in columns}})
         for columns, rows in by_columns.items():
             connection.execute(_email_update(columns), rows)
+
+    def _tell_listeners(self) -> None:
+        """Hand the "no such user" refusals to the app's listeners, in this transaction.
+
+        The directory marks the address refused (``directory.refusals.mark_refused``, registered
+        by ``create_app``): called here, between the refusals' write and the commit, the mark
+        and the refusal land together or not at all, and a retry after a lock writes both again
+        (a listener must be idempotent and must not commit). The engine stays generic: it knows
+        a recipient's ``person_id``, not what a person is.
+        """
+        for listener in current_app.extensions.get(MAILBOX_LISTENERS, ()):
+            listener(list(self.unknown_mailboxes))
 
     def _write_in_one_round_trip(self) -> None:
         """Write and commit on PostgreSQL in one round trip: ``BEGIN``, the writes, ``COMMIT``.
@@ -326,6 +374,7 @@ class Recorder:
 
         retry_while_locked(write_and_commit, attempts=attempts, what="recording delivery")
         self.emails, self.refused, self.accepted, self.renewals = [], [], [], []
+        self.unknown_mailboxes = []
         self.flushed_at = time.monotonic()
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from hpmail import queue
 from hpmail.extensions import db
-from hpmail.outbox import clock, health
+from hpmail.outbox import clock, dkim, health
 from hpmail.outbox.attachments import attachment_path, read_attachment
 from hpmail.outbox.claim import claim, give_back
 from hpmail.outbox.limits import reserve
@@ -80,6 +80,7 @@ def _load(ids: list[int]) -> list[Pending]:
             EmailRecipient.name,
             EmailRecipient.address,
             EmailRecipient.state,
+            EmailRecipient.person_id,
         )
         .where(EmailRecipient.email_id.in_(ids))
         .order_by(EmailRecipient.id)
@@ -89,6 +90,8 @@ def _load(ids: list[int]) -> list[Pending]:
             email.shown.append((row.field, row.name, row.address))
         if row.state == RecipientState.PENDING:
             email.recipients.append((row.id, row.field, row.name, row.address))
+            if row.person_id is not None:
+                email.people[row.id] = row.person_id
     for row in db.session.execute(
         select(
             EmailAttachment.email_id,
@@ -307,9 +310,11 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
         return
     ready: list[tuple[Pending, MailingMessages]] = []
     prepared: dict[int, MailingMessages | Failure] = {}
+    signing: dict[int, list[dkim.SigningKey]] = {}  # each mailing's DKIM keys, read per batch
     for email in emails:
         if email.mailing_id not in prepared:
             prepared[email.mailing_id] = _prepare(db.session.get(Mailing, email.mailing_id))
+            signing[email.mailing_id] = _signing_keys(prepared[email.mailing_id])
         builder = prepared[email.mailing_id]
         if isinstance(builder, Failure):
             recorder.failed(email, builder)
@@ -332,7 +337,14 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
         commit_patiently()
         recorder.flush()
     if ready:
-        _send_batch(transport, ready, recorder, timeout)
+        _send_batch(transport, ready, recorder, timeout, signing)
+
+
+def _signing_keys(builder: MailingMessages | Failure) -> list[dkim.SigningKey]:
+    """Return the DKIM keys of the mailing's From domain (none for a mailing that cannot go)."""
+    if isinstance(builder, Failure):
+        return []
+    return dkim.signing_keys(builder.identity.from_address.domain)
 
 
 def _reset(smtp: smtplib.SMTP) -> bool:
@@ -344,7 +356,7 @@ def _reset(smtp: smtplib.SMTP) -> bool:
     return True
 
 
-def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> None:
+def _send_batch(transport: Transport, ready, recorder: Recorder, timeout, signing) -> None:
     """Send over one connection; after a drop, reconnect once for the rest, else defer them."""
     smtp = None
     reconnects = 0
@@ -357,7 +369,7 @@ def _send_batch(transport: Transport, ready, recorder: Recorder, timeout) -> Non
             if time.monotonic() >= renew_at:
                 recorder.renew_leases([rest.id for rest, _builder in ready[index:]])
                 renew_at = time.monotonic() + renew_every
-            message = _message(email, builder, recorder)
+            message = _message(email, builder, recorder, signing[email.mailing_id])
             if message is None:
                 continue
             if smtp is None:
@@ -400,18 +412,22 @@ def _server_answers(transport: Transport, recorder: Recorder) -> None:
         recorder.delivery.released += health.mark_healthy(transport.id, clock.now())
 
 
-def _message(email: Pending, builder: MailingMessages, recorder: Recorder) -> bytes | None:
-    """Return the message of one e-mail, or record why it cannot be built and return None."""
+def _message(
+    email: Pending, builder: MailingMessages, recorder: Recorder, keys: list[dkim.SigningKey]
+) -> bytes | None:
+    """Return the message of one e-mail, signed with ``keys`` (DKIM), or record why it cannot be
+    built and return None. A key that cannot sign leaves the e-mail unsigned (``outbox.dkim``)."""
     # Headers name every To/Cc recipient; the envelope only those still to reach (a retry after
     # a 4xx for some recipients goes to them alone, same Message-ID).
     to = [(name, address) for field, name, address in email.shown if field == "to"]
     cc = [(name, address) for field, name, address in email.shown if field == "cc"]
     try:
-        return builder.message_bytes(email.message_id, to, cc, own_parts(email))
+        message = builder.message_bytes(email.message_id, to, cc, own_parts(email))
     except Exception as error:  # noqa: BLE001 - one e-mail that cannot be built stops no other
         log.warning("e-mail %s cannot be built: %s", email.id, error)
         recorder.failed(email, build_failure(error))
         return None
+    return dkim.sign(message, keys)
 
 
 def _send(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -13,7 +14,7 @@ from functools import cache
 
 from flask_babel import gettext as _
 
-from hpmail.core.text import one_line
+from hpmail.core.text import fold, one_line
 from hpmail.outbox import oauth
 from hpmail.outbox.destinations import InternalAddressRefused, check_destination
 from hpmail.outbox.models import Auth, Security, Transport
@@ -298,3 +299,51 @@ def classify(error: BaseException) -> Failure:
     # Anything else is unexpected: keep the e-mail (retried with the growing delay) and say so.
     log.exception("unexpected delivery error")
     return Failure(False, _("Unexpected error: %(text)s", text=error), connection_lost=True)
+
+
+# "No such user": the enhanced status codes (RFC 3463) that say the mailbox does not exist, the
+# SMTP codes that may carry such a refusal (552 is "storage exceeded", never this), and the
+# phrasings of servers that give no enhanced code (folded: lower case, no accents).
+NO_MAILBOX_CODES = {(5, 1, 1), (5, 1, 10)}
+NO_MAILBOX_REPLY_CODES = {550, 551, 553, 554}
+_ENHANCED_CODE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
+_ADDRESS = re.compile(r"<[^<>]*>|\S+@\S+")
+_NO_MAILBOX_WORDS = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient|account)"
+    r"|(recipient|addressee|mailbox|user) (unknown|not found)|unknown (recipient|mailbox)"
+    r"|(account|mailbox|user|address|recipient) (that you tried to reach )?does ?n[o']t exist"
+    r"|recipientnotfound|recipaddrnotfound|no mailbox here by that name"
+    r"|doesn'?t have an? \S+ account"
+    r"|utilisateur inconnu|destinataire inconnu|adresse inconnue|boite aux lettres inexistante"
+    r"|(adresse|boite aux lettres|compte|utilisateur|destinataire) n'existe pas"
+)
+# A refusal for the sender, the message or a policy is never about the mailbox, whatever else
+# it says (Postfix's address verification quotes the remote server's words, for instance).
+_NOT_ABOUT_THE_MAILBOX = re.compile(
+    r"spam|polic(y|ies)|block|blacklist|denylist|reputation|banned|quota|\bfull\b|\bspf\b"
+    r"|\bdkim\b|\bdmarc\b|relay(ing)? (access )?(denied|not permitted)|not authori[sz]ed"
+    r"|access denied|rate limit|too many|indesirable|bloque|liste noire|pleine"
+)
+
+
+def mailbox_unknown(code: int, text) -> bool:
+    """Tell whether a recipient's permanent refusal says that its mailbox does not exist.
+
+    Yes for the enhanced codes 5.1.1 (bad destination mailbox) and 5.1.10 (Exchange Online's
+    ``RESOLVER.ADR.RecipientNotFound``; RFC 7505 also gives it to a null MX: no mailbox at that
+    domain either), or, without an enhanced code (or with 5.0.0), for a "user unknown" phrasing
+    in English or French. Never for a 4xx, a 552, another enhanced code (5.7.x policy, 5.2.2
+    mailbox full, 5.1.8 bad sender…), nor for words of policy, spam or quota: the directory
+    marks the address unreachable on this answer, so a doubt leaves it as it is. RFC 5321's
+    "mailbox unavailable" alone is such a doubt: servers also say it for policy refusals.
+    """
+    if code not in NO_MAILBOX_REPLY_CODES:
+        return False
+    words = fold(_ADDRESS.sub(" ", one_line(text)))
+    if _NOT_ABOUT_THE_MAILBOX.search(words):
+        return False
+    enhanced = {tuple(int(part) for part in found) for found in _ENHANCED_CODE.findall(words)}
+    enhanced.discard((5, 0, 0))
+    if enhanced:
+        return enhanced <= NO_MAILBOX_CODES
+    return _NO_MAILBOX_WORDS.search(words) is not None
