@@ -3,7 +3,7 @@
     .venv/bin/python bench/delivery.py [--emails 5000] [--queue-recipients 2000]
 
     eval $(bash .ci/services env)   # the running PostgreSQL and Redis (or --postgres, --redis)
-    .venv/bin/python bench/delivery.py --scale-out [--emails 20000]
+    .venv/bin/python bench/delivery.py --scale-out [--emails 20000] [--runs pg-2,pg-4]
 
 Target: Postfix's ``smtp-sink`` on loopback, started by this script. Prints one table.
 ``--scale-out`` compares SQLite with PostgreSQL + Redis: each PostgreSQL run has a database of its
@@ -26,6 +26,7 @@ import threading
 import time
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -401,11 +402,11 @@ def on_postgres(port: int, count: int, workers: int, threads: int, server: str, 
         backend.drop_database(name, server)
 
 
-def recording_every(every: int, run, *args):
-    """``run(*args)`` with the workers committing answers every ``every`` e-mails."""
+def recording_every(every: int, run):
+    """``run()`` with the workers committing answers every ``every`` e-mails."""
     os.environ["HPMAIL_DELIVERY_RECORD_EVERY"] = str(every)
     try:
-        return run(*args)
+        return run()
     finally:
         del os.environ["HPMAIL_DELIVERY_RECORD_EVERY"]
 
@@ -415,28 +416,29 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def scale_out(port: int, count: int, server: str, queue: str, base_count: int) -> None:
+# The runs of ``--scale-out``, by the name ``--runs`` gives them: (label, workers, threads, every).
+SCALE_OUT_RUNS = {
+    "sqlite-2": ("SQLite + SQLite queue, 2 consumer processes", 2, 1, 1),
+    "pg-2": ("PostgreSQL + Redis, 2 consumer processes", 2, 1, 1),
+    "pg-4": ("PostgreSQL + Redis, 4 consumer processes", 4, 1, 1),
+    "pg-threads": ("PostgreSQL + Redis, 1 process --workers 4", 1, 4, 1),
+    "pg-4-every-20": ("PostgreSQL + Redis, 4 processes, record every 20", 4, 1, 20),
+}
+
+
+def scale_out(
+    port: int, count: int, server: str, queue: str, base_count: int, names: list[str]
+) -> None:
     """SQLite + 2 workers against PostgreSQL + Redis with 2 and 4, the smtplib loop around them."""
     load = os.getloadavg()[0]
-    runs = [
-        ("SQLite + SQLite queue, 2 consumer processes", lambda: end_to_end(port, count, 2)),
-        (
-            "PostgreSQL + Redis, 2 consumer processes",
-            lambda: on_postgres(port, count, 2, 1, server, queue),
-        ),
-        (
-            "PostgreSQL + Redis, 4 consumer processes",
-            lambda: on_postgres(port, count, 4, 1, server, queue),
-        ),
-        (
-            "PostgreSQL + Redis, 1 process --workers 4",
-            lambda: on_postgres(port, count, 1, 4, server, queue),
-        ),
-        (
-            "PostgreSQL + Redis, 4 processes, record every 20",
-            lambda: recording_every(20, on_postgres, port, count, 4, 1, server, queue),
-        ),
-    ]
+    runs = []
+    for name in names:
+        label, workers, threads, every = SCALE_OUT_RUNS[name]
+        if name.startswith("sqlite"):
+            run = partial(end_to_end, port, count, workers, threads)
+        else:
+            run = partial(on_postgres, port, count, workers, threads, server, queue)
+        runs.append((label, partial(recording_every, every, run)))
     # The machine is shared: the smtplib loop runs before, between and after hpmail's runs.
     bases = [baseline(port, base_count)]
     results = []
@@ -490,6 +492,11 @@ def main() -> None:
     parser.add_argument("--queue-runs", type=int, default=5)
     parser.add_argument("--scale-out", action="store_true", help="SQLite against PostgreSQL")
     parser.add_argument("--baseline-emails", type=int, default=5000, help="with --scale-out")
+    parser.add_argument(
+        "--runs",
+        default="sqlite-2,pg-2,pg-4,pg-threads,pg-4-every-20",
+        help=f"with --scale-out, among {', '.join(SCALE_OUT_RUNS)}",
+    )
     parser.add_argument("--postgres", default=os.environ.get("HPMAIL_TEST_POSTGRES", ""))
     parser.add_argument("--redis", default=os.environ.get("HPMAIL_TEST_REDIS", ""))
     arguments = parser.parse_args()
@@ -501,7 +508,11 @@ def main() -> None:
             queue = f"{arguments.redis.rsplit('/', 1)[0]}/0"
             count = arguments.emails or 20_000
             base_count = min(count, arguments.baseline_emails)
-            scale_out(port, count, arguments.postgres, queue, base_count)
+            names = arguments.runs.split(",")
+            unknown = set(names) - set(SCALE_OUT_RUNS)
+            if unknown:
+                raise SystemExit(f"--runs: unknown {', '.join(sorted(unknown))}")
+            scale_out(port, count, arguments.postgres, queue, base_count, names)
         finally:
             sink.terminate()
             sink.wait()
@@ -516,11 +527,7 @@ def main() -> None:
         two = end_to_end(port, count, 2)
         bases.append(baseline(port, count))
         # The same with answers committed every 20 e-mails instead of each (what a crash costs).
-        os.environ["HPMAIL_DELIVERY_RECORD_EVERY"] = "20"
-        try:
-            batched = end_to_end(port, count, 1)
-        finally:
-            del os.environ["HPMAIL_DELIVERY_RECORD_EVERY"]
+        batched = recording_every(20, partial(end_to_end, port, count, 1))
         base = statistics.median(bases)
         queued = queue_request(port, arguments.queue_recipients, arguments.queue_runs)
         composed = compose_request(port, arguments.queue_recipients, arguments.queue_runs)

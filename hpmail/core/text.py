@@ -69,10 +69,14 @@ def is_content_type(text: str | None) -> bool:
 
 
 def one_line(text: str | bytes) -> str:
-    """Return ``text`` (bytes decoded as UTF-8) on one line with single spaces: a server's words."""
+    """Return ``text`` (bytes decoded as UTF-8) on one line with single spaces: a server's words.
+
+    Control characters become spaces too: PostgreSQL refuses a NUL byte in text, and a server's
+    reply holding one must still be recorded.
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return " ".join(str(text).split())
+    return " ".join(UNSAFE_CHARACTERS.sub(" ", str(text)).split())
 
 
 def fold(text: str | None) -> str:

@@ -15,7 +15,7 @@ from functools import cache
 
 from flask import current_app
 from sqlalchemy import bindparam, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hpmail.core.database import retry_while_locked
 from hpmail.core.text import one_line
@@ -120,7 +120,13 @@ class Recorder:
     """Writes each answer to the outbox in batches: a few statements and one commit per N e-mails.
 
     A crash before the commit only means those e-mails are sent again (at least once, bounded
-    by ``DELIVERY_RECORD_EVERY``), never that one is lost.
+    by ``DELIVERY_RECORD_EVERY``), never that one is lost. By default each answer is committed
+    before the next e-mail goes, so a killed worker resends only the e-mail in flight.
+
+    On PostgreSQL a commit is a round trip to another process, and sent one after the other an
+    answer's ``BEGIN``, two ``UPDATE`` and ``COMMIT`` were four: recording took 42 % of a worker's
+    time. There they go together and one Sync commits them (``_write_in_one_round_trip``): the
+    same guarantee for one round trip. SQLite writes in the worker's own process.
     """
 
     def __init__(self, now: datetime, final: bool, delivery: Delivery) -> None:
@@ -293,6 +299,12 @@ class Recorder:
         self.flush()
 
     def _write(self) -> None:
+        """Write what was recorded, uncommitted: the caller commits (``flush``).
+
+        The listeners (``_tell_listeners``) write in the same transaction, and on PostgreSQL in
+        the same round trip as long as they read nothing back (a read costs a round trip more,
+        still in the transaction).
+        """
         connection = db.session.connection()  # Core statements: no ORM work per e-mail
         if self.renewals:
             lease = timedelta(seconds=current_app.config["DELIVERY_LEASE_SECONDS"])
@@ -324,14 +336,41 @@ class Recorder:
         for listener in current_app.extensions.get(MAILBOX_LISTENERS, ()):
             listener(list(self.unknown_mailboxes))
 
+    def _write_in_one_round_trip(self) -> None:
+        """Write and commit on PostgreSQL in one round trip: ``BEGIN``, the writes, ``COMMIT``.
+
+        psycopg's pipeline mode sends the statements without waiting for their answers, and the
+        Sync at the block's end waits for them all at once. The connection is in autocommit so
+        that psycopg adds no ``BEGIN`` of its own (it would wait for its answer); the block's own
+        ``BEGIN`` and ``COMMIT`` make it one transaction. An error on the way (the server's, or
+        psycopg refusing a value before sending it) leaves the ``COMMIT`` unsent: the Sync then
+        commits nothing, and the rollback that follows undoes what was sent.
+        """
+        if db.session().in_transaction():
+            db.session.commit()  # what was read since the last answer (the batch's rows) ends apart
+        connection = db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        driver = connection.connection.driver_connection
+        try:
+            with driver.pipeline():
+                driver.execute("BEGIN")
+                self._write()
+                db.session.flush()  # what a listener added to the session goes before the COMMIT
+                driver.execute("COMMIT")
+        except driver.Error as error:  # raised at the Sync, outside SQLAlchemy: wrapped as it would
+            raise DBAPIError.instance(None, None, error, driver.Error) from error
+        db.session.commit()  # the session's end: the server committed at the Sync
+
     def flush(self, attempts: int = 5) -> None:
         """Write and commit what was recorded, retrying while another connection holds the lock."""
         if not (self.emails or self.refused or self.accepted or self.renewals):
             return
 
         def write_and_commit() -> None:
-            self._write()
-            db.session.commit()
+            if db.session.get_bind().dialect.name == "postgresql":
+                self._write_in_one_round_trip()
+            else:  # SQLite writes in this process: a round trip costs nothing
+                self._write()
+                db.session.commit()
 
         retry_while_locked(write_and_commit, attempts=attempts, what="recording delivery")
         self.emails, self.refused, self.accepted, self.renewals = [], [], [], []

@@ -56,3 +56,4 @@ def test_a_server_reply_in_bytes_or_on_several_lines_is_shown_on_one_line_with_s
     assert one_line(reply) == "5.1.1 <x@example.org>: unknown user"
     assert one_line("Greylisted,\r\nplease try later") == "Greylisted, please try later"
     assert one_line(b"\xff bad") == "\ufffd bad"
+    assert one_line(b"User\x00unknown\x1b[0m") == "User unknown [0m"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -140,9 +141,19 @@ class Machine:
         for worker in self.workers:
             worker.kill()
 
+    def ask_to_stop(self) -> None:
+        """Send SIGINT to each living worker without waiting: the machines stop side by side."""
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGINT)
+
     def stop(self) -> None:
         for worker in self.workers:
-            worker.stop()
+            try:
+                worker.process.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            worker.stop()  # closes its log
 
     def log_text(self) -> str:
         return "".join(worker.log_text() for worker in self.workers)
@@ -240,7 +251,10 @@ def test_ten_thousand_emails_through_two_machines_arrive_once_despite_a_killed_m
         assert "delivered" in survivor.log_text()
     finally:
         for machine in machines:
+            machine.ask_to_stop()
+        for machine in machines:
             machine.stop()
+    timings["workers stopped"] = time.monotonic() - started
     print(", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
 
     received = message_ids(smtp_server)
