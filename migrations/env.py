@@ -10,9 +10,9 @@ from hpmail.core.database import schema_objects_of
 # access to the values within the .ini file in use.
 config = context.config
 
-# Interpret the config file for Python logging.
-# This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Interpret the config file for Python logging. Loggers that exist already (hpmail's, in a process
+# that migrates then goes on, such as `flask setup` or a test) keep logging.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger('alembic.env')
 
 
