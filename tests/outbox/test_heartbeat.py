@@ -13,6 +13,7 @@ from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailin
 from hpmail.outbox.models import EmailState, OutboundEmail, WorkerProcess
 from hpmail.outbox.tasks import sweep
 from hpmail.queue import huey
+from tests.fixtures.backend import needs_postgres
 from tests.fixtures.worker import wait_until, worker_app_config
 
 pytestmark = pytest.mark.worker
@@ -146,11 +147,11 @@ def test_a_worker_waiting_10_s_for_each_answer_is_never_robbed_of_its_emails(
     assert not [w for w in workers if released in w.log_text()]  # nor by the other worker
 
 
+@needs_postgres  # the queue is on Redis in the PostgreSQL run only
 def test_redis_flushed_mid_mailing_loses_no_email_and_sends_none_twice(
     app, db, smtp_server, delivery_settings, worker
 ):
-    if not str(app.config["QUEUE_URL"]).startswith("redis"):
-        pytest.skip("needs the Redis queue: run on PostgreSQL and Redis (make test-postgres)")
+    assert str(app.config["QUEUE_URL"]).startswith("redis")
     import redis
 
     delivery_settings(smtp_server)
