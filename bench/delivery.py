@@ -174,10 +174,12 @@ class Instance:
             .where(OutboundEmail.state == EmailState.SENT)
         )
 
-    def start_workers(
-        self, count: int, threads: int = 1, entry: str = "hpmail.worker.huey"
-    ) -> list[subprocess.Popen]:
-        """Start ``count`` consumer processes of ``threads`` worker threads each."""
+    def start_workers(self, count: int, threads: int = 1) -> list[subprocess.Popen]:
+        """Start ``count`` consumer processes of ``threads`` worker threads each; wait for them.
+
+        They run hpmail's worker through ``bench/delivery_worker.py``, which says when it has
+        imported the app (and times each claim).
+        """
         env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_CLAIM_TIMES": str(self.folder)}
         workers = []
         for _ in range(count):
@@ -185,7 +187,7 @@ class Instance:
                 subprocess.Popen(
                     [
                         str(CONSUMER),
-                        entry,
+                        "bench.delivery_worker.huey",
                         "-w",
                         str(threads),
                         "-k",
@@ -260,7 +262,7 @@ def end_to_end(
     instance = Instance(port, database_url, queue_url)
     try:
         mailing = instance.queue(count, dispatch=False)
-        processes = instance.start_workers(workers, threads, "bench.delivery_worker.huey")
+        processes = instance.start_workers(workers, threads)
         peak = [0]
         done = threading.Event()
 

@@ -1,4 +1,4 @@
-"""The worker of ``bench/delivery.py --scale-out``: hpmail's worker, each ``claim()`` timed.
+"""The worker of the benchmarks' consumers: hpmail's worker, each ``claim()`` timed.
 
     huey_consumer bench.delivery_worker.huey …   (with BENCH_CLAIM_TIMES=<folder>)
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -32,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from delivery import CONSUMER, Instance, start_sink  # noqa: E402  (the delivery bench's instance)
+from delivery import Instance, start_sink  # noqa: E402  (the delivery bench's instance)
 from documents import _tree_pss_mb  # noqa: E402  (the documents bench's memory of a tree)
 
 PASSWORD = "bench-password-1"
@@ -181,28 +179,7 @@ def click_to_queued(instance: Instance, client, token: str, click=None, subject:
     from hpmail.documents.models import DocumentJob, DocumentJobItem
 
     db = instance.db
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    worker = subprocess.Popen(
-        [
-            str(CONSUMER),
-            "hpmail.worker.huey",
-            "-w",
-            "2",
-            "-k",
-            "thread",
-            "-d",
-            "0.05",
-            "-m",
-            "0.2",
-            "-n",
-            "-q",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(instance.folder / "worker.log", "ab"),  # noqa: SIM115
-    )
-    time.sleep(3)  # the consumer imports the app (not part of the measure)
+    (worker,) = instance.start_workers(1, threads=2)
     try:
         with WorkerMemory(worker.pid) as memory:
             started = time.perf_counter()

@@ -259,7 +259,7 @@ def _copy(
     copied = {}
     for table in tables:
         with _step(f"La copie de la table « {table.name} »"):
-            copied[table.name] = _copy_table(reading, writing, table)
+            copied[table.name] = checksum(reading, table, copy_to=writing)
         if progress:
             progress(table.name, copied[table.name][0])
     with _step("La mise à jour des séquences"):
@@ -293,23 +293,19 @@ def _migrate(writing: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _copy_table(reading: Connection, writing: Connection, table: Table) -> tuple[int, str]:
-    """Copy a table a batch at a time; return its rows and checksum as read from the source."""
-    rows, digest = 0, hashlib.sha256()
-    for batch in _ordered_rows(reading, table).partitions(BATCH_ROWS):
-        for row in batch:
-            digest.update(_line(row))
-        writing.execute(insert(table), [row._asdict() for row in batch])
-        rows += len(batch)
-    return rows, digest.hexdigest()
+def checksum(
+    connection: Connection, table: Table, copy_to: Connection | None = None
+) -> tuple[int, str]:
+    """Return the rows of a table and a SHA-256 of them, the same on SQLite and PostgreSQL.
 
-
-def checksum(connection: Connection, table: Table) -> tuple[int, str]:
-    """Return the rows of a table and a SHA-256 of them, the same on SQLite and PostgreSQL."""
+    With ``copy_to``, each batch read is also written there: the copy's checksum is the source's.
+    """
     rows, digest = 0, hashlib.sha256()
     for batch in _ordered_rows(connection, table).partitions(BATCH_ROWS):
         for row in batch:
             digest.update(_line(row))
+        if copy_to is not None:
+            copy_to.execute(insert(table), [row._asdict() for row in batch])
         rows += len(batch)
     return rows, digest.hexdigest()
 

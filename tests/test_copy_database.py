@@ -39,13 +39,16 @@ SCHOOL_ADDRESS = "secretariat@lycee-demo.fr"  # a demo school account the secret
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
 
-def app_of(instance: Path, demo: bool = False):
-    """Return the app of a SQLite installation in ``instance`` (the queue in memory)."""
+def app_of(instance: Path, demo: bool = False, database_url: str = ""):
+    """Return the app of an installation in ``instance`` (the queue in memory).
+
+    Its database is the SQLite file in ``instance``, or ``database_url``.
+    """
     return create_app(
         {
             "TESTING": True,
             "INSTANCE_PATH": str(instance),
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'hpmail.sqlite3'}",
+            "SQLALCHEMY_DATABASE_URI": database_url or f"sqlite:///{instance / 'hpmail.sqlite3'}",
             "SECRET_KEY": "test-secret-key",
             "PASSWORD_HASH_METHOD": FAST_HASH,
             "DEMO": demo,
@@ -363,16 +366,7 @@ def test_a_target_that_changes_rows_as_they_are_written_is_caught_and_keeps_noth
     installation, target
 ):
     school = installation()
-    migrated = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": school.instance_path,
-            "SQLALCHEMY_DATABASE_URI": target,
-            "SECRET_KEY": "test-secret-key",
-            "DEMO": False,
-            "QUEUE_URL": "memory",
-        }
-    )
+    migrated = app_of(Path(school.instance_path), database_url=target)
     with migrated.app_context():  # an admin ran flask db upgrade there: empty tables are fine
         assert migrated.test_cli_runner().invoke(args=["db", "upgrade"]).exit_code == 0
         db.engine.dispose()
@@ -479,15 +473,8 @@ def test_a_source_not_migrated_to_this_version_is_refused(installation):
 
 
 def test_an_installation_already_on_postgresql_is_refused(tmp_path):
-    app = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://hpmail@127.0.0.1:1/hpmail",
-            "SECRET_KEY": "test-secret-key",
-            "DEMO": False,
-            "QUEUE_URL": "memory",
-        }
+    app = app_of(
+        tmp_path / "instance", database_url="postgresql+psycopg://hpmail@127.0.0.1:1/hpmail"
     )
     result = copy(app, "postgresql+psycopg://hpmail@127.0.0.1:1/autre")
     assert result.exit_code == 2

@@ -8,9 +8,7 @@ started in front of a real gunicorn serving the test's application.
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
 import os
 import pwd
 import re
@@ -25,15 +23,11 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from hpmail.auth.models import SignInAttempt
 from hpmail.config import PROJECT_ROOT, Defaults
-from tests.fixtures.smtp import free_port
+from tests.fixtures.smtp import free_port, make_ca
 
 DEPLOY = PROJECT_ROOT / "deploy"
 UNITS = ("hpmail-web.service", "hpmail-worker.service")
@@ -204,55 +198,20 @@ def test_hpmail_flask_migrates_and_checks_an_instance_with_the_shipped_settings(
 # --- nginx ---------------------------------------------------------------------------------
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """Write a certificate for 127.0.0.1 and localhost, and its key; return their paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "hpmail.crt", folder / "hpmail.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
-
-
 class Nginx:
     """The shipped server block inside a minimal nginx.conf, every path in the test's folder."""
 
     def __init__(self, folder: Path, upstream_port: int) -> None:
         self.folder = folder
         self.https_port, self.http_port = free_port(), free_port()
-        self.certificate, key = self_signed(folder)
+        self.ca = make_ca(folder)  # the server's certificate (localhost, 127.0.0.1) and its CA
         for name in ("logs", "temp"):
             (folder / name).mkdir()
         server = (
             (DEPLOY / "nginx" / "hpmail.conf")
             .read_text()
-            .replace("/etc/ssl/certs/hpmail.crt", str(self.certificate))
-            .replace("/etc/ssl/private/hpmail.key", str(key))
+            .replace("/etc/ssl/certs/hpmail.crt", self.ca.server_cert_file)
+            .replace("/etc/ssl/private/hpmail.key", self.ca.server_key_file)
             .replace("/var/log/nginx/", f"{folder}/logs/")
             .replace("/opt/hpmail/", f"{PROJECT_ROOT}/")
             .replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};")
@@ -383,7 +342,7 @@ def nginx_alone(tmp_path):
 def request(
     nginx: Nginx, method: str, path: str, body=None, headers=None, source: str = "127.0.0.1"
 ) -> tuple[http.client.HTTPResponse, bytes]:
-    context = ssl.create_default_context(cafile=str(nginx.certificate))
+    context = ssl.create_default_context(cafile=nginx.ca.ca_file)
     connection = http.client.HTTPSConnection(
         "localhost", nginx.https_port, context=context, source_address=(source, 0), timeout=60
     )

@@ -6,28 +6,18 @@ from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
-from hpmail import create_app
 from hpmail.auth.models import User
 from hpmail.core.database import schema_objects_of
 from hpmail.directory.models import Person
 from hpmail.extensions import db
 from tests.fixtures import backend
+from tests.fixtures.migrations import app_on_an_empty_database
 
 
 @pytest.fixture
 def empty_app(tmp_path):
-    app = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DEMO": False,
-            "QUEUE_URL": "memory",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'migrated.sqlite3'}",
-        }
-    )
-    with app.app_context():
+    with app_on_an_empty_database(tmp_path) as app:
         yield app
-        db.engine.dispose()
 
 
 def schema_differences() -> list:
@@ -49,21 +39,11 @@ def test_migrations_build_the_schema_of_the_models_on_postgresql(tmp_path):
     """PostgreSQL's schema has more than SQLite's (the trigram index and its extension)."""
     name = backend.new_database_name("migrations")
     url = backend.create_database(name)
-    app = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DEMO": False,
-            "QUEUE_URL": "memory",
-            "SQLALCHEMY_DATABASE_URI": url,
-        }
-    )
     try:
-        with app.app_context():
+        with app_on_an_empty_database(tmp_path, url):
             upgrade()
             differences = schema_differences()
             indexes = {i["name"] for i in db.inspect(db.engine).get_indexes("person")}
-            db.engine.dispose()
     finally:
         backend.drop_database(name)
     assert differences == [], f"models and migrations differ: {differences}"

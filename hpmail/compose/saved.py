@@ -82,7 +82,6 @@ def save_template(
     existing = db.session.scalar(
         select(Template).where(Template.owner_id == user.id, Template.label == label)
     )
-    label = check_label(user, label, keep=existing)
     template = existing or Template(owner_id=user.id, label=label)
     template.subject = without_unsafe_characters(draft.subject)[:998]
     template.html_body = sanitize_html(draft.body)

@@ -5,24 +5,14 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from hpmail import create_app
 from hpmail.extensions import db
+from tests.fixtures.migrations import app_on_an_empty_database
 
 
 @pytest.fixture
 def empty_app(tmp_path):
-    app = create_app(
-        {
-            "TESTING": True,
-            "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DEMO": False,
-            "QUEUE_URL": "memory",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'migrated.sqlite3'}",
-        }
-    )
-    with app.app_context():
+    with app_on_an_empty_database(tmp_path) as app:
         yield app
-        db.engine.dispose()
 
 
 def test_a_server_with_a_login_signs_in_with_its_password_and_one_without_signs_in_not(
