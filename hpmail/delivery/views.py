@@ -42,7 +42,13 @@ from hpmail.delivery.forms import (
 from hpmail.extensions import db
 from hpmail.outbox.destinations import restricted_user
 from hpmail.outbox.dkim import ascii_domain
-from hpmail.outbox.models import EmailState, OAuthApplication, SendingProfile, Transport
+from hpmail.outbox.models import (
+    OAUTH_KINDS,
+    EmailState,
+    OAuthApplication,
+    SendingProfile,
+    Transport,
+)
 from hpmail.outbox.policy import domain_of
 from hpmail.outbox.settings import server_settings as load_server_settings
 from hpmail.outbox.settings import user_transport
@@ -105,14 +111,11 @@ def _applications_context(form: ApplicationsForm | None = None) -> dict:
     """The OAuth2 applications' card of the server settings page, and the URI to register."""
     if form is None:
         form = ApplicationsForm(formdata=None)
-    form.show_saved({name: db.session.get(OAuthApplication, name) for name in AUTH_PROVIDERS})
+    form.show_saved({name: db.session.get(OAuthApplication, name) for name in OAUTH_KINDS})
     return {
         "applications_form": form,
         "redirect_uri": url_for("delivery.oauth_return", _external=True),
     }
-
-
-AUTH_PROVIDERS = ("microsoft", "google")
 
 
 @bp.route("/serveur/parametres-envoi/applications-oauth", methods=["POST"])
