@@ -97,25 +97,28 @@ def server_settings():
         flash(_saved_message(form, _("The e-mail sending settings are saved.")), "success")
         return redirect(url_for("delivery.server_settings"))
     status = INVALID if request.method == "POST" else 200
+    return _server_settings_page(settings, form), status
+
+
+def _server_settings_page(
+    settings, form: ServerSettingsForm, applications_form: ApplicationsForm | None = None
+) -> str:
+    """Render the server settings page: its form, and the OAuth2 applications' card with the
+    redirect URI to register at the provider."""
+    if applications_form is None:
+        applications_form = ApplicationsForm(formdata=None)
+    applications_form.show_saved(
+        {name: db.session.get(OAuthApplication, name) for name in OAUTH_KINDS}
+    )
     return render(
         "delivery/server_settings.html",
         form=form,
         settings=settings,
         test_form=TestSendForm(formdata=None),
         test_action=url_for("delivery.test_send"),
-        **_applications_context(),
-    ), status
-
-
-def _applications_context(form: ApplicationsForm | None = None) -> dict:
-    """The OAuth2 applications' card of the server settings page, and the URI to register."""
-    if form is None:
-        form = ApplicationsForm(formdata=None)
-    form.show_saved({name: db.session.get(OAuthApplication, name) for name in OAUTH_KINDS})
-    return {
-        "applications_form": form,
-        "redirect_uri": url_for("delivery.oauth_return", _external=True),
-    }
+        applications_form=applications_form,
+        redirect_uri=url_for("delivery.oauth_return", _external=True),
+    )
 
 
 @bp.route("/serveur/parametres-envoi/applications-oauth", methods=["POST"])
@@ -132,14 +135,7 @@ def oauth_applications():
     settings_form = ServerSettingsForm(formdata=None, obj=settings)
     settings_form.show_transport(settings.transport)
     settings_form.show_saved_password(settings.transport)
-    return render(
-        "delivery/server_settings.html",
-        form=settings_form,
-        settings=settings,
-        test_form=TestSendForm(formdata=None),
-        test_action=url_for("delivery.test_send"),
-        **_applications_context(form),
-    ), INVALID
+    return _server_settings_page(settings, settings_form, form), INVALID
 
 
 # --- « Se connecter avec Microsoft / Google » (any page that sets an SMTP server) ------------
