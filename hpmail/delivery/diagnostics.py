@@ -338,8 +338,7 @@ def _converse(
 
         step = "auth"
         if token is not None:
-            code, reply = _authenticate_with_token(smtp, transport, token)
-            diagnosis.ok("auth", "XOAUTH2 — " + _answer(code, reply))
+            _authenticate_with_token(diagnosis, smtp, transport, token)
         else:
             _authenticate(diagnosis, smtp, transport)
 
@@ -446,11 +445,13 @@ def _authenticate(diagnosis: Diagnosis, smtp: smtplib.SMTP, transport: Transport
     diagnosis.ok("auth", _answer(code, reply))
 
 
-def _authenticate_with_token(smtp: smtplib.SMTP, transport: Transport, token: str):
+def _authenticate_with_token(
+    diagnosis: Diagnosis, smtp: smtplib.SMTP, transport: Transport, token: str
+) -> None:
     from hpmail.outbox.smtp import sign_in_with_token
 
     try:
-        return sign_in_with_token(smtp, transport, token)
+        code, reply = sign_in_with_token(smtp, transport, token)
     except smtplib.SMTPAuthenticationError as error:
         raise _Failed(
             "auth",
@@ -461,6 +462,7 @@ def _authenticate_with_token(smtp: smtplib.SMTP, transport: Transport, token: st
                 "that signed in, then sign in again."
             ),
         ) from None
+    diagnosis.ok("auth", "XOAUTH2 — " + _answer(code, reply))
 
 
 def _sender_advice(code: int, transport: Transport, sender: str) -> str:

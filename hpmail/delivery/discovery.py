@@ -30,7 +30,7 @@ from hpmail.core.text import is_header_safe
 from hpmail.delivery import autoconfig
 from hpmail.delivery.dns import Lookup
 from hpmail.outbox.destinations import is_internal
-from hpmail.outbox.models import Security
+from hpmail.outbox.models import OAUTH_KINDS, Security
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +361,7 @@ def _auth_kind(server: autoconfig.OutgoingServer) -> str:
     """Map Thunderbird's authentication to hpmail's: OAuth2 at a known provider, or password."""
     if "OAuth2" in server.authentications:
         for provider in known_providers():
-            if provider.host == server.host and provider.auth in ("microsoft", "google"):
+            if provider.host == server.host and provider.auth in OAUTH_KINDS:
                 return provider.auth
     if server.authentications and all(a == "none" for a in server.authentications):
         return "none"

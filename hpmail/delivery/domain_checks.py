@@ -22,7 +22,7 @@ from dns.name import root
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hpmail.delivery.discovery import Provider
 from hpmail.delivery.dkim_keys import publication, record_name, record_text, tags
@@ -40,10 +40,9 @@ from hpmail.delivery.findings import (
     worst,
 )
 from hpmail.delivery.spf_check import Relay, check_spf, relays_of
-from hpmail.delivery.transports import all_profiles
 from hpmail.extensions import db
 from hpmail.outbox.dkim import ascii_domain, signing_keys
-from hpmail.outbox.models import DkimKey, DkimState, ServerSettings, Transport
+from hpmail.outbox.models import DkimKey, DkimState, SendingProfile, ServerSettings, Transport
 from hpmail.outbox.policy import domain_of
 
 
@@ -82,7 +81,11 @@ def sending_transports(settings: ServerSettings) -> list[Transport]:
     profiles' when users send themselves (their own servers are theirs, not the school's)."""
     found = [settings.transport] if settings.transport is not None else []
     if not settings.delegate:
-        found += [profile.transport for profile in all_profiles()]
+        found += db.session.scalars(
+            select(Transport)
+            .join(SendingProfile, SendingProfile.transport_id == Transport.id)
+            .order_by(func.lower(SendingProfile.name))
+        )
     return [transport for transport in found if transport.host]
 
 

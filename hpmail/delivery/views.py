@@ -42,7 +42,13 @@ from hpmail.delivery.forms import (
 from hpmail.extensions import db
 from hpmail.outbox.destinations import restricted_user
 from hpmail.outbox.dkim import ascii_domain
-from hpmail.outbox.models import EmailState, OAuthApplication, SendingProfile, Transport
+from hpmail.outbox.models import (
+    OAUTH_KINDS,
+    EmailState,
+    OAuthApplication,
+    SendingProfile,
+    Transport,
+)
 from hpmail.outbox.policy import domain_of
 from hpmail.outbox.settings import server_settings as load_server_settings
 from hpmail.outbox.settings import user_transport
@@ -91,28 +97,28 @@ def server_settings():
         flash(_saved_message(form, _("The e-mail sending settings are saved.")), "success")
         return redirect(url_for("delivery.server_settings"))
     status = INVALID if request.method == "POST" else 200
+    return _server_settings_page(settings, form), status
+
+
+def _server_settings_page(
+    settings, form: ServerSettingsForm, applications_form: ApplicationsForm | None = None
+) -> str:
+    """Render the server settings page: its form, and the OAuth2 applications' card with the
+    redirect URI to register at the provider."""
+    if applications_form is None:
+        applications_form = ApplicationsForm(formdata=None)
+    applications_form.show_saved(
+        {name: db.session.get(OAuthApplication, name) for name in OAUTH_KINDS}
+    )
     return render(
         "delivery/server_settings.html",
         form=form,
         settings=settings,
         test_form=TestSendForm(formdata=None),
         test_action=url_for("delivery.test_send"),
-        **_applications_context(),
-    ), status
-
-
-def _applications_context(form: ApplicationsForm | None = None) -> dict:
-    """The OAuth2 applications' card of the server settings page, and the URI to register."""
-    if form is None:
-        form = ApplicationsForm(formdata=None)
-    form.show_saved({name: db.session.get(OAuthApplication, name) for name in AUTH_PROVIDERS})
-    return {
-        "applications_form": form,
-        "redirect_uri": url_for("delivery.oauth_return", _external=True),
-    }
-
-
-AUTH_PROVIDERS = ("microsoft", "google")
+        applications_form=applications_form,
+        redirect_uri=url_for("delivery.oauth_return", _external=True),
+    )
 
 
 @bp.route("/serveur/parametres-envoi/applications-oauth", methods=["POST"])
@@ -129,14 +135,7 @@ def oauth_applications():
     settings_form = ServerSettingsForm(formdata=None, obj=settings)
     settings_form.show_transport(settings.transport)
     settings_form.show_saved_password(settings.transport)
-    return render(
-        "delivery/server_settings.html",
-        form=settings_form,
-        settings=settings,
-        test_form=TestSendForm(formdata=None),
-        test_action=url_for("delivery.test_send"),
-        **_applications_context(form),
-    ), INVALID
+    return _server_settings_page(settings, settings_form, form), INVALID
 
 
 # --- « Se connecter avec Microsoft / Google » (any page that sets an SMTP server) ------------
