@@ -15,11 +15,10 @@ from hpmail.outbox.claim import claim
 from hpmail.outbox.models import EmailRecipient, EmailState, OutboundEmail, RecipientState
 from hpmail.outbox.record import Delivery, Recorder
 from hpmail.outbox.send import _load, deliver
-from tests.fixtures.backend import ON_POSTGRES, needs_postgres
+from tests.fixtures.backend import ON_POSTGRES
 
 pytestmark = [
     pytest.mark.usefixtures("no_sender_checks"),
-    needs_postgres,
     pytest.mark.skipif(not ON_POSTGRES, reason="the PostgreSQL run's test: make test-postgres"),
 ]
 

@@ -29,13 +29,12 @@ from hpmail.outbox import api
 from hpmail.outbox.attachments import store_attachment
 from hpmail.outbox.models import EmailState, OutboundEmail
 from hpmail.outbox.tasks import sweep
-from tests.fixtures.backend import ON_POSTGRES, needs_postgres
+from tests.fixtures.backend import ON_POSTGRES
 from tests.fixtures.smtp import free_port
 from tests.fixtures.worker import WORKER_SETTINGS, Worker, wait_until, worker_app_config
 
 pytestmark = [
     pytest.mark.worker,
-    needs_postgres,
     pytest.mark.skipif(not ON_POSTGRES, reason="the PostgreSQL run's test: make test-postgres"),
 ]
 
