@@ -355,11 +355,8 @@ def access_token(transport: Transport, *, fresh: bool = False) -> str:
         ):
             return cached.access_token
         token = refresh(transport)
-        _tokens[key] = _Cached(
-            _fingerprint(transport.oauth_refresh_encrypted),
-            token["access_token"],
-            _expires_at(token),
-        )
+        # Fingerprinted after the refresh: a rotated refresh token was stored by it.
+        remember(transport, token["access_token"], _expires_at(token))
         return token["access_token"]
 
 

@@ -316,13 +316,14 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
     for email in emails:
         if email.mailing_id not in prepared:
             prepared[email.mailing_id] = _prepare(db.session.get(Mailing, email.mailing_id))
-            signing[email.mailing_id] = _signing_keys(prepared[email.mailing_id])
         builder = prepared[email.mailing_id]
         if isinstance(builder, Failure):
             recorder.failed(email, builder)
         elif not email.recipients:
             recorder.sent(email, {})
         else:
+            if email.mailing_id not in signing:  # only for a mailing with e-mails to send
+                signing[email.mailing_id] = dkim.signing_keys(builder.identity.from_address.domain)
             ready.append((email, builder))
     if transport.per_minute or transport.per_day:
         allowed, reopens = reserve(transport, len(ready), recorder.now)
@@ -340,13 +341,6 @@ def _deliver_through(transport_id, emails: list[Pending], recorder: Recorder, ti
         recorder.flush()
     if ready:
         _send_batch(transport, ready, recorder, timeout, signing)
-
-
-def _signing_keys(builder: MailingMessages | Failure) -> list[dkim.SigningKey]:
-    """Return the DKIM keys of the mailing's From domain (none for a mailing that cannot go)."""
-    if isinstance(builder, Failure):
-        return []
-    return dkim.signing_keys(builder.identity.from_address.domain)
 
 
 def _reset(smtp: smtplib.SMTP) -> bool:

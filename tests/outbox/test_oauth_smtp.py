@@ -6,8 +6,9 @@ import pytest
 
 from hpmail.outbox import clock
 from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailing, retry_now
-from hpmail.outbox.models import EmailState, OutboundEmail
+from hpmail.outbox.models import EmailState, OAuthApplication, OutboundEmail
 from hpmail.outbox.secrets import encrypt_secret
+from hpmail.outbox.send import deliver
 
 pytestmark = pytest.mark.usefixtures("no_sender_checks")
 
@@ -59,8 +60,6 @@ def test_a_kept_token_the_server_refuses_is_forgotten_and_the_next_try_takes_a_n
     assert "535" in refused.last_error
     retry_now([refused.id])
     db.session.commit()
-    from hpmail.outbox.send import deliver
-
     deliver([refused.id])
     db.session.expire_all()
     assert db.session.get(OutboundEmail, refused.id).state == EmailState.SENT
@@ -69,10 +68,8 @@ def test_a_kept_token_the_server_refuses_is_forgotten_and_the_next_try_takes_a_n
 
 
 def test_a_wrong_client_secret_defers_the_mail_and_says_to_check_the_application(
-    db, granted, oauth_provider, xoauth2_smtp_server, oauth_application
+    db, granted, xoauth2_smtp_server
 ):
-    from hpmail.outbox.models import OAuthApplication
-
     db.session.get(OAuthApplication, "microsoft").client_secret_encrypted = encrypt_secret("x")
     db.session.commit()
     email = send(db, "Conseil de classe")

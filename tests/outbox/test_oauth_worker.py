@@ -17,7 +17,7 @@ from hpmail.outbox.api import Address, EmailSpec, Sender, dispatch, queue_mailin
 from hpmail.outbox.models import EmailState, OutboundEmail, Transport
 from hpmail.outbox.secrets import decrypt_secret
 from tests.fixtures.oauth import CLIENT_SECRET, connect_through_routes
-from tests.fixtures.worker import WORKER_SETTINGS, Worker, wait_until, worker_app_config
+from tests.fixtures.worker import wait_until, worker_app_config
 
 pytestmark = pytest.mark.worker
 
@@ -36,18 +36,9 @@ def app_config(tmp_path, oauth_provider):
 
 
 @pytest.fixture
-def oauth_worker(app):
-    """A real consumer that knows where the fake provider is (``OAUTH_*`` settings)."""
-    settings = {
-        key: value
-        for key, value in app.config.items()
-        if key in WORKER_SETTINGS or key.startswith(("DELIVERY", "OAUTH"))
-    }
-    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-        settings["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"]
-    process = Worker(app.instance_path, settings).start()
-    yield process.wait_ready()
-    process.stop()
+def oauth_worker(worker):
+    """A started consumer; ``worker`` hands it the ``OAUTH_*`` settings (the fake provider)."""
+    return worker().wait_ready()
 
 
 @pytest.fixture
