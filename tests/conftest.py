@@ -69,10 +69,6 @@ def app_config(tmp_path) -> dict:
         "QUEUE_URL": "memory",
         "HUEY_IMMEDIATE": True,
         "SERVER_NAME": None,
-        # "Trouver les paramètres" never reaches outside: tests serve DNS and files themselves
-        # (tests/fixtures/discovery.py); otherwise every look-up finds nothing, at once.
-        "DNS_SERVERS": ["127.0.0.1"],
-        "DNS_PORT": 9,
         "DISCOVERY_AUTOCONFIG_URLS": [],
     }
 
@@ -188,7 +184,12 @@ def test_database(schema_file):
 
 
 @pytest.fixture
-def app(app_config, schema_file, test_database, compiled_templates, compiled_statements):
+def app(
+    app_config, schema_file, test_database, compiled_templates, compiled_statements, empty_dns_port
+):
+    # Look-ups never reach outside: tests serve DNS and files themselves
+    # (tests/fixtures/discovery.py); otherwise every look-up finds nothing, at once.
+    app_config = {"DNS_SERVERS": ["127.0.0.1"], "DNS_PORT": empty_dns_port, **app_config}
     if test_database and "SQLALCHEMY_DATABASE_URI" not in app_config:  # not `on_sqlite`
         app_config = {"SQLALCHEMY_DATABASE_URI": test_database, **app_config}
         if app_config.get("QUEUE_URL") is None:  # a real queue (worker tests): Redis
