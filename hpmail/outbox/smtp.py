@@ -1,7 +1,9 @@
-"""SMTP connections (TLS verified, a deadline on every exchange) and what their errors mean."""
+"""SMTP connections (TLS verified, a deadline on every exchange, commands pipelined where the
+server allows) and what their errors mean."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
@@ -97,9 +99,90 @@ class _Deadline:
             self.file = io.BufferedReader(_DeadlineReader(self))
         return super().getreply()
 
-    def sendmail(self, from_addr, to_addrs, msg, *args, **kwargs):
+    def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
+        """Send one message as smtplib does, its commands pipelined when the server allows.
+
+        The same answers and exceptions as ``smtplib.SMTP.sendmail``, with one difference: when
+        a 421 (the server is closing) cuts the recipients short, the recipients it did not answer
+        are refused with that 421 too, so that they wait for the next try with the others
+        instead of looking refused for good.
+        """
         self.allow(self.timeout + len(msg) / SLOWEST_BYTES_PER_SECOND)
-        return super().sendmail(from_addr, to_addrs, msg, *args, **kwargs)
+        to_addrs = [to_addrs] if isinstance(to_addrs, str) else list(to_addrs)
+        try:
+            simple = isinstance(msg, bytes) and not (mail_options or rcpt_options)
+            if simple and self.pipelining():
+                return self._send_pipelined(from_addr, to_addrs, msg)
+            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        except smtplib.SMTPRecipientsRefused as error:
+            closing = [answer for answer in error.recipients.values() if answer[0] == 421]
+            for address in to_addrs if closing else ():
+                error.recipients.setdefault(address, closing[0])
+            raise
+
+    def pipelining(self) -> bool:
+        """Tell whether the server takes MAIL, RCPT and DATA in one go (RFC 2920)."""
+        self.ehlo_or_helo_if_needed()
+        return bool(self.has_extn("pipelining"))
+
+    def _send_pipelined(self, from_addr: str, to_addrs: list[str], msg: bytes) -> dict:
+        """Send MAIL, every RCPT and DATA in one write, read their answers, then the message.
+
+        ``smtplib`` waits for the answer of each command before the next: two round trips and one
+        more per recipient for each e-mail, where a pipelining server (Postfix, Exchange, Gmail,
+        Microsoft 365 all are) needs two. Over a link with some latency that halves the time an
+        e-mail takes; on loopback it halves the system calls and wake-ups. The message itself
+        goes only after the 354 to DATA, as RFC 2920 requires, and only if a recipient was
+        accepted; a server answering 354 all the same gets the lone dot that ends an empty message.
+        """
+        size = f" SIZE={len(msg)}" if self.has_extn("size") else ""
+        commands = [f"MAIL FROM:<{from_addr}>{size}"]
+        commands += [f"RCPT TO:<{address}>" for address in to_addrs]
+        commands.append("DATA")
+        if any("\r" in command or "\n" in command for command in commands):
+            raise ValueError("command and arguments contain prohibited newline characters")
+        self.send("".join(f"{command}\r\n" for command in commands))
+        mail = self.getreply()
+        if mail[0] == 421:
+            self.close()
+            raise smtplib.SMTPSenderRefused(*mail, from_addr)
+        refused = {}
+        for address in to_addrs:
+            answer = self.getreply()
+            if answer[0] == 421:
+                self.close()
+                if mail[0] != 250:
+                    raise smtplib.SMTPSenderRefused(*mail, from_addr)
+                refused[address] = answer
+                raise smtplib.SMTPRecipientsRefused(refused)
+            if answer[0] not in (250, 251):
+                refused[address] = answer
+        data = self.getreply()
+        if mail[0] != 250 or len(refused) == len(to_addrs):
+            if data[0] == 354:
+                self.send(b".\r\n")
+                self.getreply()
+            self._reset_quietly()
+            if mail[0] != 250:
+                raise smtplib.SMTPSenderRefused(*mail, from_addr)
+            raise smtplib.SMTPRecipientsRefused(refused)
+        if data[0] == 354:
+            content = re.sub(rb"(?m)^\.", b"..", msg)  # RFC 5321 4.5.2, as smtplib quotes it
+            if not content.endswith(b"\r\n"):
+                content += b"\r\n"
+            self.send(content + b".\r\n")
+            data = self.getreply()
+        if data[0] != 250:
+            if data[0] == 421:
+                self.close()
+            else:
+                self._reset_quietly()
+            raise smtplib.SMTPDataError(*data)
+        return refused
+
+    def _reset_quietly(self) -> None:
+        with contextlib.suppress(smtplib.SMTPServerDisconnected):
+            self.rset()
 
     def rset(self):
         self.allow(self.timeout)
