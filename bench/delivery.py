@@ -420,7 +420,9 @@ def percentile(values: list[float], share: float) -> float:
 
 # The runs of ``--scale-out``, by the name ``--runs`` gives them: (label, workers, threads, every).
 SCALE_OUT_RUNS = {
+    "sqlite-procfile": ("SQLite + SQLite queue, 1 process --workers 2", 1, 2, 1),
     "sqlite-2": ("SQLite + SQLite queue, 2 consumer processes", 2, 1, 1),
+    "pg-2x2": ("PostgreSQL + Redis, 2 processes --workers 2", 2, 2, 1),
     "pg-2": ("PostgreSQL + Redis, 2 consumer processes", 2, 1, 1),
     "pg-4": ("PostgreSQL + Redis, 4 consumer processes", 4, 1, 1),
     "pg-threads": ("PostgreSQL + Redis, 1 process --workers 4", 1, 4, 1),

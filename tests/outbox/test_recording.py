@@ -120,8 +120,8 @@ def test_an_answer_refused_before_it_reaches_the_server_leaves_nothing(
     recorder = Recorder(now, False, Delivery())
     recorder.accepted.append(email.recipients[0][0])
 
-    # The recipient's UPDATE is sent; the e-mail's is refused by psycopg itself (PostgreSQL takes
-    # no NUL byte in text): the Sync that ends the block must not commit the first one alone.
+    # The e-mail's UPDATE is refused by psycopg itself (PostgreSQL takes no NUL byte in text),
+    # after the recipient's was bound: neither may reach the server alone.
     with pytest.raises(DataError):
         recorder._save(email, {"state": EmailState.SENT, "last_error": "\x00"})
 
