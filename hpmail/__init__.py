@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hpmail import config as configuration
 from hpmail import queue
-from hpmail.extensions import babel, csrf, db, login_manager, migrate
+from hpmail.extensions import Migrations, babel, csrf, db, login_manager
 
 BLUEPRINTS = (
     "hpmail.auth.views",
@@ -74,6 +74,9 @@ def configure(app: Flask, test_config: dict | None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Alembic, imported once logging is set up (when a command migrates: see Migrations), would
+    # list at INFO each plugin it sets up.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @event.listens_for(Engine, "connect")
@@ -100,7 +103,7 @@ def select_locale() -> str:
 
 def configure_extensions(app: Flask) -> None:
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(configuration.PROJECT_ROOT / "migrations"))
+    Migrations(db, str(configuration.PROJECT_ROOT / "migrations")).init_app(app)
     csrf.init_app(app)
     # One catalogue (gettext domain) per feature, so that each feature keeps its own French text.
     translations = str(Path(__file__).parent / "translations")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 from xml.etree.ElementTree import ParseError
 
-import urllib3
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 from flask_babel import gettext as _
@@ -62,6 +61,8 @@ def fetch(
     AutoconfigRefused otherwise); the connection goes to the first, and TLS still checks the
     certificate against the host name.
     """
+    import urllib3  # ~20 ms to import: only "Trouver les paramètres" fetches a file
+
     for _hop in range(MAX_REDIRECTS + 1):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -130,6 +131,8 @@ def fetch(
 
 
 def _read_capped(response, host: str, deadline: float, max_bytes: int) -> bytes:
+    import urllib3
+
     body = bytearray()
     try:
         while len(body) <= max_bytes:

@@ -4,6 +4,9 @@
 MX) ask the DNS servers of ``DNS_SERVERS``/``DNS_PORT`` (the system's resolver when empty). A
 look-up shares one deadline with the others of the same page, so that a silent DNS server holds
 the page no longer than ``timeout`` seconds; what went wrong is added to ``notes`` once.
+
+dnspython is imported by the look-ups (~40 ms): every page and worker process imports these pages'
+modules, and only these pages ask the DNS.
 """
 
 from __future__ import annotations
@@ -11,9 +14,6 @@ from __future__ import annotations
 import ipaddress
 import time
 
-import dns.exception
-import dns.name
-import dns.resolver
 from flask import current_app
 from flask_babel import gettext as _
 
@@ -22,6 +22,8 @@ class Lookup:
     """DNS look-ups under one deadline; ``failed`` once the DNS servers stopped answering."""
 
     def __init__(self, timeout: float, notes: list[str]) -> None:
+        import dns.resolver
+
         config = current_app.config
         self.deadline = time.monotonic() + float(timeout)
         self.notes = notes
@@ -49,6 +51,10 @@ class Lookup:
 
     def records(self, name: str, kind: str) -> list:
         """Return the records of ``name``, or none (a timeout is noted once, in French)."""
+        import dns.exception
+        import dns.name
+        import dns.resolver
+
         if self.remaining() <= 0 or self.failed:
             return []
         try:

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dns.name import root
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -231,6 +230,8 @@ def _provider_signature(provider: Provider, domain: str, lookup: Lookup) -> _Sig
 
 def check_mx(domain: str, lookup: Lookup) -> Check:
     """Check that ``domain`` receives mail: the replies to its e-mails go there."""
+    from dns.name import root  # dnspython only when a page asks the DNS (see ``dns``)
+
     records = sorted(lookup.records(domain, "MX"), key=lambda record: record.preference)
     if not answered(lookup):
         return unknown("mx", domain)

@@ -22,8 +22,6 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
-
 from hpmail.directory.demo import STUDENT_DOMAIN
 
 log = logging.getLogger(__name__)
@@ -267,6 +265,8 @@ def read_message(folder: Path, name: str) -> bytes | None:
 
 def serve(host: str, port: int, folder: Path, ready: threading.Event | None = None) -> None:
     """Run the mailbox until SIGINT or SIGTERM."""
+    from aiosmtpd.controller import Controller  # only ``flask demo-mailbox`` serves SMTP
+
     controller = Controller(MailboxHandler(folder), hostname=host, port=port)
     controller.start()
     stop = threading.Event()

@@ -12,9 +12,12 @@ import functools
 import struct
 import threading
 import zlib
+from typing import TYPE_CHECKING
 
 from hpmail.documents.print_html import FONT_BOLD, MARGIN, PageGeometry, RenderError
-from hpmail.documents.stamp import Stamp
+
+if TYPE_CHECKING:
+    from hpmail.documents.stamp import Stamp
 
 PNG_WIDTH = 1240  # pixels: legible in a mail client without zooming
 PNG_COLOURS = 96  # a palette: pastel blocks and antialiased text need no more

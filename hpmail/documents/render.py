@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from flask_babel import gettext as _
 
-from hpmail.documents.bundle import bundled
 from hpmail.documents.content import Document
 from hpmail.documents.layout import Layout, LetterheadInfo
 from hpmail.documents.preview import PngBase, render_png
@@ -34,7 +33,6 @@ from hpmail.documents.print_html import (
     RenderError,
     print_html,
 )
-from hpmail.documents.stamp import SheetPages, fitted_stamp, owner_objects
 
 __all__ = [
     "RenderError",
@@ -48,13 +46,18 @@ __all__ = [
     "safe_filename",
     "zip_of",
 ]
+if TYPE_CHECKING:
+    from hpmail.documents.stamp import SheetPages
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Imported here only when needed (the web pages do not), and once by the fork server.
+# Imported here only when needed (the web pages and a starting worker do not), and once by the
+# fork server: pypdf alone costs each process ~50 ms to import.
 DRAWING_MODULES = [
     "hpmail.documents.render",
+    "hpmail.documents.stamp",
     "xhtml2pdf.pisa",
     "pypdfium2",
     "pypdf",
@@ -147,6 +150,8 @@ def in_processes(
 
 def render_pdf(document: Document, layout: Layout, letterhead: LetterheadInfo) -> bytes:
     """Return the document's PDF, its owner's name on every page (needs the app context)."""
+    from hpmail.documents.stamp import SheetPages, fitted_stamp, owner_objects
+
     geometry, html = _sheet_parts(document, layout, letterhead)
     try:
         sheet = SheetPages(_draw_pdf(html), geometry)
@@ -179,6 +184,8 @@ def _drawn_sheet(sheet: Sheet) -> tuple[SheetPages, PngBase | None]:
     if sheet.key in _drawn:
         _drawn.move_to_end(sheet.key)
         return _drawn[sheet.key]
+    from hpmail.documents.stamp import SheetPages
+
     pdf = _draw_pdf(sheet.html)
     try:
         pages = SheetPages(pdf, sheet.geometry)
@@ -194,6 +201,8 @@ def _drawn_sheet(sheet: Sheet) -> tuple[SheetPages, PngBase | None]:
 def _stamped(
     pages: SheetPages, base: PngBase | None, people: Sequence[tuple[int, str, str]]
 ) -> list[Rendered]:
+    from hpmail.documents.stamp import fitted_stamp, owner_objects
+
     stamps = [fitted_stamp(name, detail, pages.geometry) for _i, name, detail in people]
     objects = owner_objects(stamps, pages)
     return [
@@ -326,6 +335,8 @@ def render_documents(
 
 def printed_copy(pdfs: Iterable[bytes]) -> bytes:
     """Return one PDF holding ``pdfs`` one after the other, to print (``bundle``)."""
+    from hpmail.documents.bundle import bundled
+
     return bundled(pdfs)
 
 

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
-import filetype
 from flask import Response, current_app, send_file
 from sqlalchemy import Column, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +40,8 @@ def attachment_path(sha256: str) -> Path:
 
 def sniffed_type(data: bytes) -> str | None:
     """Return the content type found in the first bytes of ``data`` (magic numbers), or None."""
+    import filetype  # ~15 ms to import: only an upload or a stored document is sniffed
+
     kind = filetype.guess(data[:8192])
     return kind.mime if kind is not None else None
 

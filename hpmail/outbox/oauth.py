@@ -23,9 +23,8 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from hashlib import sha256
+from typing import TYPE_CHECKING
 
-import httpx2
-from authlib.integrations.httpx_client import OAuth2Client, OAuthError
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import select, update
@@ -39,6 +38,9 @@ from hpmail.outbox.models import (
     UserTransport,
 )
 from hpmail.outbox.secrets import decrypt_secret, encrypt_secret
+
+if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import OAuth2Client
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +131,10 @@ def _endpoint(url: str, app_row: OAuthApplication) -> str:
 
 
 def _client(app_row: OAuthApplication, chosen: Provider, **kwargs) -> OAuth2Client:
+    # authlib and httpx2 cost every worker and page process ~60 ms to import; only a sign-in or
+    # a token refresh needs them.
+    from authlib.integrations.httpx_client import OAuth2Client
+
     timeout = float(current_app.config["OAUTH_HTTP_TIMEOUT_SECONDS"])
     return OAuth2Client(
         client_id=app_row.client_id,
@@ -230,6 +236,9 @@ def _expires_at(token: dict) -> float:
 
 def _call_token_endpoint(name, call, app_row, chosen, **kwargs) -> dict:
     """Run one token request: a failure is ``EndpointUnreachable`` or ``GrantRefused``."""
+    import httpx2
+    from authlib.integrations.httpx_client import OAuthError
+
     label = provider_label(name)
     try:
         with _client(app_row, chosen, **kwargs) as client:
