@@ -170,7 +170,7 @@ def url_rules_compiled_once():
 
         def get_converter(variable, name, args, kwargs):
             converters.append((variable, name, rule.map.converters.get(name), args, kwargs))
-            return Rule.get_converter(rule, variable, name, args, kwargs)
+            return type(rule).get_converter(rule, variable, name, args, kwargs)
 
         rule.get_converter = get_converter
         try:
