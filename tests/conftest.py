@@ -48,13 +48,28 @@ class CsrfClient(FlaskClient):
             kwargs["headers"] = headers
         return super().open(*args, **kwargs)
 
+    # The session cookie the last token was made for, and that token.
+    _csrf_for: tuple[str, str] | None = None
+
     def csrf_token(self) -> str:
-        """Return a token valid for this client's session (as ``csrf_token()`` would render it)."""
+        """Return a token valid for this client's session (as ``csrf_token()`` would render it).
+
+        Reading and saving the session takes a request context of its own: a test that posts
+        many forms paid it for each. While the session cookie is the one the last token was made
+        for, the session (hence its raw token) is the same, and so is a valid token.
+        """
         app = self.application
+        cookie_name = app.config["SESSION_COOKIE_NAME"]
+        cookie = self.get_cookie(cookie_name)
+        if cookie is not None and self._csrf_for and self._csrf_for[0] == cookie.value:
+            return self._csrf_for[1]
         with self.session_transaction() as session:
             raw = session.setdefault("csrf_token", "test-csrf-raw-token")
         serializer = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token")
-        return serializer.dumps(raw)
+        token = serializer.dumps(raw)
+        cookie = self.get_cookie(cookie_name)
+        self._csrf_for = (cookie.value, token) if cookie is not None else None
+        return token
 
 
 @pytest.fixture
@@ -115,25 +130,65 @@ def sqlite_schema_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def url_builders_made_once():
-    """Each test's app compiles the same URL rules: make each rule's URL builder once.
+def url_rules_compiled_once():
+    """Each test's app compiles the same URL rules: parse each rule and make its builder once.
 
-    Werkzeug writes and compiles a Python function per rule to build its URLs (most of the time
-    of ``create_app``). Without defaults, that function depends only on the rule's parsed parts,
-    so the apps of the session share it; each app still has its own rules and map.
+    Werkzeug parses each rule into the parts its matcher walks (a regular expression per
+    dynamic part) and writes and compiles a Python function to build its URLs: most of the
+    time of ``create_app``. Both depend only on the rule's text and its converters' classes
+    (the builder, without defaults, on the parsed parts), so the apps of the session share
+    them; each app still has its own rules, map, matcher and converter objects.
     """
-    original = Rule._compile_builder
-    made: dict = {}
+    original_compile = Rule.compile
+    original_builder = Rule._compile_builder
+    parsed: dict = {}
+    builders: dict = {}
+
+    def compile_rule(rule: Rule) -> None:
+        domain = (rule.host if rule.map.host_matching else rule.subdomain) or ""
+        key = (type(rule), domain, rule.rule, rule.merge_slashes)
+        known = parsed.get(key)
+        if known is None or any(
+            rule.map.converters.get(name) is not kind for _, name, kind, _, _ in known[2]
+        ):
+            parsed[key] = parse_rule(rule)
+            return
+        parts, trace, converters = known
+        rule._parts = list(parts)
+        rule._trace = list(trace)
+        rule._converters = {
+            variable: rule.get_converter(variable, name, args, kwargs)
+            for variable, name, _, args, kwargs in converters
+        }
+        rule.arguments.update(rule._converters)
+        rule._build = rule._compile_builder(False).__get__(rule, None)
+        rule._build_unknown = rule._compile_builder(True).__get__(rule, None)
+
+    def parse_rule(rule: Rule) -> tuple:
+        """Compile ``rule`` as Werkzeug does, noting which converters it asked for."""
+        converters = []
+
+        def get_converter(variable, name, args, kwargs):
+            converters.append((variable, name, rule.map.converters.get(name), args, kwargs))
+            return type(rule).get_converter(rule, variable, name, args, kwargs)
+
+        rule.get_converter = get_converter
+        try:
+            original_compile(rule)
+        finally:
+            del rule.get_converter
+        return tuple(rule._parts), tuple(rule._trace), tuple(converters)
 
     def compile_builder(rule: Rule, append_unknown: bool = True):
         if rule.defaults:
-            return original(rule, append_unknown)
+            return original_builder(rule, append_unknown)
         key = (rule.rule, tuple(rule._trace), append_unknown)
-        if key not in made:
-            made[key] = original(rule, append_unknown)
-        return made[key]
+        if key not in builders:
+            builders[key] = original_builder(rule, append_unknown)
+        return builders[key]
 
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Rule, "compile", compile_rule)
         patch.setattr(Rule, "_compile_builder", compile_builder)
         yield
 
