@@ -330,12 +330,20 @@ class Recorder:
             self._tell_listeners()
         if self.accepted:
             connection.execute(ACCEPT_RECIPIENTS, {"ids": self.accepted})
-        by_columns: dict[tuple, list[dict]] = defaultdict(list)
+        by_statement: dict = defaultdict(list)
+        for statement, row in self._email_updates():
+            by_statement[statement].append(row)
+        for statement, rows in by_statement.items():
+            connection.execute(statement, rows)
+
+    def _email_updates(self):
+        """Yield each recorded e-mail's UPDATE (one per set of columns) and its values."""
         for email_id, values in self.emails:
             columns = tuple(sorted(values))
-            by_columns[columns].append({"e_id": email_id, **{f"v_{k}": values[k] for k in columns}})
-        for columns, rows in by_columns.items():
-            connection.execute(_email_update(columns), rows)
+            yield (
+                _email_update(columns),
+                {"e_id": email_id, **{f"v_{k}": values[k] for k in columns}},
+            )
 
     def _tell_listeners(self) -> None:
         """Hand the "no such user" refusals to the app's listeners, in this transaction.
@@ -378,10 +386,7 @@ class Recorder:
             statements = [bound(REFUSE_RECIPIENT, row) for row in self.refused]
             if self.accepted:
                 statements.append(bound(ACCEPT_RECIPIENTS_ARRAY, {"ids": self.accepted}))
-            for email_id, values in self.emails:
-                columns = tuple(sorted(values))
-                row = {"e_id": email_id, **{f"v_{k}": values[k] for k in columns}}
-                statements.append(bound(_email_update(columns), row))
+            statements += [bound(statement, row) for statement, row in self._email_updates()]
             driver.execute(";\n".join(statements), prepare=False)
         except driver.Error as error:  # outside SQLAlchemy: wrapped as it would be
             raise DBAPIError.instance(None, None, error, driver.Error) from error
@@ -396,7 +401,7 @@ class Recorder:
             postgres = db.session.get_bind().dialect.name == "postgresql"
             if postgres and not (self.renewals or self.unknown_mailboxes):
                 self._write_in_one_query()
-            else:  # SQLite writes in this process: a round trip costs nothing
+            else:  # SQLite writes in this process; PostgreSQL too for renewals and listeners
                 self._write()
                 db.session.commit()
 

@@ -3,7 +3,6 @@ server allows) and what their errors mean."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import re
@@ -128,8 +127,8 @@ class _Deadline:
     def _send_pipelined(self, from_addr: str, to_addrs: list[str], msg: bytes) -> dict:
         """Send MAIL, every RCPT and DATA in one write, read their answers, then the message.
 
-        ``smtplib`` waits for the answer of each command before the next: two round trips and one
-        more per recipient for each e-mail, where a pipelining server (Postfix, Exchange, Gmail,
+        ``smtplib`` waits for the answer of each command before the next: three round trips and
+        one more per recipient for each e-mail, where a pipelining server (Postfix, Exchange, Gmail,
         Microsoft 365 all are) needs two. Over a link with some latency that halves the time an
         e-mail takes; on loopback it halves the system calls and wake-ups. The message itself
         goes only after the 354 to DATA, as RFC 2920 requires, and only if a recipient was
@@ -162,12 +161,12 @@ class _Deadline:
             if data[0] == 354:
                 self.send(b".\r\n")
                 self.getreply()
-            self._reset_quietly()
+            self._rset()  # smtplib's: RSET, a server already gone ignored
             if mail[0] != 250:
                 raise smtplib.SMTPSenderRefused(*mail, from_addr)
             raise smtplib.SMTPRecipientsRefused(refused)
         if data[0] == 354:
-            content = re.sub(rb"(?m)^\.", b"..", msg)  # RFC 5321 4.5.2, as smtplib quotes it
+            content = smtplib._quote_periods(msg)  # RFC 5321 4.5.2, smtplib's own quoting
             if not content.endswith(b"\r\n"):
                 content += b"\r\n"
             self.send(content + b".\r\n")
@@ -176,13 +175,9 @@ class _Deadline:
             if data[0] == 421:
                 self.close()
             else:
-                self._reset_quietly()
+                self._rset()  # smtplib's: RSET, a server already gone ignored
             raise smtplib.SMTPDataError(*data)
         return refused
-
-    def _reset_quietly(self) -> None:
-        with contextlib.suppress(smtplib.SMTPServerDisconnected):
-            self.rset()
 
     def rset(self):
         self.allow(self.timeout)
