@@ -130,65 +130,25 @@ def sqlite_schema_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def url_rules_compiled_once():
-    """Each test's app compiles the same URL rules: parse each rule and make its builder once.
+def url_builders_made_once():
+    """Each test's app compiles the same URL rules: make each rule's URL builder once.
 
-    Werkzeug parses each rule into the parts its matcher walks (a regular expression per
-    dynamic part) and writes and compiles a Python function to build its URLs: most of the
-    time of ``create_app``. Both depend only on the rule's text and its converters' classes
-    (the builder, without defaults, on the parsed parts), so the apps of the session share
-    them; each app still has its own rules, map, matcher and converter objects.
+    Werkzeug writes and compiles a Python function per rule to build its URLs (most of the time
+    of ``create_app``). Without defaults, that function depends only on the rule's parsed parts,
+    so the apps of the session share it; each app still has its own rules and map.
     """
-    original_compile = Rule.compile
-    original_builder = Rule._compile_builder
-    parsed: dict = {}
-    builders: dict = {}
-
-    def compile_rule(rule: Rule) -> None:
-        domain = (rule.host if rule.map.host_matching else rule.subdomain) or ""
-        key = (type(rule), domain, rule.rule, rule.merge_slashes)
-        known = parsed.get(key)
-        if known is None or any(
-            rule.map.converters.get(name) is not kind for _, name, kind, _, _ in known[2]
-        ):
-            parsed[key] = parse_rule(rule)
-            return
-        parts, trace, converters = known
-        rule._parts = list(parts)
-        rule._trace = list(trace)
-        rule._converters = {
-            variable: rule.get_converter(variable, name, args, kwargs)
-            for variable, name, _, args, kwargs in converters
-        }
-        rule.arguments.update(rule._converters)
-        rule._build = rule._compile_builder(False).__get__(rule, None)
-        rule._build_unknown = rule._compile_builder(True).__get__(rule, None)
-
-    def parse_rule(rule: Rule) -> tuple:
-        """Compile ``rule`` as Werkzeug does, noting which converters it asked for."""
-        converters = []
-
-        def get_converter(variable, name, args, kwargs):
-            converters.append((variable, name, rule.map.converters.get(name), args, kwargs))
-            return type(rule).get_converter(rule, variable, name, args, kwargs)
-
-        rule.get_converter = get_converter
-        try:
-            original_compile(rule)
-        finally:
-            del rule.get_converter
-        return tuple(rule._parts), tuple(rule._trace), tuple(converters)
+    original = Rule._compile_builder
+    made: dict = {}
 
     def compile_builder(rule: Rule, append_unknown: bool = True):
         if rule.defaults:
-            return original_builder(rule, append_unknown)
+            return original(rule, append_unknown)
         key = (rule.rule, tuple(rule._trace), append_unknown)
-        if key not in builders:
-            builders[key] = original_builder(rule, append_unknown)
-        return builders[key]
+        if key not in made:
+            made[key] = original(rule, append_unknown)
+        return made[key]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Rule, "compile", compile_rule)
         patch.setattr(Rule, "_compile_builder", compile_builder)
         yield
 
