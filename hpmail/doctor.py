@@ -23,7 +23,7 @@ from pathlib import Path
 
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,6 +39,7 @@ from hpmail.outbox.models import (
     Transport,
     WorkerProcess,
 )
+from hpmail.outbox.secrets import instance_fernet
 from hpmail.queue import huey
 
 OK, WARNING, FAILURE = 0, 1, 2
@@ -220,9 +221,8 @@ def check_keys() -> tuple[int, str]:
     secret = str(current_app.config.get("SECRET_KEY") or "")
     if len(secret) < 16:
         return FAILURE, "clé secrète (SECRET_KEY, fichier secret_key) absente ou trop courte"
-    key = current_app.config.get("FERNET_KEY") or b""
     try:
-        fernet = Fernet(key.encode() if isinstance(key, str) else key)
+        fernet = instance_fernet()
     except ValueError:
         return (
             FAILURE,
