@@ -44,7 +44,7 @@ class EmailStatus(StrEnum):
     MISSING = "missing"
     VALID = "valid"
     INVALID = "invalid"
-    # Valid, but the recipient's SMTP server answered that the mailbox does not exist (5.1.1):
+    # Valid, but an SMTP server answered that the mailbox or its domain does not exist (5.1.1, 5.1.2):
     # unreachable until the address changes or an admin clears the mark.
     REFUSED = "refused"
 

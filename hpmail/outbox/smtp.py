@@ -382,7 +382,7 @@ def classify(error: BaseException) -> Failure:
 # "No such user": the enhanced status codes (RFC 3463) that say the mailbox does not exist, the
 # SMTP codes that may carry such a refusal (552 is "storage exceeded", never this), and the
 # phrasings of servers that give no enhanced code (folded: lower case, no accents).
-NO_MAILBOX_CODES = {(5, 1, 1), (5, 1, 10)}
+NO_MAILBOX_CODES = {(5, 1, 1), (5, 1, 2), (5, 1, 10)}
 NO_MAILBOX_REPLY_CODES = {550, 551, 553, 554}
 _ENHANCED_CODE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
 _ADDRESS = re.compile(r"<[^<>]*>|\S+@\S+")
@@ -407,7 +407,9 @@ _NOT_ABOUT_THE_MAILBOX = re.compile(
 def mailbox_unknown(code: int, text) -> bool:
     """Tell whether a recipient's permanent refusal says that its mailbox does not exist.
 
-    Yes for the enhanced codes 5.1.1 (bad destination mailbox) and 5.1.10 (Exchange Online's
+    Yes for the enhanced codes 5.1.1 (bad destination mailbox), 5.1.2 (bad destination system:
+    the address's domain does not exist, so no mailbox there either; a server that could not
+    look the domain up answers 4.1.2, which waits) and 5.1.10 (Exchange Online's
     ``RESOLVER.ADR.RecipientNotFound``; RFC 7505 also gives it to a null MX: no mailbox at that
     domain either), or, without an enhanced code (or with 5.0.0), for a "user unknown" phrasing
     in English or French. Never for a 4xx, a 552, another enhanced code (5.7.x policy, 5.2.2

@@ -47,12 +47,16 @@ NO_SUCH_USER = {
     "Yahoo": (554, "delivery error: dd This user doesn't have a yahoo.fr account "
                    "(x@yahoo.fr) [0] - mta1003.mail.ir2.yahoo.com"),
     "bytes": (550, b"5.1.1 <x@lycee.fr>: Recipient address rejected: User unknown"),
+    "no such domain": (550, "5.1.2 <x@lycee-inexistant.fr>: Recipient address rejected: Domain "
+                            "not found"),
 }  # fmt: skip
 
 NOT_A_MISSING_MAILBOX = {
     "greylisting": (450, "4.2.0 <x@lycee.fr>: Recipient address rejected: Greylisted"),
     "a 4xx saying user unknown": (450, "4.1.1 <x@lycee.fr>: Recipient address rejected: "
                                        "User unknown in local recipient table"),
+    "a domain not found for now": (450, "4.1.2 <x@lycee.fr>: Recipient address rejected: "
+                                        "Domain not found"),
     "Postfix access": (550, "5.7.1 <x@lycee.fr>: Recipient address rejected: Access denied"),
     "Gmail spam": (550, "5.7.1 [192.0.2.1] Our system has detected that this message is likely "
                         "unsolicited mail. To reduce the amount of spam sent to Gmail, this "
