@@ -44,8 +44,8 @@ class EmailStatus(StrEnum):
     MISSING = "missing"
     VALID = "valid"
     INVALID = "invalid"
-    # Valid, but an SMTP server answered that the mailbox or its domain does not exist (5.1.1, 5.1.2):
-    # unreachable until the address changes or an admin clears the mark.
+    # Valid, but an SMTP server answered that the mailbox or its domain does not exist (5.1.1,
+    # 5.1.2): unreachable until the address changes or an admin clears the mark.
     REFUSED = "refused"
 
 
