@@ -51,16 +51,23 @@ def require_returning() -> None:
         raise RuntimeError(f"hpmail needs SQLite 3.35 or later, not {sqlite3.sqlite_version}")
 
 
-def due(now: datetime, queued_grace: timedelta = timedelta(0)):
-    """Return the condition of rows a worker may take: due, queued for ``queued_grace``, or lost."""
-    return or_(
+def due(now: datetime, queued_grace: timedelta | None = timedelta(0)):
+    """Return the condition of rows a worker may take: due, queued for ``queued_grace``, or lost.
+
+    ``queued_grace=None`` leaves the queued rows out.
+    """
+    conditions = [
         and_(OutboundEmail.state == EmailState.DEFERRED, OutboundEmail.next_attempt_at <= now),
-        and_(
-            OutboundEmail.state == EmailState.QUEUED,
-            OutboundEmail.next_attempt_at <= now - queued_grace,
-        ),
         and_(OutboundEmail.state == EmailState.SENDING, OutboundEmail.lease_until < now),
-    )
+    ]
+    if queued_grace is not None:
+        conditions.append(
+            and_(
+                OutboundEmail.state == EmailState.QUEUED,
+                OutboundEmail.next_attempt_at <= now - queued_grace,
+            )
+        )
+    return or_(*conditions)
 
 
 def claim(email_ids: list[int], now: datetime) -> list[int]:

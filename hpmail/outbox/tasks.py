@@ -73,14 +73,31 @@ def enqueue_delivery(email_ids: list[int]) -> int:
 
 
 def due_email_ids(now) -> list[int]:
-    """Return the ids of rows a worker should look at: due, lost or abandoned."""
-    # A queued row older than the grace was never picked up (its task was lost).
+    """Return the ids of rows a worker should look at: due, lost or abandoned.
+
+    A queued row older than the grace was never picked up: its task was lost. Not while tasks
+    still wait in the queue, though: behind a backlog (a mailing of thousands to a slow server)
+    rows wait their turn longer than the grace, and enqueueing them again at each sweep would
+    only pile up tasks that find nothing left to take. A task lost while others wait (a worker
+    killed just after taking it) has its rows found once the queue is empty.
+    """
     grace = timedelta(seconds=current_app.config["DELIVERY_QUEUED_GRACE_SECONDS"])
+    if tasks_waiting():
+        grace = None
     return list(
         db.session.scalars(
             select(OutboundEmail.id).where(claim.due(now, grace)).order_by(OutboundEmail.id)
         )
     )
+
+
+def tasks_waiting() -> bool:
+    """Tell whether the queue holds tasks not yet taken; no when it cannot be read."""
+    try:
+        return huey.pending_count() > 0
+    except Exception:  # the queue is unreachable: look for lost rows, enqueueing will say why
+        log.exception("could not count the tasks waiting in the queue")
+        return False
 
 
 def sweep() -> int:

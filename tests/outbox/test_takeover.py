@@ -116,3 +116,44 @@ def test_a_worker_gives_back_only_the_rows_it_holds(db, make_transport):
         (EmailState.QUEUED, None, 0),
         (EmailState.SENDING, "vm:2:other", 1),
     ]
+
+
+# Queued rows: lost, or waiting their turn behind a backlog.
+
+
+def queued_rows(db, make_transport, count: int, ago: timedelta) -> list[int]:
+    """Write ``count`` queued e-mails whose task was enqueued ``ago``, and no task for them."""
+    mailing = queue_mailing(
+        author_id=None,
+        sender=SENDER,
+        subject="Rentrée",
+        text_body="Bonjour",
+        emails=[EmailSpec(to=[Address(f"eleve{i}@example.org")]) for i in range(count)],
+        transport=make_transport(),
+    )
+    db.session.flush()
+    for email in mailing.emails:
+        email.next_attempt_at = utcnow() - ago
+    db.session.commit()
+    return [email.id for email in mailing.emails]
+
+
+def test_queued_rows_behind_a_backlog_wait_and_are_enqueued_again_once_the_queue_is_empty(
+    app, db, make_transport
+):
+    from hpmail.outbox.tasks import deliver
+    from hpmail.queue import huey
+
+    grace = timedelta(seconds=app.config["DELIVERY_QUEUED_GRACE_SECONDS"])
+    ids = queued_rows(db, make_transport, 3, ago=grace * 2)
+    deliver([10_000])  # another mailing's task, still waiting: the queue is not empty
+    assert huey.pending_count() == 1
+
+    assert sweep() == 0  # the rows may be waiting behind it: no second task for them
+    assert huey.pending_count() == 1
+
+    huey.flush()  # the queue empty, the rows still queued: their task was lost
+    assert sweep() == 3
+    assert huey.pending_count() == 1
+    (task,) = huey.pending()
+    assert sorted(task.args[0]) == ids
