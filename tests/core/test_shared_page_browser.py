@@ -20,6 +20,11 @@ def test_what_a_test_leaves_on_the_shared_page_is_gone_for_the_next(
     clipboard_at_first = page.evaluate(CLIPBOARD_STATE)
     page.context.grant_permissions(["clipboard-read"], origin=live_server)
     assert page.evaluate(CLIPBOARD_STATE) == "granted"
+    # Storage on another origin (the same server by another name), then on the page's own.
+    elsewhere = live_server.replace("127.0.0.1", "localhost")
+    page.goto(f"{elsewhere}/connexion")
+    page.evaluate(STORE)
+    page.goto("/connexion")
     page.evaluate(STORE)
     assert page.evaluate(STORED) == ["1", "1"]
     dialogs = []
@@ -37,6 +42,9 @@ def test_what_a_test_leaves_on_the_shared_page_is_gone_for_the_next(
     assert page.viewport_size == VIEWPORT
     page.goto("/connexion")
     assert page.evaluate(STORED) == [None, None]
+    page.goto(f"{elsewhere}/connexion")
+    assert page.evaluate(STORED) == [None, None]
+    page.goto("/connexion")
     assert page.evaluate(CLIPBOARD_STATE) == clipboard_at_first
     page.evaluate("() => alert('Personne ne répond')")  # dismissed: no test listens any more
     assert dialogs == []
