@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -38,11 +39,13 @@ from hpmail.delivery.findings import (
     unknown,
     worst,
 )
-from hpmail.delivery.spf_check import Relay, check_spf, relays_of
 from hpmail.extensions import db
 from hpmail.outbox.dkim import ascii_domain, signing_keys
 from hpmail.outbox.models import DkimKey, DkimState, SendingProfile, ServerSettings, Transport
 from hpmail.outbox.policy import domain_of
+
+if TYPE_CHECKING:
+    from hpmail.delivery.spf_check import Relay
 
 
 @dataclass
@@ -90,6 +93,9 @@ def sending_transports(settings: ServerSettings) -> list[Transport]:
 
 def check_domain(domain: str, transports: Sequence[Transport]) -> DomainReport:
     """Check SPF, DKIM, DMARC and MX of ``domain`` for e-mails leaving through ``transports``."""
+    # pyspf and dnspython load with the first check, not with every process that has the pages.
+    from hpmail.delivery.spf_check import check_spf, relays_of
+
     notes: list[str] = []
     lookup = Lookup(current_app.config["DOMAIN_CHECK_TIMEOUT_SECONDS"], notes)
     relays = relays_of(transports)
