@@ -23,17 +23,23 @@ def app_config(app_config):
     return {**app_config, "HUEY_IMMEDIATE": False, "HEARTBEAT_SECONDS": 5}
 
 
-def claimed_rows(db, make_transport, holders: list[str | None], created_ago=timedelta(0)):
-    """Write one e-mail per holder, claimed by it (one attempt, a lease of 5 minutes)."""
+def queued_mailing(db, make_transport, count: int):
+    """Write a mailing of ``count`` queued e-mails, flushed, with no task for them."""
     mailing = queue_mailing(
         author_id=None,
         sender=SENDER,
         subject="Rentrée",
         text_body="Bonjour",
-        emails=[EmailSpec(to=[Address(f"eleve{i}@example.org")]) for i in range(len(holders))],
+        emails=[EmailSpec(to=[Address(f"eleve{i}@example.org")]) for i in range(count)],
         transport=make_transport(),
     )
     db.session.flush()
+    return mailing
+
+
+def claimed_rows(db, make_transport, holders: list[str | None], created_ago=timedelta(0)):
+    """Write one e-mail per holder, claimed by it (one attempt, a lease of 5 minutes)."""
+    mailing = queued_mailing(db, make_transport, len(holders))
     now = utcnow()
     for email, holder in zip(mailing.emails, holders, strict=True):
         email.state, email.claimed_by, email.attempts = EmailState.SENDING, holder, 1
@@ -123,15 +129,7 @@ def test_a_worker_gives_back_only_the_rows_it_holds(db, make_transport):
 
 def queued_rows(db, make_transport, count: int, ago: timedelta) -> list[int]:
     """Write ``count`` queued e-mails whose task was enqueued ``ago``, and no task for them."""
-    mailing = queue_mailing(
-        author_id=None,
-        sender=SENDER,
-        subject="Rentrée",
-        text_body="Bonjour",
-        emails=[EmailSpec(to=[Address(f"eleve{i}@example.org")]) for i in range(count)],
-        transport=make_transport(),
-    )
-    db.session.flush()
+    mailing = queued_mailing(db, make_transport, count)
     for email in mailing.emails:
         email.next_attempt_at = utcnow() - ago
     db.session.commit()
