@@ -281,11 +281,17 @@ def login_as(client, make_user):
 
     def sign_in(who: str | User = "staff", **fields) -> User:
         user = who if isinstance(who, User) else make_user(who, **fields)
-        response = client.post("/connexion", data={"login": user.login, "password": PASSWORD})
-        assert response.status_code == 302, response.text
+        signed_in(client, user)
         return user
 
     return sign_in
+
+
+def signed_in(client: FlaskClient, user: User) -> FlaskClient:
+    """Sign ``client`` in as ``user`` through the sign-in form; return it."""
+    response = client.post("/connexion", data={"login": user.login, "password": PASSWORD})
+    assert response.status_code == 302, response.text
+    return client
 
 
 def pytest_collection_finish(session):
