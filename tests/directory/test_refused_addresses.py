@@ -6,6 +6,8 @@ from __future__ import annotations
 import html
 import io
 import uuid
+from datetime import UTC
+from zoneinfo import ZoneInfo
 
 import pytest
 from babel.dates import format_date
@@ -31,7 +33,9 @@ def page_text(response) -> str:
 
 
 def french_day(moment) -> str:
-    return format_date(moment, "d MMMM y", locale="fr")
+    """The day a page shows for ``moment`` (stored in UTC): the school's day, in Paris."""
+    local = moment.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris"))
+    return format_date(local, "d MMMM y", locale="fr")
 
 
 def reloaded(db, person) -> Person:
