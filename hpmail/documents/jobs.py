@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import Select, func, insert, literal, select
 
 from hpmail.core.forms import InputRefused
+from hpmail.core.time import school_today
 from hpmail.directory.models import Cohort, Group, Person, SelectionMember
 from hpmail.directory.selection import selection_for
 from hpmail.documents.content import OwnerKind
@@ -121,7 +122,7 @@ def checked_request(posted: PrintRequest, letter_id: int | None = None) -> Choic
     _one_of(posted.print_copy, PrintCopy, "print_copy", errors)
     period = None
     if letter_id is not None:
-        period = Period(date.today(), date.today())
+        period = Period(school_today(), school_today())
     elif _one_of(posted.period, ("week", "dates"), "period", errors) == "week":
         day = _day(posted.week, "week", errors)
         period = Period.week_of(day) if day else None

@@ -23,6 +23,7 @@ from hpmail.compose import service as compose_service
 from hpmail.compose.forms import DraftForm
 from hpmail.compose.richtext import sanitize_html
 from hpmail.core.forms import INVALID, InputRefused, form_again
+from hpmail.core.time import school_today
 from hpmail.core.web import admin_required, render, whole_number
 from hpmail.directory import selection as selections
 from hpmail.directory.lists import list_page_of, listing, register_list_page
@@ -85,7 +86,7 @@ def school_days(monday: date) -> list[tuple[int, date]]:
 
 def _period(doc_kind: DocumentKind, args) -> Period:
     """Return the week or the period asked by the query; raise ``PeriodRefused``."""
-    today = date.today()
+    today = school_today()
     if doc_kind == DocumentKind.TIMETABLE:
         return week_from_query(args.get("semaine"), today)
     return period_from_query(args.get("du"), args.get("au"), today)
@@ -124,7 +125,7 @@ def _document_context(
         weeks = {
             "previous": page_url(semaine=period.start - timedelta(weeks=1)),
             "next": page_url(semaine=period.start + timedelta(weeks=1)),
-            "this": page_url(semaine=Period.week_of(date.today()).start),
+            "this": page_url(semaine=Period.week_of(school_today()).start),
         }
     return {
         "doc_kind": doc_kind,
@@ -385,9 +386,9 @@ def print_dialog():
         given = {name: request.args[name] for name in DIALOG_ARGS if request.args.get(name)}
         form = PrintForm(formdata=None, data=given)
         if not form.week.data:
-            form.week.data = date.today().isoformat()
+            form.week.data = school_today().isoformat()
         if not form.start.data:
-            period = Period.week_of(date.today())
+            period = Period.week_of(school_today())
             form.start.data, form.end.data = period.start.isoformat(), period.end.isoformat()
         return _dialog(form, form.whose())
     form = PrintForm()

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import date
 
 from flask import current_app
 from flask_babel import gettext as _
 from markupsafe import escape
 from sqlalchemy import String, cast, func, literal, select
 
+from hpmail.core.time import school_today
 from hpmail.directory.models import (
     Absence,
     Internship,
@@ -184,7 +184,7 @@ def draw_letters(job: DocumentJob, items: Sequence) -> Iterator[tuple[int, objec
     gone = RenderError(_("Not in the directory any more."))
     yield from ((index, gone) for index, item in enumerate(items) if item.id not in found)
     records = [found[items[index].id] for index in present]
-    letterhead, today = current_letterhead(), date.today()
+    letterhead, today = current_letterhead(), school_today()
     drawn = render_letters(
         letter,
         records,

@@ -18,6 +18,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
+from hpmail.core.time import school_today
 from hpmail.documents.layout import Layout, LetterheadInfo
 from hpmail.documents.print_html import french_date, page_context
 from hpmail.documents.render import RenderError, html_to_pdf, in_processes
@@ -83,7 +84,7 @@ def letter_html(
     template: LetterTemplate, record: Record, letterhead: LetterheadInfo, today: date | None = None
 ) -> str:
     """Return the print HTML of the letter for ``record``, on the school's letterhead."""
-    today = today or date.today()
+    today = today or school_today()
     written = write_letter(template, record, letterhead, today)
     return letters_html([_printed(written, record)], letterhead, today)
 
@@ -174,7 +175,7 @@ def render_letters(
     The letters are written here (the sandbox needs the app context), a batch at a time while the
     processes draw the previous ones; a letter that cannot be written or drawn fails alone.
     """
-    today = today or date.today()
+    today = today or school_today()
     failed: list[tuple[int, RenderError]] = []
 
     def batches() -> Iterator[Batch]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, request, send_file, url_for
 from flask_babel import gettext as _
@@ -12,6 +11,7 @@ from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 
 from hpmail.core.forms import INVALID, InputRefused, form_again
+from hpmail.core.time import school_today
 from hpmail.core.web import render, roles_required
 from hpmail.documents import jobs, tasks
 from hpmail.documents.forms import PrintForm
@@ -146,7 +146,7 @@ def preview(category: str):
     letterhead = current_letterhead()
     try:
         draft = _draft(category, form)
-        written = write_letter(draft, record, letterhead, date.today())
+        written = write_letter(draft, record, letterhead, school_today())
     except (InputRefused, sandbox.RenderLimit) as refused:
         problems = refused.messages() if isinstance(refused, InputRefused) else [str(refused)]
         response = render("letters/edit.html", "preview", problems=problems, **context)
@@ -159,7 +159,7 @@ def preview(category: str):
         written=written,
         letterhead=letterhead,
         addressee=f"{person.first_name} {person.last_name}".strip(),
-        today=french_date(date.today()),
+        today=french_date(school_today()),
         **context,
     )
 

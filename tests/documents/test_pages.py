@@ -308,12 +308,14 @@ def test_the_plannings_menu_leads_to_the_documents(client, login_as, db):
 def test_clicking_names_in_the_list_changes_the_timetable_then_the_week_moves(
     page, sign_in_page, school
 ):
-    from datetime import date, timedelta
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
 
     from playwright.sync_api import expect
 
     alice, bruno = school["alice"], school["bruno"]
-    monday = date.today() - timedelta(days=date.today().weekday())
+    today = datetime.now(ZoneInfo("Europe/Paris")).date()  # the school's day, as the page's
+    monday = today - timedelta(days=today.weekday())
     sign_in_page("staff")
 
     page.get_by_text("Plannings").first.click()

@@ -6,12 +6,14 @@ import html
 import io
 import json
 import re
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import func, select
 
+from hpmail.documents.print_html import french_date
 from hpmail.letters.demo import load_demo_letters
 from hpmail.letters.fields import records_for
 from hpmail.letters.models import Category, LetterTemplate
@@ -150,6 +152,34 @@ def test_the_preview_writes_the_letter_for_the_first_record_or_the_one_picked(
     wrong = client.post(url, data={**data, "body": "<p>{{ nom }</p>"}, headers=HTMX)
     assert wrong.status_code == 422
     assert "Ligne 1 : un champ ou une instruction est mal écrit" in wrong.text
+
+
+class TestTheSchoolsDay:
+    """At any moment one of the two zones is on another day than a server kept in UTC."""
+
+    @pytest.fixture(params=["Pacific/Kiritimati", "Etc/GMT+12"])
+    def zone(self, request) -> str:
+        return request.param
+
+    @pytest.fixture
+    def app_config(self, app_config, zone):
+        return {**app_config, "BABEL_DEFAULT_TIMEZONE": zone}
+
+    def test_the_preview_is_dated_on_the_schools_day_whatever_the_servers(
+        self, client, login_as, make_person, zone
+    ):
+        make_person("student", last_name="Abadie", first_name="Léa")
+        login_as("staff")
+        data = {"title": "", "subject": "Le {{ date_du_jour }}", "body": "<p>{{ nom }}</p>"}
+
+        before = datetime.now(ZoneInfo(zone)).date()
+        url = "/configuration/lettres-types/apercu/students"
+        response = client.post(url, data=data, headers=HTMX)
+        after = datetime.now(ZoneInfo(zone)).date()
+
+        assert response.status_code == 200
+        written = {f"Objet : Le {french_date(day)}" in response.text for day in (before, after)}
+        assert True in written, response.text
 
 
 def test_the_pdf_preview_prints_the_letter_for_a_real_record(client, login_as, make_person):
