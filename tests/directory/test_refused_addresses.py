@@ -20,8 +20,8 @@ from hpmail.directory.selection import create_selection
 from hpmail.documents.models import DocumentJob
 from hpmail.outbox.api import UnknownMailbox
 from hpmail.outbox.attachments import read_attachment
-from tests.documents.print_fixtures import dialog, school, sender  # noqa: F401
-from tests.documents.test_document_mailing import composer, pdf_text
+from tests.documents.print_fixtures import dialog, pdf_text, school, sender  # noqa: F401
+from tests.documents.test_document_mailing import composer
 
 FR = {"Accept-Language": "fr"}
 HTMX = {"HX-Request": "true", "Accept-Language": "fr"}

@@ -1,10 +1,12 @@
 """Fixtures of the print dialog's tests: a small school, a signed-in user who may send, the
-dialog's form. Test modules import the fixtures they use from here."""
+dialog's form, and what reads the jobs and their PDFs back. Test modules import the fixtures they
+use from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pypdfium2 as pdfium
 import pytest
 from sqlalchemy import func, select
 
@@ -13,6 +15,20 @@ from hpmail.documents.models import DocumentJob, DocumentJobItem
 
 WEEK_DAY = "2026-12-09"  # the week of Monday 7 December 2026
 FR = {"Accept-Language": "fr"}
+
+
+def pdf_text(data: bytes) -> str:
+    """The text of every page, read by pdfium (pypdf takes seconds for a job of 120 pages)."""
+    pdf = pdfium.PdfDocument(data)
+    try:
+        return "\n".join(page.get_textpage().get_text_bounded() for page in pdf)
+    finally:
+        pdf.close()
+
+
+def latest_job(db) -> DocumentJob | None:
+    db.session.rollback()  # a new snapshot: the worker writes from another process
+    return db.session.scalars(select(DocumentJob).order_by(DocumentJob.id.desc())).first()
 
 
 @dataclass

@@ -9,24 +9,13 @@ import uuid
 
 import pytest
 from PIL import Image
-from pypdf import PdfReader
-from sqlalchemy import select
 
 from hpmail.directory.selection import create_selection
 from hpmail.documents.models import DocumentJob
 from hpmail.outbox.attachments import read_attachment
 from hpmail.outbox.models import Mailing
-from tests.documents.print_fixtures import FR, dialog
+from tests.documents.print_fixtures import FR, dialog, latest_job, pdf_text
 from tests.fixtures.worker import wait_until, worker_app_config
-
-
-def pdf_text(data: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
-
-
-def latest_job(db) -> DocumentJob:
-    db.session.rollback()  # a new snapshot: the worker writes from another process
-    return db.session.scalars(select(DocumentJob).order_by(DocumentJob.id.desc())).first()
 
 
 def print_to_email(client, user, people, db, **fields) -> DocumentJob:

@@ -8,7 +8,6 @@ import uuid
 import zipfile
 from datetime import timedelta
 
-import pypdfium2 as pdfium
 import pytest
 from sqlalchemy import func, select, update
 
@@ -19,17 +18,8 @@ from hpmail.directory.selection import create_selection
 from hpmail.documents import printing, tasks
 from hpmail.documents.models import DocumentJob, DocumentJobItem
 from hpmail.outbox.attachments import read_attachment
-from tests.documents.print_fixtures import FR, dialog
+from tests.documents.print_fixtures import FR, dialog, pdf_text
 from tests.fixtures.worker import wait_until, worker_app_config
-
-
-def pdf_text(data: bytes) -> str:
-    """The text of every page, read by pdfium (pypdf takes seconds for a job of 120 pages)."""
-    pdf = pdfium.PdfDocument(data)
-    try:
-        return "\n".join(page.get_textpage().get_text_bounded() for page in pdf)
-    finally:
-        pdf.close()
 
 
 def the_job(db) -> DocumentJob:

@@ -11,13 +11,11 @@ from datetime import date
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
 
 from hpmail.directory.selection import create_selection
-from hpmail.documents.models import DocumentJob
 from hpmail.outbox.attachments import read_attachment
 from hpmail.outbox.models import Mailing
-from tests.documents.print_fixtures import FR
+from tests.documents.print_fixtures import FR, latest_job, pdf_text
 from tests.fixtures.worker import wait_until, worker_app_config
 
 ABSENCES_LETTER = (
@@ -26,15 +24,6 @@ ABSENCES_LETTER = (
     "<ul>{% for absence in absences %}<li>{{ absence.date }} {{ absence.cours }}</li>"
     "{% endfor %}</ul>"
 )
-
-
-def pdf_text(data: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
-
-
-def latest_job(db) -> DocumentJob:
-    db.session.rollback()  # a new snapshot: the worker writes from another process
-    return db.session.scalars(select(DocumentJob).order_by(DocumentJob.id.desc())).first()
 
 
 def letter_dialog(**fields) -> dict:

@@ -13,6 +13,7 @@ from hpmail.documents.render import RenderError, html_to_pdf
 from hpmail.letters.fields import FIELDS, absence_records, records_for
 from hpmail.letters.models import Category
 from hpmail.letters.render import letter_pdf, render_letters
+from tests.documents.print_fixtures import pdf_text
 
 TODAY = date(2026, 12, 2)
 LETTERHEAD = LetterheadInfo(
@@ -20,9 +21,9 @@ LETTERHEAD = LetterheadInfo(
 )
 
 
-def pdf_text(pdf: bytes) -> str:
-    reader = PdfReader(io.BytesIO(pdf))
-    return " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+def pdf_words(pdf: bytes) -> str:
+    """The words of every page, one space apart."""
+    return " ".join(pdf_text(pdf).split())
 
 
 def every_field(category: str) -> str:
@@ -71,7 +72,7 @@ def test_a_person_letter_prints_every_field_of_its_category(
     make_person(kind, last_name="Autre", first_name="Personne")
     letter = make_letter(category, every_field(category), subject="Pour {{ prenom }} {{ nom }}")
     with app.test_request_context():
-        text = pdf_text(letter_pdf(letter, person, LETTERHEAD, TODAY))
+        text = pdf_words(letter_pdf(letter, person, LETTERHEAD, TODAY))
     for expected in (
         "Nom: N’Diaye",
         "Prénom: Aïssatou",
@@ -107,7 +108,7 @@ def test_an_absences_letter_prints_the_student_s_absences_and_their_total(
     letter = make_letter(Category.ABSENCES, every_field(Category.ABSENCES))
     record = absence_records([second, first])[0]
     with app.test_request_context():
-        text = pdf_text(letter_pdf(letter, record, LETTERHEAD, TODAY))
+        text = pdf_words(letter_pdf(letter, record, LETTERHEAD, TODAY))
     for expected in (
         "Nom: Øster-Cœur",
         "Promotion: L2 Droit",
@@ -157,7 +158,7 @@ def test_an_internship_letter_prints_every_field_of_the_internship(
     )
     letter = make_letter(Category.INTERNSHIPS, every_field(Category.INTERNSHIPS))
     with app.test_request_context():
-        text = pdf_text(letter_pdf(letter, internship, LETTERHEAD, TODAY))
+        text = pdf_words(letter_pdf(letter, internship, LETTERHEAD, TODAY))
     for expected in (
         "Nom: Øster-Cœur",
         "Promotion: L2 Droit",
@@ -186,7 +187,7 @@ def test_many_letters_are_drawn_together_and_each_pdf_holds_its_own_person_only(
         results = dict(render_letters(letter, people, LETTERHEAD, today=TODAY, processes=2))
     assert sorted(results) == list(range(21))
     for index, pdf in results.items():
-        text = pdf_text(pdf)
+        text = pdf_words(pdf)
         assert f"Madame, Monsieur Enseignant{index:02d}" in text
         others = [p.last_name for n, p in enumerate(people) if n != index]
         assert not any(name in text for name in others), (index, text[:200])
@@ -219,7 +220,7 @@ def test_a_letter_too_long_for_one_record_fails_alone_among_the_others(
         results = dict(render_letters(letter, records, LETTERHEAD, today=TODAY, processes=1))
     assert isinstance(results[1], RenderError)
     assert "trop longue" in str(results[1])
-    assert "Élève0" in pdf_text(results[0]) and "Élève2" in pdf_text(results[2])
+    assert "Élève0" in pdf_words(results[0]) and "Élève2" in pdf_words(results[2])
 
 
 def s_absences(app, student):
@@ -241,7 +242,7 @@ def test_a_batch_s_html_gives_each_letter_alone_when_the_batch_cannot_be_cut(
     with app.test_request_context():
         printed = [_printed(write_letter(letter, p, LETTERHEAD, TODAY), p) for p in people]
         alone = each_alone(letters_html(printed, LETTERHEAD, TODAY))
-        texts = [pdf_text(html_to_pdf(html)) for html in alone]
+        texts = [pdf_words(html_to_pdf(html)) for html in alone]
     assert len(texts) == 3
     for text, name in zip(texts, ("Alpha", "Bravo", "Charlie"), strict=True):
         assert f"Bonjour {name}" in text
