@@ -26,8 +26,7 @@ def test_admin_creates_a_school_account_and_only_authorised_users_send_with_it(
 ):
     sophie = make_user("staff", display_name="Sophie Bernard")
     julien = make_user("teacher", display_name="Julien Petit")
-    sign_in_page("admin")
-    page.goto("/configuration/comptes-etablissement")
+    sign_in_page("admin", at="/configuration/comptes-etablissement")
     page.get_by_role("heading", name="Gérer les comptes e-mails de l'établissement").wait_for()
     page.get_by_label("Libellé").fill("Vie scolaire")
     page.get_by_label("Adresse e-mail").fill("vie-scolaire@lycee.example")
@@ -86,8 +85,7 @@ def test_hovering_the_shared_icon_lists_the_other_users(
     sophie = make_user("staff", display_name="Sophie Bernard")
     julien = make_user("teacher", display_name="Julien Petit")
     account = make_account(members=[sophie, julien])
-    sign_in_page(sophie)
-    page.goto("/configuration/envoi")
+    sign_in_page(sophie, at="/configuration/envoi")
     page.get_by_role("button", name="Autres utilisateurs de ce compte").hover()
     tip = page.locator(f"#tip-{account.id}")
     tip.get_by_text("Julien Petit").wait_for()
@@ -101,8 +99,7 @@ def test_admin_unlocks_a_school_account_with_its_answer_then_ticks_a_user_and_th
 
     sophie = make_user("staff", display_name="Sophie Bernard")
     account = make_account()
-    sign_in_page("admin")
-    page.goto(f"/configuration/comptes-etablissement?compte={account.id}")
+    sign_in_page("admin", at=f"/configuration/comptes-etablissement?compte={account.id}")
     box = page.locator(f"#member-{sophie.id}").get_by_role("checkbox")
     assert box.is_disabled()  # locked until the answer is given
     page.locator("#unlock").get_by_label("Réponse secrète").fill("Baudelaire")

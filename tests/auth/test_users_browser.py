@@ -5,8 +5,7 @@ import pytest
 
 @pytest.mark.browser
 def test_admin_creates_a_user_in_the_page_and_that_user_signs_in(page, sign_in_page):
-    sign_in_page("admin")
-    page.goto("/utilisateurs")
+    sign_in_page("admin", at="/utilisateurs")
     page.click("text=Nouvel utilisateur")
     page.fill("input[name=login]", "claire.moreau")
     page.fill("input[name=display_name]", "Claire Moreau")
@@ -34,8 +33,7 @@ def test_admin_filters_users_and_links_one_to_a_person_with_suggestions(
     make_user("teacher", login="paul", display_name="Paul Durand")
     make_user("staff", login="sophie", display_name="Sophie Bernard")
     make_person("teacher", last_name="Durand", first_name="Paul")
-    sign_in_page("admin")
-    page.goto("/utilisateurs")
+    sign_in_page("admin", at="/utilisateurs")
     page.fill("input[name=q]", "durand")
     page.wait_for_function(
         "() => !document.querySelector('#user-rows').innerText.includes('Sophie')"

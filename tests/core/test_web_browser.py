@@ -22,8 +22,7 @@ def test_a_script_injected_in_a_page_is_refused_by_the_browser(page):
 
 
 def test_a_sending_limit_preset_fills_the_two_limits(page, sign_in_page):
-    sign_in_page("admin")
-    page.goto("/serveur/parametres-envoi")
+    sign_in_page("admin", at="/serveur/parametres-envoi")
     preset = page.get_by_label("Limites d'envoi")
     preset.select_option("microsoft365")
     assert page.locator("input[name=per_minute]").input_value() == "30"
@@ -47,8 +46,7 @@ def test_the_outbox_tick_all_box_ticks_every_e_mail(
             emails=[EmailSpec(to=[Address("parent@exemple.fr")])],
         )
     db.session.commit()
-    sign_in_page("admin")
-    page.goto("/serveur/file-envoi")
+    sign_in_page("admin", at="/serveur/file-envoi")
     boxes = page.locator("input[type=checkbox][name=email_id]")
     assert boxes.count() >= 2
     page.get_by_label("Tout cocher").check()

@@ -30,8 +30,9 @@ def test_admin_types_an_address_accepts_the_settings_found_and_saves_them_tested
     dns_zone.add("autoconfig.lycee-ouvert.fr. 60 IN A 127.0.0.1")
     dns_zone.add("lycee-ouvert.fr. 60 IN MX 0 lycee-ouvert-fr.mail.protection.outlook.com.")
     autoconfig_site.serve("/mail/config-v1.1.xml", PLAIN_CONFIG.format(port=smtp_server.port))
-    sign_in_page(make_user("admin", email="agnes.martin@lycee-demo.fr"))
-    page.goto("/serveur/parametres-envoi")
+    sign_in_page(
+        make_user("admin", email="agnes.martin@lycee-demo.fr"), at="/serveur/parametres-envoi"
+    )
     page.get_by_label("Nom de l'expéditeur").fill("Lycée ouvert")
     page.get_by_label("Adresse de l'expéditeur").fill("direction@lycee-ouvert.fr")
     page.get_by_role("button", name="Trouver les paramètres").click()

@@ -19,8 +19,7 @@ def test_admin_publishes_the_spf_record_given_and_checks_again(
     )
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    sign_in_page(make_user("admin"))
-    page.goto("/serveur/parametres-envoi")
+    sign_in_page(make_user("admin"), at="/serveur/parametres-envoi")
     page.get_by_role("link", name="Vérifier le SPF, le DKIM et le DMARC de ces domaines").click()
 
     lycee = page.locator("section#domain-lycee-demo\\.fr")

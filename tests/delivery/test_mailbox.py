@@ -278,8 +278,7 @@ def test_in_the_browser_the_html_part_shows_in_its_frame_and_its_script_never_ru
 ):
     send_newsletter(app.config["DEMO_MAILBOX_PORT"])
     [message] = mailbox.list_messages(running_mailbox)
-    sign_in_page("admin")
-    page.goto("/serveur/boite-de-test")
+    sign_in_page("admin", at="/serveur/boite-de-test")
     page.get_by_role("link", name="Réunion parents-professeurs").click()
     page.get_by_role("heading", name="Réunion parents-professeurs").wait_for()
     title = page.title()

@@ -20,8 +20,9 @@ def test_admin_signs_in_with_microsoft_consents_and_the_test_email_goes_by_xoaut
 ):  # fmt: skip
     oauth_application("microsoft")
     delivery_settings(transport=oauth_transport("microsoft", username="envoi@lycee-demo.fr"))
-    sign_in_page(make_user("admin", email="agnes.martin@lycee-demo.fr"))
-    page.goto("/serveur/parametres-envoi")
+    sign_in_page(
+        make_user("admin", email="agnes.martin@lycee-demo.fr"), at="/serveur/parametres-envoi"
+    )
     assert page.get_by_label("Authentification").input_value() == "microsoft"
     assert page.get_by_label("Mot de passe").is_disabled()  # no password with Microsoft 365
     page.get_by_label("Authentification").select_option("password")
@@ -62,8 +63,7 @@ def test_admin_who_refuses_at_the_provider_is_told_and_nothing_changes(
 ):
     oauth_application("google")
     delivery_settings(transport=oauth_transport("google"))
-    sign_in_page("admin")
-    page.goto("/serveur/parametres-envoi")
+    sign_in_page("admin", at="/serveur/parametres-envoi")
     page.get_by_role("button", name="Se connecter avec Google").click()
     page.get_by_role("button", name="Refuser").click()
     page.get_by_role("heading", name="Connexion refusée").wait_for()

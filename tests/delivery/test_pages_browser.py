@@ -15,8 +15,9 @@ def test_admin_sees_where_sending_fails_fixes_the_port_and_the_test_email_arrive
     page, sign_in_page, make_user, delivery_settings, make_transport, smtp_server
 ):
     delivery_settings(transport=make_transport(port=free_port(), timeout_seconds=3))
-    sign_in_page(make_user("admin", email="agnes.martin@lycee-demo.fr"))
-    page.goto("/serveur/parametres-envoi")
+    sign_in_page(
+        make_user("admin", email="agnes.martin@lycee-demo.fr"), at="/serveur/parametres-envoi"
+    )
     page.get_by_role("heading", name="Paramètres d'envoi des e-mails").wait_for()
 
     test_send = page.locator("section.test-send")
@@ -42,8 +43,7 @@ def test_admin_sees_where_sending_fails_fixes_the_port_and_the_test_email_arrive
 
 
 def test_bad_settings_are_shown_next_to_their_field_in_the_browser(page, sign_in_page):
-    sign_in_page("admin")
-    page.goto("/serveur/parametres-envoi")
+    sign_in_page("admin", at="/serveur/parametres-envoi")
     page.get_by_label("Nom de l'expéditeur").fill("Lycée")
     page.get_by_label("Adresse de l'expéditeur").fill("pas une adresse")
     page.get_by_label("Serveur SMTP").fill("smtp.lycee.fr")
@@ -56,8 +56,7 @@ def test_bad_settings_are_shown_next_to_their_field_in_the_browser(page, sign_in
 
 
 def test_admin_adds_edits_and_deletes_a_profile_from_the_table(page, sign_in_page, make_user, db):
-    sign_in_page("admin")
-    page.goto("/configuration/profils-envoi")
+    sign_in_page("admin", at="/configuration/profils-envoi")
     page.get_by_role("heading", name="Gérer les profils d'envoi d'e-mails").wait_for()
 
     creation = page.locator("#profile-new")
@@ -113,8 +112,9 @@ def test_teacher_retrieves_a_profile_in_the_workstation_settings_page_and_tests_
     )
     db.session.add(SendingProfile(name="Relais du lycée", transport=transport))
     db.session.commit()
-    teacher = sign_in_page(make_user("teacher", email="julien.petit@lycee-demo.fr"))
-    page.goto("/configuration/envoi")
+    teacher = sign_in_page(
+        make_user("teacher", email="julien.petit@lycee-demo.fr"), at="/configuration/envoi"
+    )
     fragment = page.locator(".personal-transport")
     fragment.get_by_text("L'envoi n'est pas délégué au serveur").wait_for()
 
@@ -137,8 +137,7 @@ def test_teacher_retrieves_a_profile_in_the_workstation_settings_page_and_tests_
 def test_admin_uploads_the_schools_ca_in_a_profile_row_and_a_teacher_in_their_own_form(
     page, sign_in_page, make_user, db, test_ca
 ):
-    sign_in_page("admin")
-    page.goto("/configuration/profils-envoi")
+    sign_in_page("admin", at="/configuration/profils-envoi")
     creation = page.locator("#profile-new")
     assert creation.locator('input[type="file"][name="ca_certificates"]').count() == 1
     creation.get_by_label("Nom").fill("Relais interne")
@@ -155,8 +154,7 @@ def test_admin_uploads_the_schools_ca_in_a_profile_row_and_a_teacher_in_their_ow
     server_settings().delegate = False
     db.session.commit()
     page.context.clear_cookies()
-    sign_in_page("teacher")
-    page.goto("/configuration/envoi-personnel")
+    sign_in_page("teacher", at="/configuration/envoi-personnel")
     own = page.locator("section", has_text="Mon propre serveur SMTP")
     own.get_by_label("Serveur SMTP").fill("169.254.169.254")
     own.locator('input[name="ca_certificates"]').set_input_files(test_ca.ca_file)
