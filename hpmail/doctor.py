@@ -30,8 +30,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hpmail.core.text import one_line
 from hpmail.core.time import utcnow
+from hpmail.delivery.dkim_keys import record_text
 from hpmail.extensions import db
+from hpmail.outbox.dkim import SigningKey, signature, signed_headers
 from hpmail.outbox.models import (
+    DkimKey,
+    DkimState,
     EmailState,
     Mailing,
     OutboundEmail,
@@ -39,7 +43,7 @@ from hpmail.outbox.models import (
     Transport,
     WorkerProcess,
 )
-from hpmail.outbox.secrets import instance_fernet
+from hpmail.outbox.secrets import decrypt_secret, instance_fernet
 from hpmail.queue import huey
 
 OK, WARNING, FAILURE = 0, 1, 2
@@ -251,6 +255,74 @@ def check_keys() -> tuple[int, str]:
     )
 
 
+def check_dkim() -> tuple[int, str]:
+    """Each active DKIM key signs, and its signature verifies with its own published record.
+
+    The worker sends an e-mail unsigned rather than not at all when a key fails, and only logs
+    it: here monitoring sees it.
+    """
+    keys = db.session.scalars(
+        select(DkimKey)
+        .where(DkimKey.state == DkimState.ACTIVE)
+        .order_by(DkimKey.domain, DkimKey.selector)
+    ).all()
+    if not keys:
+        return OK, "aucune clé active : les e-mails partent sans signature DKIM"
+    broken = [
+        f"{key.selector} de {key.domain} : {problem}"
+        for key in keys
+        if (problem := signing_problem(key, record_text(key))) is not None
+    ]
+    if broken:
+        return FAILURE, (
+            f"{len(broken)} clé(s) active(s) sur {len(keys)} ne signe(nt) pas, les e-mails de "
+            f"leur domaine partent sans cette signature ({'; '.join(broken[:5])}) : générez une "
+            "nouvelle clé, publiez-la et activez-la "
+            "(Serveur › Paramètres d'envoi › Domaines autorisés)"
+        )
+    return OK, f"{len(keys)} clé(s) active(s) : chacune signe, et se vérifie avec sa clé publique"
+
+
+# What ``signing_problem`` signs: an e-mail as the MIME builder writes one, to nobody.
+SAMPLE = (
+    b"From: hpmail <doctor@hpmail.invalid>\r\n"
+    b"To: <nobody@hpmail.invalid>\r\n"
+    b"Subject: DKIM\r\n"
+    b"Date: Thu, 03 Dec 2026 00:00:00 +0000\r\n"
+    b"Message-ID: <dkim-check@hpmail.invalid>\r\n"
+    b"\r\n"
+    b"hpmail doctor\r\n"
+)
+
+
+def signing_problem(key: DkimKey, record: str) -> str | None:
+    """Return why ``key`` would not sign the worker's e-mails, in French, or None if it would.
+
+    Its private key is decrypted, a sample e-mail signed as every e-mail is (``signature``) and
+    the signature verified against ``record`` (the TXT record published for the key), as a
+    recipient's server does.
+    """
+    import dkim
+
+    try:
+        private = decrypt_secret(bytes(key.private_key_encrypted)).encode("ascii")
+    except (InvalidToken, ValueError):
+        return "la clé Fernet ne déchiffre pas sa clé privée"
+    signing = SigningKey(key.domain, key.selector, key.algorithm, private)
+    try:
+        signed = signature(SAMPLE, signing, signed_headers(SAMPLE)) + SAMPLE
+    except Exception as error:  # noqa: BLE001 - dkimpy raises many kinds: each is the answer
+        return f"elle ne signe pas ({one_line(str(error))[:200] or type(error).__name__})"
+    name = f"{key.selector}._domainkey.{key.domain}"
+
+    def published(qname: bytes, timeout: float = 5) -> bytes | None:
+        return record.encode("ascii") if qname.decode().rstrip(".") == name else None
+
+    if not dkim.verify(signed, dnsfunc=published):
+        return "sa signature ne se vérifie pas avec sa clé publique"
+    return None
+
+
 def check_permissions() -> tuple[int, str]:
     """The instance folder is its owner's only (0700), its secrets and databases too (0600)."""
     instance = Path(current_app.instance_path)
@@ -338,6 +410,7 @@ CHECKS: tuple[tuple[str, Callable[[], tuple[int, str]]], ...] = (
     ("Workers", check_workers),
     ("Envoi SMTP", check_smtp),
     ("Clés", check_keys),
+    ("Signature DKIM", check_dkim),
     ("Dossier instance", check_permissions),
     ("Boîte d'envoi", check_outbox),
 )

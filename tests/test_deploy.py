@@ -185,9 +185,9 @@ def test_hpmail_flask_migrates_and_checks_an_instance_with_the_shipped_settings(
     assert upgraded.returncode == 0, upgraded.stderr
     checked = hpmail_flask("doctor")
     lines = checked.stdout.splitlines()
-    assert len(lines) == 7, checked.stdout + checked.stderr
+    assert len(lines) == 8, checked.stdout + checked.stderr
     assert lines[0].startswith("OK        Base de données : joignable (sqlite:///" + str(instance))
-    assert f"{instance} réservé à son propriétaire (700), fichiers en 600" in lines[5]
+    assert f"{instance} réservé à son propriétaire (700), fichiers en 600" in lines[6]
     # No worker ran and nothing was configured: a failure, as monitoring must see it.
     assert checked.returncode == 2
     assert "aucun worker en marche (aucun signe de vie enregistré)" in checked.stdout

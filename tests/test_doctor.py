@@ -14,7 +14,9 @@ from sqlalchemy import text
 
 from hpmail import create_app
 from hpmail.core.time import utcnow
-from hpmail.outbox.models import Mailing, OutboundEmail, WorkerProcess
+from hpmail.delivery import dkim_keys
+from hpmail.outbox.models import DkimKey, DkimState, Mailing, OutboundEmail, WorkerProcess
+from hpmail.outbox.secrets import encrypt_secret
 from tests.fixtures import backend
 from tests.fixtures.smtp import free_port
 
@@ -25,6 +27,7 @@ SUBJECTS = (
     "Workers",
     "Envoi SMTP",
     "Clés",
+    "Signature DKIM",
     "Dossier instance",
     "Boîte d'envoi",
 )
@@ -91,6 +94,7 @@ def test_a_healthy_deployment_is_all_ok_and_exits_0(healthy):
     assert "1 worker(s) en vie : web1 (pid 4242)" in lines["Workers"]
     assert "essai d'envoi réussi le " in lines["Envoi SMTP"]
     assert "réservé à son propriétaire (700)" in lines["Dossier instance"]
+    assert "aucune clé active : les e-mails partent sans signature DKIM" in lines["Signature DKIM"]
 
 
 def test_a_database_never_migrated_or_behind_the_code_is_a_failure_saying_what_to_run(healthy, db):
@@ -145,6 +149,51 @@ def test_a_fernet_key_that_did_not_encrypt_the_stored_passwords_is_a_failure(
     assert code == FAILURE
     assert lines["Clés"].startswith("ÉCHEC ")
     assert "ne déchiffre pas 1 mot(s) de passe SMTP sur 1 (smtp.rectorat.example)" in lines["Clés"]
+
+
+def active_key(domain: str, selector: str, algorithm: str, admin) -> DkimKey:
+    """A key generated as the DKIM page does, then active (its record's look-up left out)."""
+    key = dkim_keys.generate(domain, selector, algorithm, admin)
+    key.state = DkimState.ACTIVE
+    return key
+
+
+def test_each_active_dkim_key_must_sign_and_verify_or_the_doctor_names_it(healthy, db, make_user):
+    admin = make_user("admin")
+    rsa = active_key("lycee-demo.fr", "hpmail2026", "rsa", admin)
+    ed = active_key("lycee-demo.fr", "ed2026", "ed25519", admin)
+    active_key("college-demo.fr", "hpmail2026", "rsa", admin).state = DkimState.NEW
+    db.session.commit()
+    code, lines = doctor(healthy)
+    assert code == HEALTHY, lines["Signature DKIM"]
+    assert (
+        "2 clé(s) active(s) : chacune signe, et se vérifie avec sa clé publique"
+        in (lines["Signature DKIM"])
+    )
+
+    # Its private key encrypted on a machine whose fernet.key differs from this one's.
+    rsa.private_key_encrypted = Fernet(Fernet.generate_key()).encrypt(b"-----BEGIN")
+    # Its record published for another key (the admin pasted an old one).
+    ed.public_key = active_key("lycee-demo.fr", "autre", "ed25519", admin).public_key
+    db.session.commit()
+    code, lines = doctor(healthy)
+    assert code == FAILURE
+    line = lines["Signature DKIM"]
+    assert line.startswith("ÉCHEC ")
+    assert "2 clé(s) active(s) sur 3 ne signe(nt) pas" in line
+    assert "hpmail2026 de lycee-demo.fr : la clé Fernet ne déchiffre pas sa clé privée" in line
+    assert "ed2026 de lycee-demo.fr : sa signature ne se vérifie pas avec sa clé publique" in line
+    assert "(Serveur › Paramètres d'envoi › Domaines autorisés)" in line
+    assert lines["Clés"].startswith("OK ")  # the other checks still ran
+
+
+def test_a_dkim_key_that_cannot_sign_is_a_failure_with_the_reason(healthy, db, make_user):
+    key = active_key("lycee-demo.fr", "hpmail2026", "rsa", make_user("admin"))
+    key.private_key_encrypted = encrypt_secret("not a private key")
+    db.session.commit()
+    code, lines = doctor(healthy)
+    assert code == FAILURE
+    assert "hpmail2026 de lycee-demo.fr : elle ne signe pas (" in lines["Signature DKIM"]
 
 
 def test_smtp_settings_never_tested_are_a_warning_until_a_test_send_succeeds_again(

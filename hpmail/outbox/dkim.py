@@ -162,23 +162,11 @@ def sign(message: bytes, keys: list[SigningKey]) -> bytes:
     """
     if not keys:
         return message
-    import dkim  # dkimpy and PyNaCl (~40 ms): imported by the first e-mail a process signs
-
     include = signed_headers(message)
     signatures = []
     for key in keys:
         try:
-            signatures.append(
-                dkim.sign(
-                    message,
-                    key.selector.encode("ascii"),
-                    key.domain.encode("ascii"),
-                    key.private_key,
-                    canonicalize=CANONICALIZATION,
-                    signature_algorithm=ALGORITHM_NAMES[key.algorithm],
-                    include_headers=include,
-                )
-            )
+            signatures.append(signature(message, key, include))
         except Exception:  # noqa: BLE001 - a key that cannot sign never holds the e-mail back
             log.exception(
                 "the DKIM key %s of %s cannot sign: the e-mail goes without its signature",
@@ -186,3 +174,18 @@ def sign(message: bytes, keys: list[SigningKey]) -> bytes:
                 key.domain,
             )
     return b"".join(signatures) + message
+
+
+def signature(message: bytes, key: SigningKey, include: list[bytes]) -> bytes:
+    """Return the DKIM-Signature field of ``key`` for ``message``; raise if it cannot sign."""
+    import dkim  # dkimpy and PyNaCl (~40 ms): imported by the first e-mail a process signs
+
+    return dkim.sign(
+        message,
+        key.selector.encode("ascii"),
+        key.domain.encode("ascii"),
+        key.private_key,
+        canonicalize=CANONICALIZATION,
+        signature_algorithm=ALGORITHM_NAMES[key.algorithm],
+        include_headers=include,
+    )
