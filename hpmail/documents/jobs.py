@@ -122,7 +122,8 @@ def checked_request(posted: PrintRequest, letter_id: int | None = None) -> Choic
     _one_of(posted.print_copy, PrintCopy, "print_copy", errors)
     period = None
     if letter_id is not None:
-        period = Period(school_today(), school_today())
+        today = school_today()
+        period = Period(today, today)
     elif _one_of(posted.period, ("week", "dates"), "period", errors) == "week":
         day = _day(posted.week, "week", errors)
         period = Period.week_of(day) if day else None

@@ -143,10 +143,10 @@ def preview(category: str):
     context = {"category": category, "record": record}
     if record is None:
         return render("letters/edit.html", "preview", **context)
-    letterhead = current_letterhead()
+    letterhead, today = current_letterhead(), school_today()
     try:
         draft = _draft(category, form)
-        written = write_letter(draft, record, letterhead, school_today())
+        written = write_letter(draft, record, letterhead, today)
     except (InputRefused, sandbox.RenderLimit) as refused:
         problems = refused.messages() if isinstance(refused, InputRefused) else [str(refused)]
         response = render("letters/edit.html", "preview", problems=problems, **context)
@@ -159,7 +159,7 @@ def preview(category: str):
         written=written,
         letterhead=letterhead,
         addressee=f"{person.first_name} {person.last_name}".strip(),
-        today=french_date(school_today()),
+        today=french_date(today),
         **context,
     )
 
