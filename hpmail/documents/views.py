@@ -385,10 +385,11 @@ def print_dialog():
         # starts from the form's defaults.
         given = {name: request.args[name] for name in DIALOG_ARGS if request.args.get(name)}
         form = PrintForm(formdata=None, data=given)
+        today = school_today()
         if not form.week.data:
-            form.week.data = school_today().isoformat()
+            form.week.data = today.isoformat()
         if not form.start.data:
-            period = Period.week_of(school_today())
+            period = Period.week_of(today)
             form.start.data, form.end.data = period.start.isoformat(), period.end.isoformat()
         return _dialog(form, form.whose())
     form = PrintForm()

@@ -308,13 +308,14 @@ def test_the_plannings_menu_leads_to_the_documents(client, login_as, db):
 def test_clicking_names_in_the_list_changes_the_timetable_then_the_week_moves(
     page, sign_in_page, school
 ):
-    from datetime import datetime, timedelta
-    from zoneinfo import ZoneInfo
+    from datetime import timedelta
 
     from playwright.sync_api import expect
 
+    from hpmail.core.time import school_today
+
     alice, bruno = school["alice"], school["bruno"]
-    today = datetime.now(ZoneInfo("Europe/Paris")).date()  # the school's day, as the page's
+    today = school_today()  # the day the page opens on (tests/core/test_time.py tests it)
     monday = today - timedelta(days=today.weekday())
     sign_in_page("staff")
 
