@@ -39,14 +39,16 @@ def queued_mailing(db, make_transport, count: int):
 
 def claimed_rows(db, make_transport, holders: list[str | None], created_ago=timedelta(0)):
     """Write one e-mail per holder, claimed by it (one attempt, a lease of 5 minutes)."""
-    mailing = queued_mailing(db, make_transport, len(holders))
+    emails = list(queued_mailing(db, make_transport, len(holders)).emails)
     now = utcnow()
-    for email, holder in zip(mailing.emails, holders, strict=True):
+    for email, holder in zip(emails, holders, strict=True):
         email.state, email.claimed_by, email.attempts = EmailState.SENDING, holder, 1
         email.lease_until = now + timedelta(minutes=5)
         email.created_at = now - created_ago
     db.session.commit()
-    return [email.id for email in mailing.emails]
+    # In the holders' order: read again after the commit, the mailing's e-mails come in the
+    # database's order, which PostgreSQL changes when it updates rows.
+    return [email.id for email in emails]
 
 
 def worker_seen(db, worker_id: str, ago: float) -> None:
@@ -129,11 +131,11 @@ def test_a_worker_gives_back_only_the_rows_it_holds(db, make_transport):
 
 def queued_rows(db, make_transport, count: int, ago: timedelta) -> list[int]:
     """Write ``count`` queued e-mails whose task was enqueued ``ago``, and no task for them."""
-    mailing = queued_mailing(db, make_transport, count)
-    for email in mailing.emails:
+    emails = list(queued_mailing(db, make_transport, count).emails)
+    for email in emails:
         email.next_attempt_at = utcnow() - ago
     db.session.commit()
-    return [email.id for email in mailing.emails]
+    return [email.id for email in emails]
 
 
 def test_queued_rows_behind_a_backlog_wait_and_are_enqueued_again_once_the_queue_is_empty(
