@@ -205,7 +205,7 @@ def states_of_emails(mailing_id: int | None = None) -> dict[str, str]:
 @backend.needs_postgres
 @pytest.mark.worker
 def test_a_running_school_moves_to_postgresql_and_only_its_pending_mailing_is_sent_after(
-    installation, target, smtp_server
+    installation, target, smtp_server, launcher
 ):
     school = installation(demo=True)
     with school.app_context():
@@ -270,7 +270,7 @@ def test_a_running_school_moves_to_postgresql_and_only_its_pending_mailing_is_se
         }
     )
     settings = {**delivery, "SQLALCHEMY_DATABASE_URI": target}
-    worker = Worker(moved.instance_path, settings).start()
+    worker = Worker(launcher, moved.instance_path, settings).start()
     try:
         worker.wait_ready()
         with moved.app_context():

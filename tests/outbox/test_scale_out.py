@@ -30,6 +30,7 @@ from hpmail.outbox.attachments import store_attachment
 from hpmail.outbox.models import EmailState, OutboundEmail
 from hpmail.outbox.tasks import sweep
 from tests.fixtures.backend import needs_postgres
+from tests.fixtures.launcher import Launcher
 from tests.fixtures.smtp import free_port
 from tests.fixtures.worker import WORKER_SETTINGS, Worker, wait_until, worker_app_config
 
@@ -121,15 +122,18 @@ def app_config(tmp_path, own_redis):
 class Machine:
     """Two consumer processes on an instance folder of their own."""
 
-    def __init__(self, name: str, folder, settings: dict) -> None:
+    def __init__(self, launcher: Launcher, name: str, folder, settings: dict) -> None:
         folder.mkdir()
+        self.launcher = launcher
         self.name = name
         self.folder = str(folder)
         self.settings = settings
         self.workers: list[Worker] = []
 
     def start(self) -> Machine:
-        self.workers += [Worker(self.folder, self.settings).start() for _ in range(2)]
+        self.workers += [
+            Worker(self.launcher, self.folder, self.settings).start() for _ in range(2)
+        ]
         return self
 
     def wait_ready(self) -> None:
@@ -152,7 +156,7 @@ class Machine:
                 worker.process.wait(10)
             except subprocess.TimeoutExpired:
                 worker.kill()
-            worker.stop()  # closes its log
+            worker.stop()
 
     def log_text(self) -> str:
         return "".join(worker.log_text() for worker in self.workers)
@@ -189,11 +193,14 @@ def message_ids(server) -> collections.Counter:
 
 
 def test_ten_thousand_emails_through_two_machines_arrive_once_despite_a_killed_machine_and_a_redis_restart(  # noqa: E501
-    app, db, tmp_path, smtp_server, delivery_settings, own_redis
+    app, db, tmp_path, smtp_server, delivery_settings, own_redis, launcher
 ):
     delivery_settings(smtp_server)
     settings = shared_settings(app)
-    machines = [Machine(name, tmp_path / f"machine-{name}", settings) for name in ("alpha", "beta")]
+    machines = [
+        Machine(launcher, name, tmp_path / f"machine-{name}", settings)
+        for name in ("alpha", "beta")
+    ]
     timings = {}
     started = time.monotonic()
     try:
