@@ -85,6 +85,11 @@ def app_config(tmp_path) -> dict:
         "HUEY_IMMEDIATE": True,
         "SERVER_NAME": None,
         "DISCOVERY_AUTOCONFIG_URLS": [],
+        # Print jobs run in the request here (HUEY_IMMEDIATE): drawn in this process, they skip a
+        # pool of two forked processes per job, each loading the fonts again. The pool is tested
+        # by tests/documents/test_render.py, tests/letters/test_render.py and every worker test
+        # that prints (a real consumer keeps the default of two processes).
+        "DOCUMENT_RENDER_PROCESSES": 1,
     }
 
 
