@@ -385,27 +385,61 @@ def pytest_runtest_makereport(item, call):
 
 
 def deal_slow_tests(items) -> None:
-    """Under pytest-xdist, start each process's share of the suite with its part of the slow tests.
+    """Under pytest-xdist, deal the slow tests out among the processes, spread over their runs.
 
     worksteal gives each process an equal run of the collection and lets an idle process take
     the second half of another's queue. The tests that wait on a real consumer or drive the
     browser (seconds each) were together, in a few files: one process ran them one after the
     other while the others, done, had nothing left to take. Dealt out like cards at the head of
-    each run, they wait at the same time as the others compute, and the runs end with short tests.
+    each run, every process then waited at the same time, on neighbouring tests that wait alike
+    (the heartbeats' 20 s), and the cores idled for 15 s. Now each process takes a run of the
+    consumers' tests (mostly waiting) and one of the browser tests (mostly computing), takes
+    them in turn, spread over the first two thirds of its run, each process a step behind the
+    one before: while one waits, the others compute. The runs still end with short tests, the
+    ones worksteal moves.
     """
     processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if processes < 2:
         return
-    slow = [item for item in items if slowness(item) < 2]
-    slow.sort(key=slowness)  # the consumers' tests first: they wait the longest
-    slow_ids = {id(item) for item in slow}
-    fast = iter([item for item in items if id(item) not in slow_ids])
+    consumers, browsers, others = [], [], []
+    for item in items:
+        (consumers, browsers, others)[slowness(item)].append(item)
+    fast = iter(others)
     ordered = []
     remaining = len(items)
     for process in range(processes):
         share = remaining // (processes - process)  # what worksteal's first round sends it
-        run = slow[process::processes]
-        run += [next(fast) for _ in range(share - len(run))]
-        ordered += run
+        its_slow = alternate(
+            share_of(consumers, process, processes), share_of(browsers, process, processes)
+        )
+        its_fast = [next(fast) for _ in range(share - len(its_slow))]
+        ordered += spread(its_slow, its_fast, over=2 / 3, phase=process / processes)
         remaining -= share
     items[:] = ordered
+
+
+def share_of(items: list, process: int, processes: int) -> list:
+    """Return the process's run of ``items``, in order: neighbours (often alike) stay together."""
+    return items[len(items) * process // processes : len(items) * (process + 1) // processes]
+
+
+def alternate(first: list, second: list) -> list:
+    """Return the items of both lists taken in turn, the rest of the longer one at the end."""
+    merged = [item for pair in zip(first, second, strict=False) for item in pair]
+    shorter = min(len(first), len(second))
+    return merged + first[shorter:] + second[shorter:]
+
+
+def spread(few: list, many: list, *, over: float, phase: float = 0) -> list:
+    """Return ``many`` with ``few`` put in at even steps over its first ``over`` part, in order.
+
+    ``phase`` (from 0 to 1) moves every one of them that part of a step later.
+    """
+    step = len(many) * over / max(len(few), 1)
+    merged, taken = [], 0
+    for index, item in enumerate(few):
+        upto = max(taken, round((index + phase) * step))
+        merged += many[taken:upto]
+        taken = upto
+        merged.append(item)
+    return merged + many[taken:]
