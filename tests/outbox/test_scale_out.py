@@ -156,7 +156,6 @@ class Machine:
                 worker.process.wait(10)
             except subprocess.TimeoutExpired:
                 worker.kill()
-            worker.stop()
 
     def log_text(self) -> str:
         return "".join(worker.log_text() for worker in self.workers)
